@@ -1,0 +1,140 @@
+//! `connect-link`: `POST /api/telegram/connect-link`.
+//!
+//! A signed-in app user (app JWT) gets a one-time `https://t.me/<bot>?start=<token>` link.
+//! The token is 32 random bytes (43 base64url characters, within Telegram's 64-character
+//! `start` limit), stored only as its SHA-256 with a lifetime of `CONNECT_TOKEN_TTL_SEC`. The
+//! webhook consumes it exactly once.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lambda_http::{Body, Request, Response, http::StatusCode};
+use serde::Serialize;
+use tglink_shared::{
+    auth::JwtVerifier,
+    config::{ConfigError, positive_or, required},
+    http::{Problem, json, route_path},
+    routes::{Route, resolve},
+    runtime::{Function, Startup, StartupError},
+    store::{ConnectTokenRecord, ConnectTokens},
+    time::UnixTime,
+    token::OneTimeToken,
+};
+
+pub const ROUTES: &[Route] = &[Route::new("POST", "/api/telegram/connect-link")];
+
+/// Default `CONNECT_TOKEN_TTL_SEC`.
+pub const DEFAULT_TTL_SECS: u64 = 600;
+
+pub struct ConnectLink {
+    pub auth: JwtVerifier,
+    pub tokens: Arc<dyn ConnectTokens>,
+    pub bot_username: BotUsername,
+    pub ttl_secs: u64,
+}
+
+/// A Telegram bot username (5–32 of `[A-Za-z0-9_]`, a leading `@` dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotUsername(String);
+
+impl BotUsername {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let name = raw.trim().trim_start_matches('@');
+        let valid = (5..=32).contains(&name.len())
+            && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+        if !valid {
+            return Err(ConfigError::new(
+                "TELEGRAM_BOT_USERNAME",
+                "is malformed: expected 5-32 letters, digits or underscores",
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConnectLinkCreated {
+    pub token: String,
+    pub url: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+#[async_trait]
+impl Function for ConnectLink {
+    async fn build(startup: &Startup) -> Result<Self, StartupError> {
+        let env = startup.env();
+        let bot_username = BotUsername::parse(&required(env, "TELEGRAM_BOT_USERNAME")?)?;
+        let ttl_secs = positive_or(env, "CONNECT_TOKEN_TTL_SEC", DEFAULT_TTL_SECS)?;
+        Ok(Self {
+            auth: startup.jwt()?,
+            tokens: startup.store().await?.connect_tokens(),
+            bot_username,
+            ttl_secs,
+        })
+    }
+
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
+    async fn handle(&self, req: Request) -> Response<Body> {
+        handle(self, req).await
+    }
+}
+
+pub async fn handle(deps: &ConnectLink, req: Request) -> Response<Body> {
+    match resolve(ROUTES, req.method(), route_path(&req)) {
+        Ok(_) => create(deps, &req)
+            .await
+            .unwrap_or_else(Problem::into_response),
+        Err(true) => Problem::method_not_allowed().into_response(),
+        Err(false) => Problem::not_found().into_response(),
+    }
+}
+
+async fn create(deps: &ConnectLink, req: &Request) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let token = OneTimeToken::mint();
+    let now = UnixTime::now();
+    let expires_at = now.plus_secs(deps.ttl_secs);
+    deps.tokens
+        .insert(&ConnectTokenRecord {
+            hash: token.hash(),
+            user_id: user.user_id.clone(),
+            created_at: now,
+            expires_at,
+        })
+        .await?;
+    tracing::info!(user_id = %user.user_id, expires_at = expires_at.secs(), "connect link minted");
+    let url = format!(
+        "https://t.me/{}?start={}",
+        deps.bot_username.as_str(),
+        token.expose()
+    );
+    Ok(json(
+        StatusCode::CREATED,
+        &ConnectLinkCreated {
+            token: token.expose().to_owned(),
+            url,
+            expires_at: expires_at.secs(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bot_username_validation() {
+        assert_eq!(BotUsername::parse("@my_bot").unwrap().as_str(), "my_bot");
+        assert!(BotUsername::parse("ab").is_err());
+        assert!(BotUsername::parse("bad-name").is_err());
+        assert!(BotUsername::parse(&"a".repeat(33)).is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! `local-api`: one process that serves every tglink function by route, on the embedded
+//! default (SQLite + a local master key under `.data/`), or on DynamoDB/KMS when
+//! `TGLINK_STORE=dynamodb` / `TGLINK_SEALER=kms` (e.g. against moto).
+//!
+//! The handlers are exactly the ones Lambda runs: a request is converted to a
+//! `lambda_http::Request`, dispatched to the function owning the route, and the response is
+//! converted back. Later functions plug in with one line in [`LocalApi::build`].
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+
+use axum::{Router, extract::State};
+use lambda_http::{Body, Request, Response};
+use tglink_shared::{
+    auth::{DevClaims, sign_hs256},
+    config::{ConfigError, Env, JwtConfig, JwtKey, Layered, MapEnv, Platform},
+    files::create_private_once,
+    http::{MAX_BODY_BYTES, Problem, route_path},
+    runtime::{Function, Startup, StartupError},
+    token::OneTimeToken,
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
+
+/// Every function, routed by path.
+pub struct LocalApi {
+    functions: Vec<Arc<dyn Function>>,
+}
+
+impl LocalApi {
+    pub async fn build(startup: &Startup) -> Result<Self, StartupError> {
+        let functions: Vec<Arc<dyn Function>> =
+            vec![Arc::new(connect_link::ConnectLink::build(startup).await?)];
+        Ok(Self { functions })
+    }
+
+    /// The function whose routes include the request path answers (405 for a wrong method is
+    /// its business); an unknown path is a 404 problem.
+    pub async fn dispatch(&self, req: Request) -> Response<Body> {
+        let path = route_path(&req).to_owned();
+        let owner = self
+            .functions
+            .iter()
+            .find(|f| f.routes().iter().any(|r| r.matches_path(&path)));
+        match owner {
+            Some(function) => function.handle(req).await,
+            None => Problem::not_found().into_response(),
+        }
+    }
+}
+
+/// The local environment: the process environment first, then development defaults, with
+/// development secrets generated once into `<data dir>/dev-secrets.json` (mode 0600).
+pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
+    let data_dir = data_dir(process.as_ref());
+    let secrets_path = data_dir.join("dev-secrets.json");
+    let fresh = serde_json::json!({
+        "APP_JWT_SECRET": OneTimeToken::mint().expose(),
+        "TELEGRAM_WEBHOOK_SECRET": OneTimeToken::mint().expose(),
+        "REGISTRATION_CALLBACK_SECRET": OneTimeToken::mint().expose(),
+    });
+    let io = |e: std::io::Error| {
+        ConfigError::new(
+            "TGLINK_SQLITE_PATH",
+            format_args!("directory {} is not usable: {e}", data_dir.display()),
+        )
+    };
+    create_private_once(&secrets_path, fresh.to_string().as_bytes()).map_err(io)?;
+    let stored: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&secrets_path).map_err(io)?).map_err(|_| {
+            ConfigError::new(
+                "TGLINK_SQLITE_PATH",
+                format_args!(
+                    "{} is not valid JSON; delete it to regenerate",
+                    secrets_path.display()
+                ),
+            )
+        })?;
+
+    let listen = process
+        .var("LISTEN_ADDR")
+        .unwrap_or_else(|| DEFAULT_LISTEN_ADDR.to_owned());
+    let mut defaults = MapEnv::new()
+        .with("APP_JWT_ISSUER", "tglink-local")
+        .with("APP_JWT_AUDIENCE", "tglink-local")
+        .with("TELEGRAM_BOT_USERNAME", "tglink_dev_bot")
+        .with("BACKEND_URL", format!("http://{listen}"));
+    for (name, value) in &stored {
+        if let Some(value) = value.as_str() {
+            defaults.set(name, value);
+        }
+    }
+    if process.var("APP_JWT_PUBLIC_KEY").is_some() {
+        defaults.remove("APP_JWT_SECRET");
+    }
+    Ok(Arc::new(Layered {
+        top: process,
+        base: defaults,
+    }))
+}
+
+/// `.data/` by default: the directory of `TGLINK_SQLITE_PATH`.
+pub fn data_dir(env: &dyn Env) -> PathBuf {
+    let db: PathBuf = env
+        .var("TGLINK_SQLITE_PATH")
+        .unwrap_or_else(|| ".data/tglink.db".to_owned())
+        .into();
+    match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The axum router: every request goes through [`LocalApi::dispatch`].
+pub fn router(api: Arc<LocalApi>) -> Router {
+    Router::new().fallback(serve_one).with_state(api)
+}
+
+async fn serve_one(
+    State(api): State<Arc<LocalApi>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_owned();
+    let response = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            let body = if bytes.is_empty() {
+                Body::Empty
+            } else {
+                Body::Binary(bytes.to_vec())
+            };
+            api.dispatch(http::Request::from_parts(parts, body)).await
+        }
+        Err(_) => Problem::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+        )
+        .detail(format!(
+            "request bodies are limited to {MAX_BODY_BYTES} bytes"
+        ))
+        .into_response(),
+    };
+    // Path only: query strings may carry secrets.
+    tracing::info!(%method, path = %path, status = response.status().as_u16(), "request");
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Text(text) => text.into_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// A running local API (used by `main` and by in-process tests).
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, finishes in-flight requests, and waits for the server to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: String, error: std::io::Error },
+}
+
+/// Builds every function from `env` and serves them on `listen` (port 0 picks a free port).
+pub async fn start(env: Arc<dyn Env>, listen: &str) -> Result<Running, StartError> {
+    let startup = Startup::new(env, Platform::Local).await?;
+    let api = Arc::new(LocalApi::build(&startup).await?);
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|error| StartError::Listen {
+            addr: listen.to_owned(),
+            error,
+        })?;
+    let addr = listener.local_addr().map_err(|error| StartError::Listen {
+        addr: listen.to_owned(),
+        error,
+    })?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, api, async {
+        let _ = rx.await;
+    }));
+    Ok(Running {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<LocalApi>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(api))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A development JWT for `user_id` (24 hours), when the app JWT key is an HS256 secret.
+pub fn dev_jwt(env: &dyn Env, user_id: &str) -> Option<String> {
+    let config = JwtConfig::from_env(env).ok()?;
+    match &config.key {
+        JwtKey::Secret(secret) => Some(sign_hs256(
+            secret,
+            &DevClaims::new(user_id, &config, 86_400),
+        )),
+        JwtKey::PublicKey { .. } => None,
+    }
+}
+
+/// What `make run` prints: where it listens, a dev JWT and a working `curl`.
+pub fn banner(env: &dyn Env, running: &Running) -> String {
+    let base = running.base_url();
+    let mut out = format!("tglink local API listening on {base}\n");
+    out.push_str(&format!("data directory: {}\n", data_dir(env).display()));
+    match dev_jwt(env, "dev-user") {
+        Some(jwt) => {
+            out.push_str("\nDev JWT for user \"dev-user\" (valid 24 h):\n");
+            out.push_str(&format!("export TGLINK_JWT={jwt}\n"));
+            out.push_str("\nMint a connect link:\n");
+            out.push_str(&format!(
+                "curl -s -X POST {base}/api/telegram/connect-link -H \"Authorization: Bearer $TGLINK_JWT\"\n"
+            ));
+        }
+        None => out.push_str("APP_JWT_PUBLIC_KEY is set: use a JWT from your identity provider.\n"),
+    }
+    out
+}

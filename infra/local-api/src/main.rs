@@ -1,0 +1,38 @@
+use std::{process::ExitCode, sync::Arc};
+
+use tglink_shared::config::{Env, ProcessEnv};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tglink_shared::logging::init();
+    let env = match local_api::local_env(Arc::new(ProcessEnv)) {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listen = env
+        .var("LISTEN_ADDR")
+        .unwrap_or_else(|| local_api::DEFAULT_LISTEN_ADDR.to_owned());
+    let running = match local_api::start(env.clone(), &listen).await {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", local_api::banner(env.as_ref(), &running));
+    wait_for_signal().await;
+    running.stop().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

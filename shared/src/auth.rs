@@ -1,0 +1,376 @@
+//! App-user authentication: a JWT issued by the host application.
+//!
+//! HS256 with a shared secret, or RS256/ES256/EdDSA with a public key. The algorithm is pinned
+//! by configuration (never taken from the token header), `exp`, `iss`, `aud` and `sub` are
+//! required, and `sub` is the user id. Handlers get an [`AppUser`] only from
+//! [`JwtVerifier::authenticate`], so the user id can never come from a body or query.
+
+use http::StatusCode;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use lambda_http::Request;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    config::{ConfigError, JwtConfig, JwtKey},
+    http::{Problem, bearer_token},
+    ids::UserId,
+};
+
+/// Clock skew tolerated on `exp`/`nbf`, in seconds.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// The role claim value that grants the admin endpoints.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// A verified app user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppUser {
+    pub user_id: UserId,
+    pub email: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl AppUser {
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == ADMIN_ROLE)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("token expired")]
+    Expired,
+    #[error("token invalid: {0}")]
+    Invalid(&'static str),
+}
+
+impl From<AuthError> for Problem {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Missing => Problem::unauthorized(
+                "auth_required",
+                "send an app JWT as Authorization: Bearer <token>",
+            ),
+            AuthError::Expired => Problem::unauthorized("token_expired", "the app JWT has expired"),
+            AuthError::Invalid(why) => {
+                Problem::unauthorized("token_invalid", format!("the app JWT is not valid: {why}"))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// Verifies app JWTs. Built once per cold start.
+pub struct JwtVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl JwtVerifier {
+    pub fn new(config: &JwtConfig) -> Result<Self, ConfigError> {
+        let (key, algorithm) = match &config.key {
+            JwtKey::Secret(secret) => (
+                DecodingKey::from_secret(secret.as_bytes()),
+                Algorithm::HS256,
+            ),
+            JwtKey::PublicKey { pem, algorithm } => public_key(pem, algorithm.as_deref())?,
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        Ok(Self { key, validation })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<AppUser, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
+            |e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::InvalidSignature => AuthError::Invalid("bad signature"),
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    AuthError::Invalid("algorithm not accepted")
+                }
+                ErrorKind::InvalidIssuer => AuthError::Invalid("wrong issuer"),
+                ErrorKind::InvalidAudience => AuthError::Invalid("wrong audience"),
+                ErrorKind::ImmatureSignature => AuthError::Invalid("not valid yet"),
+                ErrorKind::MissingRequiredClaim(_) => {
+                    AuthError::Invalid("a required claim is missing")
+                }
+                _ => AuthError::Invalid("malformed"),
+            },
+        )?;
+        let user_id = UserId::parse(&data.claims.sub).map_err(|_| AuthError::Invalid("bad sub"))?;
+        Ok(AppUser {
+            user_id,
+            email: data.claims.email,
+            roles: data.claims.roles,
+        })
+    }
+
+    /// The verified user of a request's `Authorization: Bearer` JWT, or a 401 problem.
+    pub fn authenticate(&self, req: &Request) -> Result<AppUser, Problem> {
+        let token = bearer_token(req).ok_or(AuthError::Missing)?;
+        Ok(self.verify(token)?)
+    }
+
+    /// Like [`authenticate`](Self::authenticate), and the user must hold the admin role.
+    pub fn authenticate_admin(&self, req: &Request) -> Result<AppUser, Problem> {
+        let user = self.authenticate(req)?;
+        if !user.is_admin() {
+            return Err(
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
+                    .detail("this endpoint needs the admin role"),
+            );
+        }
+        Ok(user)
+    }
+}
+
+fn public_key(pem: &str, pinned: Option<&str>) -> Result<(DecodingKey, Algorithm), ConfigError> {
+    let bad = |why: &str| ConfigError::new("APP_JWT_PUBLIC_KEY", why);
+    let pem = pem.as_bytes();
+    if let Some(name) = pinned {
+        let algorithm: Algorithm = name.parse().map_err(|_| {
+            ConfigError::new("APP_JWT_ALGORITHM", "is malformed: unknown algorithm")
+        })?;
+        let key = match algorithm {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => DecodingKey::from_rsa_pem(pem),
+            Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
+            Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
+            _ => {
+                return Err(ConfigError::new(
+                    "APP_JWT_ALGORITHM",
+                    "must be an asymmetric algorithm when APP_JWT_PUBLIC_KEY is set",
+                ));
+            }
+        }
+        .map_err(|_| bad("is not a PEM public key of the APP_JWT_ALGORITHM type"))?;
+        return Ok((key, algorithm));
+    }
+    if let Ok(key) = DecodingKey::from_ed_pem(pem) {
+        return Ok((key, Algorithm::EdDSA));
+    }
+    if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+        return Ok((key, Algorithm::ES256));
+    }
+    if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+        return Ok((key, Algorithm::RS256));
+    }
+    Err(bad("is not an RSA, EC P-256 or Ed25519 PEM public key"))
+}
+
+/// Claims for issuing tokens in development and tests (the host application issues them in
+/// production).
+#[derive(Debug, Clone, Serialize)]
+pub struct DevClaims {
+    pub sub: String,
+    pub iss: String,
+    pub aud: String,
+    pub exp: u64,
+    pub iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+impl DevClaims {
+    pub fn new(sub: &str, config: &JwtConfig, valid_for_secs: u64) -> Self {
+        let now = jsonwebtoken::get_current_timestamp();
+        Self {
+            sub: sub.to_owned(),
+            iss: config.issuer.clone(),
+            aud: config.audience.clone(),
+            exp: now + valid_for_secs,
+            iat: now,
+            email: None,
+            roles: Vec::new(),
+        }
+    }
+}
+
+/// Signs `claims` with an HS256 secret.
+pub fn sign_hs256(secret: &str, claims: &DevClaims) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing with an in-memory secret cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
+    const SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!!";
+
+    fn config() -> JwtConfig {
+        JwtConfig {
+            key: JwtKey::Secret(SECRET.into()),
+            issuer: "https://app.example".into(),
+            audience: "tglink".into(),
+        }
+    }
+
+    fn verifier() -> JwtVerifier {
+        JwtVerifier::new(&config()).unwrap()
+    }
+
+    #[test]
+    fn accepts_a_valid_token_and_takes_sub_as_user_id() {
+        let mut claims = DevClaims::new("user-42", &config(), 300);
+        claims.roles = vec!["admin".into()];
+        claims.email = Some("a@example.com".into());
+        let user = verifier().verify(&sign_hs256(SECRET, &claims)).unwrap();
+        assert_eq!(user.user_id.as_str(), "user-42");
+        assert!(user.is_admin());
+        assert_eq!(user.email.as_deref(), Some("a@example.com"));
+    }
+
+    #[test]
+    fn rejects_alg_none() {
+        let claims = DevClaims::new("user-42", &config(), 300);
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+        for token in [format!("{header}.{body}."), format!("{header}.{body}")] {
+            assert!(matches!(
+                verifier().verify(&token),
+                Err(AuthError::Invalid(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_algorithm() {
+        let claims = DevClaims::new("user-42", &config(), 300);
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS384),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(
+            verifier().verify(&token),
+            Err(AuthError::Invalid("algorithm not accepted"))
+        );
+    }
+
+    #[test]
+    fn rejects_expired_beyond_leeway_but_accepts_within() {
+        let mut claims = DevClaims::new("user-42", &config(), 0);
+        claims.exp -= LEEWAY_SECS + 5;
+        assert_eq!(
+            verifier().verify(&sign_hs256(SECRET, &claims)),
+            Err(AuthError::Expired)
+        );
+        let mut claims = DevClaims::new("user-42", &config(), 0);
+        claims.exp -= LEEWAY_SECS / 2;
+        assert!(verifier().verify(&sign_hs256(SECRET, &claims)).is_ok());
+    }
+
+    #[test]
+    fn rejects_wrong_audience_and_issuer() {
+        let mut claims = DevClaims::new("user-42", &config(), 300);
+        claims.aud = "someone-else".into();
+        assert_eq!(
+            verifier().verify(&sign_hs256(SECRET, &claims)),
+            Err(AuthError::Invalid("wrong audience"))
+        );
+        let mut claims = DevClaims::new("user-42", &config(), 300);
+        claims.iss = "https://evil.example".into();
+        assert_eq!(
+            verifier().verify(&sign_hs256(SECRET, &claims)),
+            Err(AuthError::Invalid("wrong issuer"))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_signature() {
+        let claims = DevClaims::new("user-42", &config(), 300);
+        let token = sign_hs256("a-different-secret-of-32-bytes-or-more", &claims);
+        assert_eq!(
+            verifier().verify(&token),
+            Err(AuthError::Invalid("bad signature"))
+        );
+    }
+
+    #[test]
+    fn rejects_missing_required_claims() {
+        #[derive(Serialize)]
+        struct NoAud {
+            sub: String,
+            iss: String,
+            exp: u64,
+        }
+        let claims = NoAud {
+            sub: "u".into(),
+            iss: "https://app.example".into(),
+            exp: jsonwebtoken::get_current_timestamp() + 300,
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert!(matches!(
+            verifier().verify(&token),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn verifies_eddsa_with_a_public_key_and_refuses_hs256_confusion() {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        // SubjectPublicKeyInfo for Ed25519: fixed 12-byte prefix + 32-byte key.
+        let mut spki = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        spki.extend_from_slice(pair.public_key().as_ref());
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&spki)
+        );
+        let cfg = JwtConfig {
+            key: JwtKey::PublicKey {
+                pem: pem.clone(),
+                algorithm: None,
+            },
+            ..config()
+        };
+        let verifier = JwtVerifier::new(&cfg).unwrap();
+        let claims = DevClaims::new("ed-user", &cfg, 300);
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            &claims,
+            &EncodingKey::from_ed_der(pkcs8.as_ref()),
+        )
+        .unwrap();
+        assert_eq!(verifier.verify(&token).unwrap().user_id.as_str(), "ed-user");
+        // The classic key-confusion attack: HS256 signed with the public key's bytes.
+        let forged = sign_hs256(&pem, &claims);
+        assert!(verifier.verify(&forged).is_err());
+    }
+}

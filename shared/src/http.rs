@@ -1,0 +1,308 @@
+//! HTTP edge helpers shared by every handler: JSON bodies with a size limit, bearer tokens,
+//! JSON responses and RFC 9457 `application/problem+json` errors with a stable `code`.
+
+use http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem. `code` is the stable, machine-readable identifier clients switch on;
+/// `detail` is for humans and never contains secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: Option<String>,
+    pub retry_after: Option<u32>,
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            detail: None,
+            retry_after: None,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, "Bad request").detail(detail)
+    }
+
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, "Unauthorized")
+            .detail(detail)
+            .header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found")
+            .detail("no such route or resource")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Method not allowed",
+        )
+    }
+
+    /// A dependency (store, KMS) is unavailable: retryable, nothing was written.
+    pub fn unavailable(what: &str) -> Self {
+        let mut p = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "Service unavailable",
+        )
+        .detail(format!(
+            "{what} is unavailable; nothing was changed, retry later"
+        ));
+        p.retry_after = Some(RETRY_AFTER_SECS);
+        p
+    }
+
+    /// Something is wrong on our side that a retry will not fix.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal error",
+        )
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let mut body = serde_json::json!({
+            "type": format!("urn:tglink:problem:{}", self.code),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "code": self.code,
+        });
+        if let Some(detail) = &self.detail {
+            body["detail"] = detail.clone().into();
+        }
+        let mut resp = Response::builder()
+            .status(self.status)
+            .header(header::CONTENT_TYPE, PROBLEM_JSON)
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::Text(body.to_string()))
+            .expect("static response parts are valid");
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        for (name, value) in self.headers {
+            resp.headers_mut().insert(name, value);
+        }
+        resp
+    }
+}
+
+/// A JSON response with `Cache-Control: no-store` (every tglink response is per-user).
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_string(value) {
+        Ok(text) => Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::Text(text))
+            .expect("static response parts are valid"),
+        Err(_) => Problem::internal().into_response(),
+    }
+}
+
+/// An empty response (204, 304).
+pub fn empty(status: StatusCode) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::Empty)
+        .expect("static response parts are valid")
+}
+
+/// The raw body bytes, refusing more than [`MAX_BODY_BYTES`].
+pub fn body_bytes(req: &Request) -> Result<&[u8], Problem> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+        )
+        .detail(format!(
+            "request bodies are limited to {MAX_BODY_BYTES} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Parses a JSON body into `T`. A missing body, a non-JSON content type, malformed JSON or
+/// a wrong shape each get a 4xx problem; the serde message names the field, never a value.
+pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, Problem> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if mime != "application/json" && !mime.ends_with("+json") {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            )
+            .detail("send the body as application/json"));
+        }
+    }
+    let bytes = body_bytes(req)?;
+    if bytes.is_empty() {
+        return Err(Problem::bad_request(
+            "body_missing",
+            "a JSON body is required",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let (line, column) = (e.line(), e.column());
+        let detail = match e.classify() {
+            serde_json::error::Category::Data => {
+                // Missing/unknown field messages name only field names; other data errors
+                // may quote the value that was sent, so they are summarised instead.
+                let message = e.to_string();
+                if message.starts_with("missing field") || message.starts_with("unknown field") {
+                    let field = message.split(" at line").next().unwrap_or("");
+                    format!("body does not match the expected shape: {field}")
+                } else {
+                    format!(
+                        "body does not match the expected shape: a field has the wrong type or value (line {line}, column {column})"
+                    )
+                }
+            }
+            _ => format!("body is not valid JSON (line {line}, column {column})"),
+        };
+        Problem::bad_request("body_invalid", detail)
+    })
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+/// The request path without a trailing slash (`/api/x/` routes like `/api/x`).
+pub fn route_path(req: &Request) -> &str {
+    let path = req.uri().path();
+    if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req_with(body: Body, content_type: Option<&str>) -> Request {
+        let mut b = http::Request::builder().method("POST").uri("/x");
+        if let Some(ct) = content_type {
+            b = b.header(header::CONTENT_TYPE, ct);
+        }
+        b.body(body).unwrap()
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Shape {
+        name: String,
+    }
+
+    #[test]
+    fn problem_response_has_rfc9457_fields_and_code() {
+        let resp = Problem::unavailable("the store").into_response();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
+        let Body::Text(text) = resp.body() else {
+            panic!("expected text body")
+        };
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["code"], "service_unavailable");
+        assert_eq!(v["status"], 503);
+        assert_eq!(v["type"], "urn:tglink:problem:service_unavailable");
+        assert!(v["title"].is_string() && v["detail"].is_string());
+    }
+
+    #[test]
+    fn body_limit_is_enforced() {
+        let big = "x".repeat(MAX_BODY_BYTES + 1);
+        let err = parse_json::<Shape>(&req_with(Body::Text(big), None)).unwrap_err();
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn json_errors_are_4xx_and_do_not_echo_values() {
+        let err = parse_json::<Shape>(&req_with(Body::Text("{".into()), None)).unwrap_err();
+        assert_eq!(err.code, "body_invalid");
+        let err = parse_json::<Shape>(&req_with(
+            Body::Text(r#"{"name": 12345678}"#.into()),
+            Some("application/json"),
+        ))
+        .unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        let err = parse_json::<Shape>(&req_with(
+            Body::Text(r#"{"nom": "secret-value"}"#.into()),
+            Some("application/json"),
+        ))
+        .unwrap_err();
+        assert!(!err.detail.unwrap().contains("secret-value"));
+        let err = parse_json::<Shape>(&req_with(Body::Empty, None)).unwrap_err();
+        assert_eq!(err.code, "body_missing");
+        let err = parse_json::<Shape>(&req_with(Body::Text("{}".into()), Some("text/plain")))
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let r = http::Request::builder()
+            .header(header::AUTHORIZATION, "bearer abc")
+            .body(Body::Empty)
+            .unwrap();
+        assert_eq!(bearer_token(&r), Some("abc"));
+        let r = http::Request::builder()
+            .header(header::AUTHORIZATION, "Basic abc")
+            .body(Body::Empty)
+            .unwrap();
+        assert_eq!(bearer_token(&r), None);
+    }
+}

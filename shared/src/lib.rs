@@ -1,0 +1,19 @@
+//! `tglink-shared`: everything the tglink Lambda functions have in common.
+//!
+//! Handlers (in `functions/*`) translate HTTP to the domain operations here; the domain talks
+//! to storage and key management only through the ports in [`store`] and [`seal`], each of
+//! which has a cloud adapter (DynamoDB, KMS) and an embedded adapter (SQLite, local key).
+
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod files;
+pub mod http;
+pub mod ids;
+pub mod logging;
+pub mod routes;
+pub mod runtime;
+pub mod seal;
+pub mod store;
+pub mod time;
+pub mod token;

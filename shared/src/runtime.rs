@@ -1,0 +1,165 @@
+//! Start-up and the Lambda entry point.
+//!
+//! [`Startup`] is built once per cold start: configuration (with SSM secrets layered over the
+//! environment when `TGLINK_SSM_PREFIX` is set), the AWS SDK configuration, the store and the
+//! sealer, each created on first use and shared. A [`Function`] builds its dependencies from it
+//! and handles requests; `main.rs` of every function is one call to [`run_lambda`].
+
+use std::{convert::Infallible, sync::Arc};
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use lambda_http::{Body, Request, Response, service_fn};
+use tokio::sync::OnceCell;
+
+use crate::{
+    auth::JwtVerifier,
+    config::{
+        ConfigError, Env, Layered, Platform, ProcessEnv, SECRET_VARS, SealerConfig, StoreConfig,
+    },
+    routes::Route,
+    seal::{Sealer, kms::KmsKeys, local::LocalKeys},
+    store::{Store, StoreError, dynamodb::DynamoStore, sqlite::SqliteStore},
+};
+
+/// Why a process could not start. Printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("startup error: store: {0}")]
+    Store(#[from] StoreError),
+    #[error("startup error: sealing key: {0}")]
+    Keys(String),
+    #[error("startup error: cannot read secrets from SSM: {0}")]
+    Secrets(String),
+}
+
+/// Everything a function may need to build its dependencies, created lazily and once.
+pub struct Startup {
+    env: Arc<dyn Env>,
+    platform: Platform,
+    sdk: OnceCell<SdkConfig>,
+    store: OnceCell<Store>,
+    sealer: OnceCell<Sealer>,
+}
+
+impl Startup {
+    /// Reads secrets from SSM (one `GetParameters` call) when `TGLINK_SSM_PREFIX` is set.
+    pub async fn new(env: Arc<dyn Env>, platform: Platform) -> Result<Self, StartupError> {
+        let startup = Self {
+            env,
+            platform,
+            sdk: OnceCell::new(),
+            store: OnceCell::new(),
+            sealer: OnceCell::new(),
+        };
+        let Some(prefix) = startup.env.var("TGLINK_SSM_PREFIX") else {
+            return Ok(startup);
+        };
+        let secrets = crate::aws::ssm_secrets(startup.sdk().await, &prefix, SECRET_VARS)
+            .await
+            .map_err(|e| {
+                StartupError::Secrets(aws_sdk_ssm::error::DisplayErrorContext(&e).to_string())
+            })?;
+        Ok(Self {
+            env: Arc::new(Layered {
+                top: secrets,
+                base: startup.env.clone(),
+            }),
+            ..startup
+        })
+    }
+
+    pub fn env(&self) -> &dyn Env {
+        self.env.as_ref()
+    }
+
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    pub async fn sdk(&self) -> &SdkConfig {
+        self.sdk
+            .get_or_init(|| crate::aws::sdk_config(self.env.as_ref()))
+            .await
+    }
+
+    pub async fn store(&self) -> Result<Store, StartupError> {
+        self.store
+            .get_or_try_init(|| async {
+                Ok(match StoreConfig::from_env(self.env(), self.platform)? {
+                    StoreConfig::DynamoDb { table } => {
+                        Store::DynamoDb(Arc::new(DynamoStore::from_sdk(self.sdk().await, table)))
+                    }
+                    StoreConfig::Sqlite { path } => {
+                        Store::Sqlite(Arc::new(SqliteStore::open(path)?))
+                    }
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    pub async fn sealer(&self) -> Result<Sealer, StartupError> {
+        self.sealer
+            .get_or_try_init(|| async {
+                Ok(match SealerConfig::from_env(self.env(), self.platform)? {
+                    SealerConfig::Kms { key_id } => {
+                        Sealer::new(Arc::new(KmsKeys::from_sdk(self.sdk().await, key_id)))
+                    }
+                    SealerConfig::Local { key_path } => Sealer::new(Arc::new(
+                        LocalKeys::open_or_create(key_path)
+                            .map_err(|e| StartupError::Keys(e.to_string()))?,
+                    )),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    pub fn jwt(&self) -> Result<JwtVerifier, StartupError> {
+        Ok(JwtVerifier::new(&crate::config::JwtConfig::from_env(
+            self.env(),
+        )?)?)
+    }
+}
+
+/// A Lambda function: its routes, how it builds itself, how it answers.
+#[async_trait]
+pub trait Function: Send + Sync + 'static {
+    /// Builds the function's dependencies once per cold start.
+    async fn build(startup: &Startup) -> Result<Self, StartupError>
+    where
+        Self: Sized;
+
+    /// The routes this function serves (also the API Gateway routes in `template.yaml`).
+    fn routes(&self) -> &'static [Route];
+
+    /// Answers one request. Never panics; every failure is a problem+json response.
+    async fn handle(&self, req: Request) -> Response<Body>;
+}
+
+/// The whole of a function's `main`: JSON logs, build once, serve Lambda invocations. A
+/// configuration problem ends the cold start with one line naming it.
+pub async fn run_lambda<F: Function>() -> Result<(), lambda_http::Error> {
+    crate::logging::init();
+    let function = match build::<F>(Arc::new(ProcessEnv), Platform::Lambda).await {
+        Ok(f) => Arc::new(f),
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    lambda_http::run(service_fn(move |req: Request| {
+        let function = function.clone();
+        async move { Ok::<_, Infallible>(function.handle(req).await) }
+    }))
+    .await
+}
+
+async fn build<F: Function>(env: Arc<dyn Env>, platform: Platform) -> Result<F, StartupError> {
+    let startup = Startup::new(env, platform).await?;
+    F::build(&startup).await
+}

@@ -1,0 +1,63 @@
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+
+use super::{SqliteStore, sql_error};
+use crate::{
+    ids::UserId,
+    store::{ConnectTokenRecord, ConnectTokens, StoreError},
+    time::UnixTime,
+    token::TokenHash,
+};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS connect_tokens (
+    token_hash  TEXT PRIMARY KEY NOT NULL,
+    user_id     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    consumed_at INTEGER
+) STRICT;
+";
+
+pub(super) const PURGE: &str = "DELETE FROM connect_tokens WHERE expires_at <= ?1";
+
+#[async_trait]
+impl ConnectTokens for SqliteStore {
+    async fn insert(&self, record: &ConnectTokenRecord) -> Result<(), StoreError> {
+        let record = record.clone();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO connect_tokens (token_hash, user_id, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    record.hash.as_str(),
+                    record.user_id.as_str(),
+                    record.created_at.secs() as i64,
+                    record.expires_at.secs() as i64,
+                ],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn consume(&self, hash: &TokenHash, now: UnixTime) -> Result<Option<UserId>, StoreError> {
+        let hash = hash.clone();
+        self.with_conn(move |conn| {
+            let user: Option<String> = conn
+                .query_row(
+                    "UPDATE connect_tokens SET consumed_at = ?1
+                     WHERE token_hash = ?2 AND consumed_at IS NULL AND expires_at > ?1
+                     RETURNING user_id",
+                    params![now.secs() as i64, hash.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql_error)?;
+            user.map(|u| UserId::parse(&u).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()
+        })
+        .await
+    }
+}

@@ -1,0 +1,119 @@
+//! SQLite adapter (the embedded default): one file in WAL mode, so two local processes can
+//! share it; every multi-statement operation runs in an `IMMEDIATE` transaction, every single
+//! conditional write is one statement.
+
+mod connect_tokens;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rusqlite::{Connection, ErrorCode};
+
+use super::StoreError;
+use crate::time::UnixTime;
+
+/// Schema of every port; each statement is idempotent (`IF NOT EXISTS`).
+const SCHEMA: &[&str] = &[connect_tokens::SCHEMA];
+
+/// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
+/// this in the cloud; here it runs on open and from [`SqliteStore::purge_expired`].
+const PURGE: &[&str] = &[connect_tokens::PURGE];
+
+/// How long a writer waits for another process's lock before the store counts as unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQLite store. Cheap to clone; one connection per store value, used from blocking tasks.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and its parent directory.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(&path).map_err(sql_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql_error)?;
+        for statement in SCHEMA {
+            conn.execute_batch(statement).map_err(sql_error)?;
+        }
+        let store = Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        };
+        store.purge_expired_blocking(UnixTime::now())?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Deletes every record whose retention ended before `now`.
+    pub async fn purge_expired(&self, now: UnixTime) -> Result<(), StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.purge_expired_blocking(now))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
+    }
+
+    fn purge_expired_blocking(&self, now: UnixTime) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        for statement in PURGE {
+            conn.execute(statement, [now.secs() as i64])
+                .map_err(sql_error)?;
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Unavailable("sqlite connection poisoned".into()))
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    pub(crate) async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = store.lock()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
+    }
+}
+
+/// Lock contention past the busy timeout, I/O and "cannot open" errors are retryable
+/// unavailability; anything else means our SQL or the file's content is wrong.
+pub(crate) fn sql_error(err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied,
+        ) => StoreError::Unavailable(err.to_string()),
+        _ => StoreError::Corrupt(err.to_string()),
+    }
+}
