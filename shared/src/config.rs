@@ -48,6 +48,17 @@ impl MapEnv {
     pub fn remove(&mut self, name: &str) {
         self.0.remove(name);
     }
+
+    /// Adds every variable of `other`, which wins on conflicts.
+    pub fn merge(mut self, other: MapEnv) -> Self {
+        self.0.extend(other.0);
+        self
+    }
+
+    /// The variables, for handing to a child process.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
 }
 
 impl Env for MapEnv {

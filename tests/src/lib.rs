@@ -1,1 +1,21 @@
+//! Test harness for tglink: a real `moto_server` per test binary, store and sealer fixtures
+//! for both adapters, the conformance suite (written once, run against both), the local API
+//! in-process or as a real process, and log capture.
+//!
+//! Nothing here fakes DynamoDB, KMS or SQLite: the only fake peer in the project is the
+//! Telegram Bot API.
 
+pub mod conformance;
+pub mod fixtures;
+pub mod http_client;
+pub mod logs;
+pub mod moto;
+pub mod process;
+
+/// The workspace root (where `.venv/` and `target/` live).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}

@@ -1,0 +1,32 @@
+//! The conformance suite: each function here is one behaviour every adapter must have, written
+//! once and run against both adapters by [`conformance_suite!`] (see
+//! `tests/tests/conformance_sqlite.rs` and `conformance_dynamodb.rs`).
+
+pub mod connect_tokens;
+pub mod seal;
+
+/// Expands to one `#[tokio::test]` per suite function, for the given [`Backend`](crate::fixtures::Backend).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($backend:expr) => {
+        $crate::conformance_suite!(@tests $backend;
+            connect_tokens::consumed_exactly_once,
+            connect_tokens::expired_token_is_not_consumable,
+            connect_tokens::sixty_four_concurrent_consumers_one_winner,
+            connect_tokens::written_by_one_client_consumed_by_another,
+            seal::round_trip_and_second_client,
+            seal::other_users_context_does_not_open,
+            seal::flipped_bytes_do_not_open,
+            seal::moved_attribute_or_record_does_not_open,
+            seal::one_key_unwrap_per_record,
+        );
+    };
+    (@tests $backend:expr; $($module:ident :: $name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                $crate::conformance::$module::$name($backend).await;
+            }
+        )+
+    };
+}
