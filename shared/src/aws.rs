@@ -65,10 +65,10 @@ pub async fn ssm_secrets(
             .await
             .map_err(aws_sdk_ssm::Error::from)?;
         for p in resp.parameters() {
-            if let (Some(name), Some(value)) = (p.name(), p.value()) {
-                if let Some(var) = name.strip_prefix(prefix) {
-                    out.set(var, value);
-                }
+            if let (Some(name), Some(value)) = (p.name(), p.value())
+                && let Some(var) = name.strip_prefix(prefix)
+            {
+                out.set(var, value);
             }
         }
     }

@@ -48,23 +48,49 @@ impl Route {
     }
 }
 
-/// The first route of `routes` matching `method` and `path`, with its parameters; or
-/// `Err(true)` when the path exists under another method (405), `Err(false)` otherwise (404).
-pub fn resolve<'p>(
-    routes: &[Route],
-    method: &Method,
-    path: &'p str,
-) -> Result<(Route, Vec<(&'static str, &'p str)>), bool> {
+/// The outcome of matching a request against a function's routes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolved<'p> {
+    /// A route matched; `params` are its `{name}` segments in order.
+    Found {
+        route: Route,
+        params: Vec<(&'static str, &'p str)>,
+    },
+    /// The path exists under another method (405).
+    MethodNotAllowed,
+    /// No route has this path (404).
+    NotFound,
+}
+
+impl Resolved<'_> {
+    /// The value of the `{name}` segment, when a route matched.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        match self {
+            Self::Found { params, .. } => params.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
+            _ => None,
+        }
+    }
+}
+
+/// The first route of `routes` matching `method` and `path`.
+pub fn resolve<'p>(routes: &[Route], method: &Method, path: &'p str) -> Resolved<'p> {
     let mut path_known = false;
     for route in routes {
         if let Some(params) = route.params(path) {
             if route.method == method.as_str() {
-                return Ok((*route, params));
+                return Resolved::Found {
+                    route: *route,
+                    params,
+                };
             }
             path_known = true;
         }
     }
-    Err(path_known)
+    if path_known {
+        Resolved::MethodNotAllowed
+    } else {
+        Resolved::NotFound
+    }
 }
 
 #[cfg(test)]
@@ -88,8 +114,15 @@ mod tests {
     #[test]
     fn resolve_distinguishes_404_and_405() {
         let routes = [Route::new("POST", "/a"), Route::new("GET", "/b/{x}")];
-        assert!(resolve(&routes, &Method::POST, "/a").is_ok());
-        assert_eq!(resolve(&routes, &Method::GET, "/a").unwrap_err(), true);
-        assert_eq!(resolve(&routes, &Method::GET, "/c").unwrap_err(), false);
+        assert!(matches!(
+            resolve(&routes, &Method::POST, "/a"),
+            Resolved::Found { .. }
+        ));
+        assert_eq!(resolve(&routes, &Method::GET, "/b/7").param("x"), Some("7"));
+        assert_eq!(
+            resolve(&routes, &Method::GET, "/a"),
+            Resolved::MethodNotAllowed
+        );
+        assert_eq!(resolve(&routes, &Method::GET, "/c"), Resolved::NotFound);
     }
 }

@@ -5,6 +5,7 @@
 //! Nothing here fakes DynamoDB, KMS or SQLite: the only fake peer in the project is the
 //! Telegram Bot API.
 
+pub mod app;
 pub mod conformance;
 pub mod fixtures;
 pub mod http_client;

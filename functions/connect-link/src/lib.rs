@@ -14,7 +14,7 @@ use tglink_shared::{
     auth::JwtVerifier,
     config::{ConfigError, positive_or, required},
     http::{Problem, json, route_path},
-    routes::{Route, resolve},
+    routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
     store::{ConnectTokenRecord, ConnectTokens},
     time::UnixTime,
@@ -89,11 +89,11 @@ impl Function for ConnectLink {
 
 pub async fn handle(deps: &ConnectLink, req: Request) -> Response<Body> {
     match resolve(ROUTES, req.method(), route_path(&req)) {
-        Ok(_) => create(deps, &req)
+        Resolved::Found { .. } => create(deps, &req)
             .await
             .unwrap_or_else(Problem::into_response),
-        Err(true) => Problem::method_not_allowed().into_response(),
-        Err(false) => Problem::not_found().into_response(),
+        Resolved::MethodNotAllowed => Problem::method_not_allowed().into_response(),
+        Resolved::NotFound => Problem::not_found().into_response(),
     }
 }
 

@@ -1,0 +1,80 @@
+//! `spawn_app`: the real local API, in-process, on a free port, on either adapter.
+
+use std::sync::Arc;
+
+use tempfile::TempDir;
+use tglink_shared::{
+    config::{Env, MapEnv, Platform},
+    runtime::Startup,
+    store::Store,
+};
+
+use crate::{fixtures::Backend, http_client::Api};
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub api: Api,
+    /// The environment the app was built from (dev secrets included).
+    pub env: Arc<dyn Env>,
+    /// The variables describing the store and sealer (to start another instance on them).
+    pub vars: MapEnv,
+    pub dir: TempDir,
+    running: Option<local_api::Running>,
+}
+
+/// Starts the local API on `backend` with extra variables `extra` (which win).
+pub async fn spawn_app_with(backend: Backend, extra: MapEnv) -> TestApp {
+    let dir = TempDir::new().expect("temp dir");
+    let vars = backend.app_env(dir.path()).await.merge(extra);
+    spawn_in(backend, dir, vars).await
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, MapEnv::new()).await
+}
+
+async fn spawn_in(backend: Backend, dir: TempDir, vars: MapEnv) -> TestApp {
+    let env = local_api::local_env(Arc::new(vars.clone())).expect("local env");
+    let running = local_api::start(env.clone(), "127.0.0.1:0")
+        .await
+        .expect("local API starts");
+    TestApp {
+        backend,
+        api: Api::new(running.base_url()),
+        env,
+        vars,
+        dir,
+        running: Some(running),
+    }
+}
+
+impl TestApp {
+    /// A valid app JWT for `user_id`.
+    pub fn jwt(&self, user_id: &str) -> String {
+        local_api::dev_jwt(self.env.as_ref(), user_id).expect("HS256 dev secret")
+    }
+
+    /// A store client built independently from the app's configuration.
+    pub async fn store(&self) -> Store {
+        Startup::new(self.env.clone(), Platform::Local)
+            .await
+            .expect("startup")
+            .store()
+            .await
+            .expect("store")
+    }
+
+    /// Stops the server (all its connections and clients are dropped).
+    pub async fn stop(mut self) -> (Backend, TempDir, MapEnv) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+        (self.backend, self.dir, self.vars)
+    }
+
+    /// Stops and starts again on the same data.
+    pub async fn restart(self) -> TestApp {
+        let (backend, dir, vars) = self.stop().await;
+        spawn_in(backend, dir, vars).await
+    }
+}

@@ -1,0 +1,214 @@
+//! End-to-end: connect-link through the local API over HTTP, on both adapters.
+
+use http::Method;
+use tglink_shared::{
+    config::{Env, MapEnv},
+    ids::UserId,
+    store::{Store, sqlite::SqliteStore},
+    time::UnixTime,
+    token::OneTimeToken,
+};
+use tglink_tests::{
+    app::{spawn_app, spawn_app_with},
+    fixtures::Backend,
+    http_client::Api,
+    logs,
+    process::LocalApiProcess,
+};
+
+const PATH: &str = "/api/telegram/connect-link";
+
+async fn consume(store: &Store, token: &str) -> Option<UserId> {
+    let token = OneTimeToken::parse(token).expect("a well-formed token");
+    store
+        .connect_tokens()
+        .consume(&token.hash(), UnixTime::now())
+        .await
+        .expect("store reachable")
+}
+
+async fn mints_a_one_time_link(backend: Backend) {
+    let log = logs::capture();
+    let app = spawn_app(backend).await;
+    let jwt = app.jwt("user-1");
+    let before = UnixTime::now().secs();
+    let resp = app.api.post(PATH, Some(&jwt), None).await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+    let token = resp.json["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 43);
+    assert!(
+        token
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    );
+    assert_eq!(
+        resp.json["url"],
+        format!("https://t.me/tglink_dev_bot?start={token}")
+    );
+    let expires_at = resp.json["expires_at"].as_u64().unwrap();
+    assert!((before + 600..=UnixTime::now().secs() + 600).contains(&expires_at));
+
+    // Two links for the same user are distinct; each is consumable exactly once, through a
+    // client built independently of the server.
+    let second = app.api.post(PATH, Some(&jwt), None).await;
+    let token2 = second.json["token"].as_str().unwrap().to_owned();
+    assert_ne!(token, token2);
+    let store = app.store().await;
+    assert_eq!(
+        consume(&store, &token).await,
+        Some(UserId::parse("user-1").unwrap())
+    );
+    assert_eq!(consume(&store, &token).await, None);
+    assert_eq!(
+        consume(&store, &token2).await,
+        Some(UserId::parse("user-1").unwrap())
+    );
+
+    if backend == Backend::Sqlite {
+        let path = app.env.var("TGLINK_SQLITE_PATH").unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+        let raw = String::from_utf8_lossy(&bytes);
+        assert!(!raw.contains(&token), "the raw token must not be stored");
+        let hash = OneTimeToken::parse(&token).unwrap().hash();
+        assert!(raw.contains(hash.as_str()), "the token's hash is the key");
+    }
+    log.assert_free_of(&[&token, &token2, &jwt]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mints_a_one_time_link_sqlite() {
+    mints_a_one_time_link(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mints_a_one_time_link_dynamodb() {
+    mints_a_one_time_link(Backend::DynamoDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_comes_from_configuration() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        MapEnv::new().with("CONNECT_TOKEN_TTL_SEC", "60"),
+    )
+    .await;
+    let now = UnixTime::now().secs();
+    let resp = app.api.post(PATH, Some(&app.jwt("u")), None).await;
+    let expires_at = resp.json["expires_at"].as_u64().unwrap();
+    assert!((now + 60..=now + 61).contains(&expires_at));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requires_a_valid_app_jwt() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.api
+        .post(PATH, None, None)
+        .await
+        .assert_problem(401, "auth_required");
+    app.api
+        .post(PATH, Some("not-a-jwt"), None)
+        .await
+        .assert_problem(401, "token_invalid");
+    // Signed with another secret.
+    let other = spawn_app(Backend::Sqlite).await;
+    let foreign = other.jwt("user-1");
+    let resp = app.api.post(PATH, Some(&foreign), None).await;
+    resp.assert_problem(401, "token_invalid");
+    assert_eq!(resp.header("www-authenticate"), Some("Bearer"));
+    let resp = app
+        .api
+        .call(Method::GET, PATH, Some(&app.jwt("u")), None)
+        .await;
+    resp.assert_problem(405, "method_not_allowed");
+    app.api
+        .get("/api/nowhere", None)
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_store_is_503_and_nothing_panics() {
+    // A closed port: bind, take the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        MapEnv::new()
+            .with("TGLINK_STORE", "dynamodb")
+            .with("TGLINK_TABLE", "tglink-unreachable")
+            .with("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+            .with("AWS_REGION", "us-east-1")
+            .with("AWS_ACCESS_KEY_ID", "testing")
+            .with("AWS_SECRET_ACCESS_KEY", "testing"),
+    )
+    .await;
+    for _ in 0..2 {
+        let resp = app.api.post(PATH, Some(&app.jwt("user-1")), None).await;
+        resp.assert_problem(503, "service_unavailable");
+        assert_eq!(resp.header("retry-after"), Some("2"));
+    }
+}
+
+#[test]
+fn restart_of_the_process_keeps_tokens() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("tglink.db");
+    let env = MapEnv::new().with("TGLINK_SQLITE_PATH", db.display().to_string());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    let first = LocalApiProcess::start(&env);
+    let banner = first.output();
+    let jwt = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("export TGLINK_JWT="))
+        .expect("the banner prints a dev JWT")
+        .to_owned();
+    assert!(banner.contains("curl -s -X POST"), "{banner}");
+    let api = Api::new(first.base_url.clone());
+    let resp = rt.block_on(api.post(PATH, Some(&jwt), None));
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    let token = resp.json["token"].as_str().unwrap().to_owned();
+    let output = first.stop();
+    assert!(!output.contains(&token), "the token must not be logged");
+
+    // A new process on the same .data/: the dev secrets and the token survived.
+    let second = LocalApiProcess::start(&env);
+    let api = Api::new(second.base_url.clone());
+    let resp = rt.block_on(api.post(PATH, Some(&jwt), None));
+    assert_eq!(
+        resp.status, 201,
+        "a JWT from before the restart still verifies"
+    );
+    let store = Store::Sqlite(std::sync::Arc::new(SqliteStore::open(&db).unwrap()));
+    assert_eq!(
+        rt.block_on(consume(&store, &token)),
+        Some(UserId::parse("dev-user").unwrap())
+    );
+    assert_eq!(rt.block_on(consume(&store, &token)), None);
+    second.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_restart_keeps_tokens_on_both_adapters() {
+    for backend in Backend::ALL {
+        let app = spawn_app(backend).await;
+        let jwt = app.jwt("user-r");
+        let token = app.api.post(PATH, Some(&jwt), None).await.json["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let app = app.restart().await;
+        let store = app.store().await;
+        assert_eq!(
+            consume(&store, &token).await,
+            Some(UserId::parse("user-r").unwrap())
+        );
+        assert_eq!(consume(&store, &token).await, None);
+    }
+}
