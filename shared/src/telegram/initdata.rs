@@ -882,6 +882,8 @@ pub mod signing {
 mod tests {
     use std::sync::LazyLock;
 
+    use proptest::prelude::*;
+
     use super::{signing::*, *};
 
     const TOKEN: &str = "123456:AAH-test-token-for-unit-tests";
@@ -1728,6 +1730,75 @@ mod tests {
             let err = Validator::from_env(&env).unwrap_err();
             assert_eq!(err.var, var, "{value}");
             assert!(!err.to_string().contains(value), "{err}");
+        }
+    }
+
+    fn arbitrary_fields() -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::vec((any::<String>(), any::<String>()), 0..6)
+    }
+
+    fn as_refs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+        fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_strings_never_panic(raw in any::<String>()) {
+            let _ = parse(&raw);
+            let _ = hmac(&raw);
+            let _ = ed(&raw);
+        }
+
+        #[test]
+        fn query_like_strings_never_panic(raw in "[a-z_=&%0-9A-Fa-f+\\-]{0,300}") {
+            let _ = parse(&raw);
+            let _ = hmac(&raw);
+            let _ = ed(&raw);
+        }
+
+        #[test]
+        fn arbitrary_signed_pairs_never_panic(fields in arbitrary_fields(), with_auth in any::<bool>()) {
+            let mut fields = as_refs(&fields);
+            if with_auth {
+                fields.push(("auth_date", AUTH));
+            }
+            for raw in [telegram(&fields), sign_hmac(&fields, TOKEN), encode(&fields)] {
+                let _ = parse(&raw);
+                let _ = hmac(&raw);
+                let _ = ed(&raw);
+            }
+        }
+
+        #[test]
+        fn anything_signed_by_the_helper_validates(
+            extra in prop::collection::btree_map("x_[a-z0-9_]{0,8}", "\\PC{0,40}", 0..6),
+            first_name in "\\PC{1,30}",
+            user_id in 1i64..=i64::MAX,
+            age in 0u64..=DAY,
+            query_id in proptest::option::of("[A-Za-z0-9_-]{1,64}"),
+        ) {
+            let u = serde_json::json!({"id": user_id, "first_name": first_name}).to_string();
+            let auth = (NOW.secs() - age).to_string();
+            let mut fields: Vec<(&str, &str)> = vec![("user", &u), ("auth_date", &auth)];
+            if let Some(q) = &query_id {
+                fields.push(("query_id", q));
+            }
+            fields.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let raw = telegram(&fields);
+            let by_hmac = hmac(&raw).unwrap();
+            let by_ed = ed(&raw).unwrap();
+            prop_assert_eq!(&by_hmac, &by_ed);
+            prop_assert_eq!(&by_hmac.extra, &extra);
+            prop_assert_eq!(&by_hmac.query_id, &query_id);
+            let user = by_hmac.user.as_ref().unwrap();
+            prop_assert_eq!(user.id, user_id);
+            prop_assert_eq!(&user.first_name, &first_name);
+            // HMAC-only data validates too, with the same replay key.
+            let hmac_only = hmac(&sign_hmac(&fields, TOKEN)).unwrap();
+            prop_assert_eq!(hmac_only.replay_key(), by_hmac.replay_key());
         }
     }
 }
