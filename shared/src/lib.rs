@@ -15,5 +15,6 @@ pub mod routes;
 pub mod runtime;
 pub mod seal;
 pub mod store;
+pub mod telegram;
 pub mod time;
 pub mod token;

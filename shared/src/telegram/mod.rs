@@ -1,0 +1,6 @@
+//! Telegram-specific formats shared by the functions.
+//!
+//! [`initdata`] validates the `initData` string a Telegram Mini App hands to its backend,
+//! under either the bot-token HMAC scheme or Telegram's Ed25519 third-party scheme.
+
+pub mod initdata;
