@@ -8,11 +8,13 @@
 
 pub mod connect_tokens;
 pub mod dynamodb;
+pub mod registrations;
 pub mod sqlite;
 
 use std::sync::Arc;
 
 pub use connect_tokens::{ConnectTokenRecord, ConnectTokens};
+pub use registrations::Registrations;
 
 use crate::http::Problem;
 
@@ -51,6 +53,13 @@ pub enum Store {
 
 impl Store {
     pub fn connect_tokens(&self) -> Arc<dyn ConnectTokens> {
+        match self {
+            Self::DynamoDb(s) => s.clone(),
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn registrations(&self) -> Arc<dyn Registrations> {
         match self {
             Self::DynamoDb(s) => s.clone(),
             Self::Sqlite(s) => s.clone(),

@@ -1,6 +1,7 @@
 //! DynamoDB adapter: one table, keys `pk`/`sk` (S), TTL attribute `expires_at` (N).
 
 mod connect_tokens;
+mod registrations;
 
 use std::collections::HashMap;
 
