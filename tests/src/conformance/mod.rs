@@ -3,6 +3,7 @@
 //! `tests/tests/conformance_sqlite.rs` and `conformance_dynamodb.rs`).
 
 pub mod connect_tokens;
+pub mod registrations;
 pub mod seal;
 
 /// Expands to one `#[tokio::test]` per suite function, for the given [`Backend`](crate::fixtures::Backend).
@@ -14,6 +15,13 @@ macro_rules! conformance_suite {
             connect_tokens::expired_token_is_not_consumable,
             connect_tokens::sixty_four_concurrent_consumers_one_winner,
             connect_tokens::written_by_one_client_consumed_by_another,
+            registrations::create_and_read_by_id_and_token,
+            registrations::create_is_all_or_nothing,
+            registrations::finish_is_one_time,
+            registrations::expired_token_cannot_finish_and_is_marked_expired,
+            registrations::concurrent_finishers_one_winner,
+            registrations::retention_boundary_and_purge,
+            registrations::seed_is_stored_sealed_for_its_owner,
             seal::round_trip_and_second_client,
             seal::other_users_context_does_not_open,
             seal::flipped_bytes_do_not_open,
