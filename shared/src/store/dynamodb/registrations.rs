@@ -8,6 +8,11 @@
 //! refusal reports the record as it is without another read). `expires_at` (the table's TTL
 //! attribute) is the end of retention; the token's own expiry is `token_expires_at`. Both are
 //! checked in every read and condition.
+//!
+//! The SDK retries a request whose response was lost. So that the retry of a write that did
+//! succeed is not reported as refused, each transition records its attempt id
+//! (`transition_by`) and its condition also accepts that same attempt; creation passes a
+//! client request token, which makes `TransactWriteItems` idempotent.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
@@ -18,7 +23,7 @@ use aws_sdk_dynamodb::{
     },
 };
 
-use super::{DynamoStore, Item, get_s, n, s, unavailable};
+use super::{DynamoStore, Item, attempt_id, get_s, n, s, unavailable};
 use crate::{
     ids::UserId,
     store::{
@@ -136,7 +141,8 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    /// One conditional `UpdateItem` of the by-id item.
+    /// One conditional `UpdateItem` of the by-id item: `update` is applied when `condition`
+    /// holds (or when it is a retry of this very call).
     async fn transition(
         &self,
         id: &RegistrationId,
@@ -145,6 +151,9 @@ impl DynamoStore {
         values: Vec<(&str, AttributeValue)>,
         now: UnixTime,
     ) -> Result<Transition, StoreError> {
+        let update = format!("{update}, transition_by = :attempt");
+        let condition =
+            format!("attribute_exists(pk) AND (({condition}) OR transition_by = :attempt)");
         let mut request = self
             .client
             .update_item()
@@ -155,6 +164,7 @@ impl DynamoStore {
             .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":now", n(now.secs()))
+            .expression_attribute_values(":attempt", s(attempt_id()))
             .expression_attribute_values(":pending", s(RegistrationStatus::Pending.as_str()))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
@@ -219,6 +229,8 @@ impl Registrations for DynamoStore {
         let result = self
             .client
             .transact_write_items()
+            // At most 36 characters; the same token makes a retried commit succeed again.
+            .client_request_token(&attempt_id()[..36])
             .transact_items(TransactWriteItem::builder().put(pointer).build())
             .transact_items(TransactWriteItem::builder().put(state).build())
             .send()
@@ -296,8 +308,7 @@ impl Registrations for DynamoStore {
         self.transition(
             id,
             update,
-            "attribute_exists(pk) AND #status = :pending \
-             AND token_expires_at > :now AND expires_at > :now",
+            "#status = :pending AND token_expires_at > :now AND expires_at > :now",
             values,
             now,
         )
@@ -308,8 +319,7 @@ impl Registrations for DynamoStore {
         self.transition(
             id,
             "SET #status = :expired".to_owned(),
-            "attribute_exists(pk) AND #status = :pending \
-             AND token_expires_at <= :now AND expires_at > :now",
+            "#status = :pending AND token_expires_at <= :now AND expires_at > :now",
             vec![(":expired", s(RegistrationStatus::Expired.as_str()))],
             now,
         )
