@@ -206,7 +206,7 @@ impl Registrations for DynamoStore {
             .item("expires_at", retain_until.clone())
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(|e| corrupt(e))?;
+            .map_err(corrupt)?;
         let mut state = Put::builder()
             .table_name(&self.table)
             .item("pk", s(id_pk(&r.id)))
@@ -225,7 +225,7 @@ impl Registrations for DynamoStore {
         if let Some(url) = &r.callback_url {
             state = state.item("callback_url", s(url));
         }
-        let state = state.build().map_err(|e| corrupt(e))?;
+        let state = state.build().map_err(corrupt)?;
         let result = self
             .client
             .transact_write_items()
