@@ -569,7 +569,12 @@ async fn in_process_restart_keeps_registrations_on_both_adapters() {
 fn restart_of_the_process_keeps_registrations() {
     let dir = tempfile::TempDir::new().unwrap();
     let db = dir.path().join("tglink.db");
-    let env = MapEnv::new().with("TGLINK_SQLITE_PATH", db.display().to_string());
+    let env = MapEnv::new()
+        .with("TGLINK_SQLITE_PATH", db.display().to_string())
+        .with(
+            "TGLINK_LOCAL_KEY_PATH",
+            dir.path().join("master.key").display().to_string(),
+        );
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     let first = LocalApiProcess::start(&env);
