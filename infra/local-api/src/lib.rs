@@ -58,7 +58,9 @@ impl LocalApi {
 }
 
 /// The local environment: the process environment first, then development defaults, with
-/// development secrets generated once into `<data dir>/dev-secrets.json` (mode 0600).
+/// development secrets generated once into `<data dir>/dev-secrets.json` (mode 0600). Everything
+/// local lives in the data directory (the directory of `TGLINK_SQLITE_PATH`, `.data/` by
+/// default): the database, the dev secrets and the master key.
 pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
     let data_dir = data_dir(process.as_ref());
     let secrets_path = data_dir.join("dev-secrets.json");
@@ -92,7 +94,11 @@ pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
         .with("APP_JWT_ISSUER", "tglink-local")
         .with("APP_JWT_AUDIENCE", "tglink-local")
         .with("TELEGRAM_BOT_USERNAME", "tglink_dev_bot")
-        .with("BACKEND_URL", format!("http://{listen}"));
+        .with("BACKEND_URL", format!("http://{listen}"))
+        .with(
+            "TGLINK_LOCAL_KEY_PATH",
+            data_dir.join("master.key").display().to_string(),
+        );
     for (name, value) in &stored {
         if let Some(value) = value.as_str() {
             defaults.set(name, value);
