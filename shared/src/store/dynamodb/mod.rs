@@ -124,3 +124,12 @@ pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreErro
         ))),
     }
 }
+
+/// A random id for one logical write, so the SDK's retries of it are recognisable (see
+/// `ConnectTokens::consume`). Also usable as a `TransactWriteItems` client request token.
+pub(crate) fn attempt_id() -> String {
+    crate::token::OneTimeToken::mint()
+        .hash()
+        .as_str()
+        .to_owned()
+}
