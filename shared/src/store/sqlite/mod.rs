@@ -2,7 +2,10 @@
 //! share it; every multi-statement operation runs in an `IMMEDIATE` transaction, every single
 //! conditional write is one statement.
 
+mod claims;
+mod connect_flow;
 mod connect_tokens;
+mod links;
 
 use std::{
     path::{Path, PathBuf},
@@ -16,11 +19,11 @@ use super::StoreError;
 use crate::time::UnixTime;
 
 /// Schema of every port; each statement is idempotent (`IF NOT EXISTS`).
-const SCHEMA: &[&str] = &[connect_tokens::SCHEMA];
+const SCHEMA: &[&str] = &[connect_tokens::SCHEMA, claims::SCHEMA, links::SCHEMA];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
 /// this in the cloud; here it runs on open and from [`SqliteStore::purge_expired`].
-const PURGE: &[&str] = &[connect_tokens::PURGE];
+const PURGE: &[&str] = &[connect_tokens::PURGE, claims::PURGE];
 
 /// How long a writer waits for another process's lock before the store counts as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
