@@ -253,30 +253,48 @@ impl DynamoStore {
         }
     }
 
-    /// Deletes both items of `link` if they still describe it.
-    async fn delete_link(&self, link: &Link) -> Result<Result<(), TxFailure>, StoreError> {
-        let uid = s(link.user_id.as_str());
-        let tg = n(link.telegram_user_id.get());
+    /// Deletes both items of `link` if they still describe it. The item it was read from
+    /// (`found_by`) must exist, so of concurrent unlinkers exactly one succeeds; its
+    /// counterpart may be missing, so a half-written link can still be removed.
+    async fn delete_link(
+        &self,
+        link: &Link,
+        found_by: LinkSide,
+    ) -> Result<Result<(), TxFailure>, StoreError> {
+        let (by_telegram, by_user) = match found_by {
+            LinkSide::Telegram => (
+                "user_id = :uid",
+                "attribute_not_exists(pk) OR telegram_user_id = :tg",
+            ),
+            LinkSide::User => (
+                "attribute_not_exists(pk) OR user_id = :uid",
+                "telegram_user_id = :tg",
+            ),
+        };
         self.transact(vec![
             delete(
                 self,
                 telegram_pk(link.telegram_user_id),
                 LINK_SK,
-                "attribute_not_exists(pk) OR user_id = :uid",
-                values([(":uid", uid)]),
+                by_telegram,
+                values([(":uid", s(link.user_id.as_str()))]),
             )?,
             delete(
                 self,
                 user_pk(&link.user_id),
                 TGLINK_SK,
-                "attribute_not_exists(pk) OR telegram_user_id = :tg",
-                values([(":tg", tg)]),
+                by_user,
+                values([(":tg", n(link.telegram_user_id.get()))]),
             )?,
         ])
         .await
     }
 
-    async fn unlink_found<F, Fut>(&self, mut find: F) -> Result<Option<Link>, StoreError>
+    async fn unlink_found<F, Fut>(
+        &self,
+        found_by: LinkSide,
+        mut find: F,
+    ) -> Result<Option<Link>, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Option<Link>, StoreError>>,
@@ -285,9 +303,9 @@ impl DynamoStore {
             let Some(link) = find().await? else {
                 return Ok(None);
             };
-            match self.delete_link(&link).await? {
+            match self.delete_link(&link, found_by).await? {
                 Ok(()) => return Ok(Some(link)),
-                // Relinked or unlinked meanwhile: look again.
+                // Unlinked or relinked meanwhile: look again.
                 Err(_) => backoff(attempt).await,
             }
         }
@@ -361,11 +379,13 @@ impl Links for DynamoStore {
     }
 
     async fn unlink_by_user(&self, user: &UserId) -> Result<Option<Link>, StoreError> {
-        self.unlink_found(move || self.get_by_user(user)).await
+        self.unlink_found(LinkSide::User, move || self.get_by_user(user))
+            .await
     }
 
     async fn unlink_by_telegram(&self, id: TelegramUserId) -> Result<Option<Link>, StoreError> {
-        self.unlink_found(move || self.get_by_telegram(id)).await
+        self.unlink_found(LinkSide::Telegram, move || self.get_by_telegram(id))
+            .await
     }
 }
 
