@@ -29,8 +29,10 @@ pub struct LocalApi {
 
 impl LocalApi {
     pub async fn build(startup: &Startup) -> Result<Self, StartupError> {
-        let functions: Vec<Arc<dyn Function>> =
-            vec![Arc::new(connect_link::ConnectLink::build(startup).await?)];
+        let functions: Vec<Arc<dyn Function>> = vec![
+            Arc::new(connect_link::ConnectLink::build(startup).await?),
+            Arc::new(webhook::Webhook::build(startup).await?),
+        ];
         Ok(Self { functions })
     }
 

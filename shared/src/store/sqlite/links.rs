@@ -24,9 +24,9 @@ CREATE TABLE IF NOT EXISTS telegram_links (
 
 const COLUMNS: &str = "telegram_user_id, user_id, chat_id, username, source, linked_at";
 
-fn from_row(
-    row: &Row<'_>,
-) -> rusqlite::Result<(i64, String, Option<i64>, Option<String>, String, i64)> {
+type RawLink = (i64, String, Option<i64>, Option<String>, String, i64);
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<RawLink> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -36,8 +36,6 @@ fn from_row(
         row.get(5)?,
     ))
 }
-
-type RawLink = (i64, String, Option<i64>, Option<String>, String, i64);
 
 fn to_link(raw: RawLink) -> Result<Link, StoreError> {
     let (tg, user, chat_id, username, source, linked_at) = raw;
