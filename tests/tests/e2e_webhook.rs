@@ -684,3 +684,128 @@ fn a_link_minted_on_one_instance_is_consumed_on_another() {
         );
     }
 }
+
+/// Counts DynamoDB operations (not HTTP attempts) of one client, by name.
+#[derive(Debug, Clone, Default)]
+struct CountingCalls(std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for CountingCalls {
+    fn name(&self) -> &'static str {
+        "CountingCalls"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        use aws_sdk_dynamodb::operation::{
+            delete_item::DeleteItemInput, get_item::GetItemInput, put_item::PutItemInput,
+            transact_get_items::TransactGetItemsInput,
+            transact_write_items::TransactWriteItemsInput, update_item::UpdateItemInput,
+        };
+        let input = context.input();
+        let name = if input.downcast_ref::<TransactGetItemsInput>().is_some() {
+            "TransactGetItems"
+        } else if input.downcast_ref::<TransactWriteItemsInput>().is_some() {
+            "TransactWriteItems"
+        } else if input.downcast_ref::<GetItemInput>().is_some() {
+            "GetItem"
+        } else if input.downcast_ref::<PutItemInput>().is_some() {
+            "PutItem"
+        } else if input.downcast_ref::<UpdateItemInput>().is_some() {
+            "UpdateItem"
+        } else if input.downcast_ref::<DeleteItemInput>().is_some() {
+            "DeleteItem"
+        } else {
+            "other"
+        };
+        self.0.lock().unwrap().push(name);
+        Ok(())
+    }
+}
+
+impl CountingCalls {
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// The design's budget: `/start` costs at most 2 DynamoDB calls and no outbound call (the
+/// handler has no Telegram client at all: the reply is the HTTP response).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_costs_two_dynamodb_calls() {
+    use std::sync::Arc;
+
+    use tglink_shared::store::dynamodb::DynamoStore;
+    use webhook::config::{Texts, WebhookSecret};
+
+    let moto = tglink_tests::fixtures::emulator();
+    let table = moto.new_table().await;
+    let calls = CountingCalls::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&moto.sdk().await)
+        .interceptor(calls.clone())
+        .build();
+    let counted = Store::DynamoDb(Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        table.table(),
+    )));
+    let deps = webhook::Webhook {
+        secret: WebhookSecret::parse("budget-secret").unwrap(),
+        bot_username: "tglink_dev_bot".into(),
+        texts: Texts::new("tglink", 600),
+        flow: counted.connect_flow(),
+        links: counted.links(),
+        claims: counted.claims(),
+    };
+    let token = OneTimeToken::mint();
+    let now = UnixTime::now();
+    Store::DynamoDb(Arc::new(table))
+        .connect_tokens()
+        .insert(&ConnectTokenRecord {
+            hash: token.hash(),
+            user_id: uid("user-budget"),
+            created_at: now,
+            expires_at: now.plus_secs(600),
+        })
+        .await
+        .unwrap();
+    let request = |update: &Value| {
+        http::Request::builder()
+            .method("POST")
+            .uri(WEBHOOK)
+            .header(SECRET_HEADER, "budget-secret")
+            .header("content-type", "application/json")
+            .body(lambda_http::Body::Text(update.to_string()))
+            .unwrap()
+    };
+    let start = message(1, 31337, &format!("/start {}", token.expose()));
+
+    let resp = webhook::handle(&deps, request(&start)).await;
+    assert_eq!(resp.status(), 200);
+    let lambda_http::Body::Text(body) = resp.body() else {
+        panic!("a JSON reply")
+    };
+    assert_eq!(
+        serde_json::from_str::<Value>(body).unwrap(),
+        json!({"method": "sendMessage", "chat_id": 31337, "text": SUCCESS})
+    );
+    assert_eq!(calls.take(), ["TransactGetItems", "TransactWriteItems"]);
+
+    // A redelivery and a refused token each cost one read.
+    let resp = webhook::handle(&deps, request(&start)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(calls.take(), ["TransactGetItems"]);
+    let again = message(2, 31337, &format!("/start {}", token.expose()));
+    webhook::handle(&deps, request(&again)).await;
+    assert_eq!(calls.take(), ["TransactGetItems"]);
+    // No secret, ignored updates and malformed tokens cost nothing.
+    let mut unauthorized = request(&start);
+    unauthorized.headers_mut().remove(SECRET_HEADER);
+    assert_eq!(webhook::handle(&deps, unauthorized).await.status(), 401);
+    webhook::handle(&deps, request(&message(3, 31337, "hello"))).await;
+    webhook::handle(&deps, request(&message(4, 31337, "/start nope"))).await;
+    assert_eq!(calls.take(), Vec::<&str>::new());
+}
