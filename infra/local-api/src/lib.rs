@@ -6,7 +6,7 @@
 //! `lambda_http::Request`, dispatched to the function owning the route, and the response is
 //! converted back. Later functions plug in with one line in [`LocalApi::build`].
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State};
 use lambda_http::{Body, Request, Response};
@@ -16,11 +16,17 @@ use tglink_shared::{
     files::create_private_once,
     http::{MAX_BODY_BYTES, Problem, route_path},
     runtime::{Function, Startup, StartupError},
+    store::{Store, sqlite::SqliteStore},
+    time::UnixTime,
     token::OneTimeToken,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
+
+/// How often a local API on SQLite deletes records past their retention (it also does on open);
+/// DynamoDB's TTL does this in the cloud.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Every function, routed by path.
 pub struct LocalApi {
@@ -32,6 +38,7 @@ impl LocalApi {
         let functions: Vec<Arc<dyn Function>> = vec![
             Arc::new(connect_link::ConnectLink::build(startup).await?),
             Arc::new(webhook::Webhook::build(startup).await?),
+            Arc::new(registration::Registration::build(startup).await?),
         ];
         Ok(Self { functions })
     }
@@ -52,7 +59,9 @@ impl LocalApi {
 }
 
 /// The local environment: the process environment first, then development defaults, with
-/// development secrets generated once into `<data dir>/dev-secrets.json` (mode 0600).
+/// development secrets generated once into `<data dir>/dev-secrets.json` (mode 0600). Everything
+/// local lives in the data directory (the directory of `TGLINK_SQLITE_PATH`, `.data/` by
+/// default): the database, the dev secrets and the master key.
 pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
     let data_dir = data_dir(process.as_ref());
     let secrets_path = data_dir.join("dev-secrets.json");
@@ -86,7 +95,11 @@ pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
         .with("APP_JWT_ISSUER", "tglink-local")
         .with("APP_JWT_AUDIENCE", "tglink-local")
         .with("TELEGRAM_BOT_USERNAME", "tglink_dev_bot")
-        .with("BACKEND_URL", format!("http://{listen}"));
+        .with("BACKEND_URL", format!("http://{listen}"))
+        .with(
+            "TGLINK_LOCAL_KEY_PATH",
+            data_dir.join("master.key").display().to_string(),
+        );
     for (name, value) in &stored {
         if let Some(value) = value.as_str() {
             defaults.set(name, value);
@@ -160,6 +173,7 @@ pub struct Running {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    purge: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -167,6 +181,9 @@ impl Running {
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(purge) = self.purge.take() {
+            purge.abort();
         }
         let _ = (&mut self.task).await;
     }
@@ -190,6 +207,10 @@ pub enum StartError {
 pub async fn start(env: Arc<dyn Env>, listen: &str) -> Result<Running, StartError> {
     let startup = Startup::new(env, Platform::Local).await?;
     let api = Arc::new(LocalApi::build(&startup).await?);
+    let purge = match startup.store().await? {
+        Store::Sqlite(store) => Some(tokio::spawn(purge_periodically(store))),
+        Store::DynamoDb(_) => None,
+    };
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|error| StartError::Listen {
@@ -208,7 +229,20 @@ pub async fn start(env: Arc<dyn Env>, listen: &str) -> Result<Running, StartErro
         addr,
         shutdown: Some(tx),
         task,
+        purge,
     })
+}
+
+async fn purge_periodically(store: Arc<SqliteStore>) {
+    let start = tokio::time::Instant::now() + PURGE_INTERVAL;
+    let mut every = tokio::time::interval_at(start, PURGE_INTERVAL);
+    loop {
+        every.tick().await;
+        match store.purge_expired(UnixTime::now()).await {
+            Ok(()) => tracing::debug!("purged records past their retention"),
+            Err(e) => tracing::warn!(error = %e, "purge of records past their retention failed"),
+        }
+    }
 }
 
 pub async fn serve(

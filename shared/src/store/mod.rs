@@ -11,6 +11,7 @@ pub mod connect_flow;
 pub mod connect_tokens;
 pub mod dynamodb;
 pub mod links;
+pub mod registrations;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ pub use claims::{ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, Cla
 pub use connect_flow::{ConnectAttempt, ConnectFlow, ConnectOutcome};
 pub use connect_tokens::{ConnectTokenRecord, ConnectTokens};
 pub use links::{Link, LinkOutcome, LinkSide, LinkSource, Links};
+pub use registrations::Registrations;
 
 use crate::http::Problem;
 
@@ -78,6 +80,13 @@ impl Store {
     }
 
     pub fn connect_flow(&self) -> Arc<dyn ConnectFlow> {
+        match self {
+            Self::DynamoDb(s) => s.clone(),
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn registrations(&self) -> Arc<dyn Registrations> {
         match self {
             Self::DynamoDb(s) => s.clone(),
             Self::Sqlite(s) => s.clone(),

@@ -6,6 +6,7 @@ pub mod claims;
 pub mod connect_flow;
 pub mod connect_tokens;
 pub mod links;
+pub mod registrations;
 pub mod seal;
 
 /// Expands to one `#[tokio::test]` per suite function, for the given [`Backend`](crate::fixtures::Backend).
@@ -34,6 +35,13 @@ macro_rules! conformance_suite {
             connect_flow::a_dead_attempts_claim_does_not_block_a_retry,
             connect_flow::sixteen_updates_with_one_token_one_winner,
             connect_flow::one_update_delivered_concurrently_links_once,
+            registrations::create_and_read_by_id_and_token,
+            registrations::create_is_all_or_nothing,
+            registrations::finish_is_one_time,
+            registrations::expired_token_cannot_finish_and_is_marked_expired,
+            registrations::concurrent_finishers_one_winner,
+            registrations::retention_boundary_and_purge,
+            registrations::seed_is_stored_sealed_for_its_owner,
             seal::round_trip_and_second_client,
             seal::other_users_context_does_not_open,
             seal::flipped_bytes_do_not_open,

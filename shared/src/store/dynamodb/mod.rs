@@ -4,6 +4,7 @@ mod claims;
 mod connect_flow;
 mod connect_tokens;
 mod links;
+mod registrations;
 
 use std::collections::HashMap;
 
