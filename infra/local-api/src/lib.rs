@@ -37,6 +37,7 @@ impl LocalApi {
     pub async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let functions: Vec<Arc<dyn Function>> = vec![
             Arc::new(connect_link::ConnectLink::build(startup).await?),
+            Arc::new(webhook::Webhook::build(startup).await?),
             Arc::new(registration::Registration::build(startup).await?),
         ];
         Ok(Self { functions })

@@ -6,14 +6,20 @@
 //! condition, because DynamoDB TTL deletes items late. One conformance suite
 //! (`tests/tests/conformance_*.rs`) runs against both; a difference between them is a bug.
 
+pub mod claims;
+pub mod connect_flow;
 pub mod connect_tokens;
 pub mod dynamodb;
+pub mod links;
 pub mod registrations;
 pub mod sqlite;
 
 use std::sync::Arc;
 
+pub use claims::{ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims};
+pub use connect_flow::{ConnectAttempt, ConnectFlow, ConnectOutcome};
 pub use connect_tokens::{ConnectTokenRecord, ConnectTokens};
+pub use links::{Link, LinkOutcome, LinkSide, LinkSource, Links};
 pub use registrations::Registrations;
 
 use crate::http::Problem;
@@ -53,6 +59,27 @@ pub enum Store {
 
 impl Store {
     pub fn connect_tokens(&self) -> Arc<dyn ConnectTokens> {
+        match self {
+            Self::DynamoDb(s) => s.clone(),
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn links(&self) -> Arc<dyn Links> {
+        match self {
+            Self::DynamoDb(s) => s.clone(),
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn claims(&self) -> Arc<dyn Claims> {
+        match self {
+            Self::DynamoDb(s) => s.clone(),
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn connect_flow(&self) -> Arc<dyn ConnectFlow> {
         match self {
             Self::DynamoDb(s) => s.clone(),
             Self::Sqlite(s) => s.clone(),

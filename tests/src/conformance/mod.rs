@@ -2,7 +2,10 @@
 //! once and run against both adapters by [`conformance_suite!`] (see
 //! `tests/tests/conformance_sqlite.rs` and `conformance_dynamodb.rs`).
 
+pub mod claims;
+pub mod connect_flow;
 pub mod connect_tokens;
+pub mod links;
 pub mod registrations;
 pub mod seal;
 
@@ -15,6 +18,23 @@ macro_rules! conformance_suite {
             connect_tokens::expired_token_is_not_consumable,
             connect_tokens::sixty_four_concurrent_consumers_one_winner,
             connect_tokens::written_by_one_client_consumed_by_another,
+            links::link_both_ways_and_unlink,
+            links::same_pair_is_idempotent_other_pairs_conflict,
+            links::concurrent_links_of_one_user_one_winner,
+            links::concurrent_unlinks_one_winner,
+            claims::begin_complete_then_duplicate,
+            claims::dead_attempt_is_taken_over_after_in_progress_expiry,
+            claims::released_claim_can_be_retried_at_once,
+            claims::claims_end_with_their_retention,
+            claims::claim_once_is_one_write_and_one_winner,
+            claims::concurrent_begins_one_winner,
+            connect_flow::consumes_links_and_claims_in_one_step,
+            connect_flow::unknown_and_expired_tokens_write_nothing,
+            connect_flow::conflicts_leave_the_token_unconsumed,
+            connect_flow::relinking_the_same_pair_keeps_the_original_link,
+            connect_flow::a_dead_attempts_claim_does_not_block_a_retry,
+            connect_flow::sixteen_updates_with_one_token_one_winner,
+            connect_flow::one_update_delivered_concurrently_links_once,
             registrations::create_and_read_by_id_and_token,
             registrations::create_is_all_or_nothing,
             registrations::finish_is_one_time,

@@ -9,11 +9,11 @@ use crate::{
     token::TokenHash,
 };
 
-fn pk(hash: &TokenHash) -> String {
+pub(super) fn pk(hash: &TokenHash) -> String {
     format!("CONNECT#{}", hash.as_str())
 }
 
-const SK: &str = "CONNECT";
+pub(super) const SK: &str = "CONNECT";
 
 #[async_trait]
 impl ConnectTokens for DynamoStore {

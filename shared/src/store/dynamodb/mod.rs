@@ -1,6 +1,9 @@
 //! DynamoDB adapter: one table, keys `pk`/`sk` (S), TTL attribute `expires_at` (N).
 
+mod claims;
+mod connect_flow;
 mod connect_tokens;
+mod links;
 mod registrations;
 
 use std::collections::HashMap;

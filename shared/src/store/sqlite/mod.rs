@@ -2,7 +2,10 @@
 //! share it; every multi-statement operation runs in an `IMMEDIATE` transaction, every single
 //! conditional write is one statement.
 
+mod claims;
+mod connect_flow;
 mod connect_tokens;
+mod links;
 mod registrations;
 
 use std::{
@@ -17,11 +20,16 @@ use super::StoreError;
 use crate::time::UnixTime;
 
 /// Schema of every port; each statement is idempotent (`IF NOT EXISTS`).
-const SCHEMA: &[&str] = &[connect_tokens::SCHEMA, registrations::SCHEMA];
+const SCHEMA: &[&str] = &[
+    connect_tokens::SCHEMA,
+    registrations::SCHEMA,
+    claims::SCHEMA,
+    links::SCHEMA,
+];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
 /// this in the cloud; here it runs on open and from [`SqliteStore::purge_expired`].
-const PURGE: &[&str] = &[connect_tokens::PURGE, registrations::PURGE];
+const PURGE: &[&str] = &[connect_tokens::PURGE, registrations::PURGE, claims::PURGE];
 
 /// How long a writer waits for another process's lock before the store counts as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,0 +1,348 @@
+//! `webhook`: `POST /api/telegram/webhook`, the target of Telegram's `setWebhook`.
+//!
+//! Every request must carry `X-Telegram-Bot-Api-Secret-Token` equal to
+//! `TELEGRAM_WEBHOOK_SECRET` (compared in constant time); otherwise 401 with no detail. The
+//! body is a Bot API `Update` (64 KiB limit, unknown fields ignored); malformed bodies are
+//! 4xx problems. The bot acts on messages from people (not bots) in private chats:
+//!
+//! - `/start <token>` (or `/start@<bot> <token>`): consumes the connect token and links the
+//!   Telegram user and chat to the token's app user, atomically with the claim of the update
+//!   ([`ConnectFlow`]): ≤ 2 store calls, no outbound call.
+//! - `/status`: which app account this Telegram account is linked to (read only).
+//! - `/disconnect`: removes the link (both items, atomically), under a Powertools-style claim
+//!   of the update ([`Claims`]).
+//! - `/start` alone: how to connect.
+//!
+//! Everything else (other updates, other commands, group chats, bots) is answered `200` with
+//! an empty body and no store call.
+//!
+//! Replies ride in the webhook response as a Bot API method call
+//! (`{"method":"sendMessage","chat_id":…,"text":…}`), which Telegram executes: the bot never
+//! calls out. Telegram redelivers an update until it gets a 2xx; a redelivered update that was
+//! handled is answered `200` with no effect and no reply. A store outage is a `503` with
+//! nothing half-written, so Telegram's redelivery is the retry.
+
+pub mod command;
+pub mod config;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lambda_http::{
+    Body, Request, Response,
+    http::{HeaderValue, StatusCode},
+};
+use serde::Serialize;
+use tglink_shared::{
+    config::required,
+    http::{Problem, empty, json, parse_json, route_path},
+    ids::TelegramUserId,
+    routes::{Resolved, Route, resolve},
+    runtime::{Function, Startup, StartupError},
+    store::{
+        ClaimKey, ClaimOutcome, ClaimTimes, Claims, ConnectAttempt, ConnectFlow, ConnectOutcome,
+        LinkSide, Links, StoreError,
+    },
+    telegram::update::Update,
+    time::UnixTime,
+    token::OneTimeToken,
+};
+
+use crate::{
+    command::Command,
+    config::{Texts, WebhookSecret},
+};
+
+pub const ROUTES: &[Route] = &[Route::new("POST", "/api/telegram/webhook")];
+
+/// The header Telegram sends the `secret_token` of `setWebhook` in.
+pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+/// How long an update's claim is kept: Telegram gives up redelivering within 24 hours.
+pub const CLAIM_RETAIN_SECS: u64 = 86_400;
+
+/// How long an in-progress `/disconnect` blocks a redelivery of the same update; a crashed
+/// attempt's update is handled again after this.
+pub const CLAIM_IN_PROGRESS_SECS: u64 = 60;
+
+pub struct Webhook {
+    pub secret: WebhookSecret,
+    pub bot_username: String,
+    pub texts: Texts,
+    pub flow: Arc<dyn ConnectFlow>,
+    pub links: Arc<dyn Links>,
+    pub claims: Arc<dyn Claims>,
+}
+
+/// A Bot API method call carried in the webhook response.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct SendMessage {
+    pub method: &'static str,
+    pub chat_id: i64,
+    pub text: String,
+}
+
+impl SendMessage {
+    pub fn new(chat_id: i64, text: String) -> Self {
+        Self {
+            method: "sendMessage",
+            chat_id,
+            text,
+        }
+    }
+}
+
+/// Why an update could not be handled. Mapped to HTTP in one place (`From` below).
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("webhook secret missing or wrong")]
+    Unauthorized,
+    #[error("the update is being handled by another attempt")]
+    InProgress,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<WebhookError> for Problem {
+    fn from(err: WebhookError) -> Self {
+        match err {
+            // No detail and no hint: the caller is not Telegram.
+            WebhookError::Unauthorized => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "webhook_unauthorized",
+                "Unauthorized",
+            ),
+            // Telegram redelivers on any non-2xx: this makes it try again later.
+            WebhookError::InProgress => {
+                let mut problem = Problem::new(
+                    StatusCode::CONFLICT,
+                    "update_in_progress",
+                    "Update in progress",
+                )
+                .detail("this update is being handled; retry later");
+                problem.retry_after = Some(CLAIM_IN_PROGRESS_SECS as u32);
+                problem
+            }
+            WebhookError::Store(err) => err.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Function for Webhook {
+    async fn build(startup: &Startup) -> Result<Self, StartupError> {
+        let env = startup.env();
+        let secret = WebhookSecret::parse(&required(env, "TELEGRAM_WEBHOOK_SECRET")?)?;
+        let bot_username = config::bot_username(env)?;
+        let texts = Texts::from_env(env)?;
+        let store = startup.store().await?;
+        Ok(Self {
+            secret,
+            bot_username,
+            texts,
+            flow: store.connect_flow(),
+            links: store.links(),
+            claims: store.claims(),
+        })
+    }
+
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
+    async fn handle(&self, req: Request) -> Response<Body> {
+        handle(self, req).await
+    }
+}
+
+pub async fn handle(deps: &Webhook, req: Request) -> Response<Body> {
+    match resolve(ROUTES, req.method(), route_path(&req)) {
+        Resolved::Found { .. } => receive(deps, &req)
+            .await
+            .unwrap_or_else(Problem::into_response),
+        Resolved::MethodNotAllowed => Problem::method_not_allowed().into_response(),
+        Resolved::NotFound => Problem::not_found().into_response(),
+    }
+}
+
+async fn receive(deps: &Webhook, req: &Request) -> Result<Response<Body>, Problem> {
+    let presented = req.headers().get(SECRET_HEADER).map(HeaderValue::as_bytes);
+    if !presented.is_some_and(|value| deps.secret.verify(value)) {
+        tracing::warn!(
+            header_present = presented.is_some(),
+            "webhook call without the right secret"
+        );
+        return Err(WebhookError::Unauthorized.into());
+    }
+    let update: Update = parse_json(req)?;
+    match deps.process(&update).await {
+        Ok(Some(reply)) => Ok(json(StatusCode::OK, &reply)),
+        Ok(None) => Ok(empty(StatusCode::OK)),
+        Err(err) => {
+            tracing::warn!(update_id = update.update_id, error = %err, "update not handled");
+            Err(err.into())
+        }
+    }
+}
+
+impl Webhook {
+    /// What to answer to one update: a reply, nothing, or an error (non-2xx: Telegram
+    /// redelivers).
+    pub async fn process(&self, update: &Update) -> Result<Option<SendMessage>, WebhookError> {
+        let Some(message) = &update.message else {
+            return Ok(None);
+        };
+        let (Some(from), Some(text)) = (&message.from, &message.text) else {
+            return Ok(None);
+        };
+        // Only people, only in their private chat with the bot: a token pasted into a group
+        // is not acted on, and the reply never lands in a group.
+        if from.is_bot || !message.chat.is_private() {
+            return Ok(None);
+        }
+        let Ok(telegram_user_id) = TelegramUserId::new(from.id) else {
+            return Ok(None);
+        };
+        let Some(command) = Command::parse(text, &self.bot_username) else {
+            return Ok(None);
+        };
+        let chat_id = message.chat.id;
+        let now = UnixTime::now();
+        let text = match command {
+            Command::Start(None) => Some(self.texts.welcome()),
+            Command::Start(Some(payload)) => {
+                self.connect(
+                    update,
+                    telegram_user_id,
+                    chat_id,
+                    from.username.clone(),
+                    payload,
+                    now,
+                )
+                .await?
+            }
+            Command::Status => Some(self.status(telegram_user_id).await?),
+            Command::Disconnect => self.disconnect(update, telegram_user_id, now).await?,
+        };
+        Ok(text.map(|text| SendMessage::new(chat_id, text)))
+    }
+
+    /// `/start <payload>`: one atomic consume + link + claim.
+    async fn connect(
+        &self,
+        update: &Update,
+        telegram_user_id: TelegramUserId,
+        chat_id: i64,
+        username: Option<String>,
+        payload: &str,
+        now: UnixTime,
+    ) -> Result<Option<String>, WebhookError> {
+        let update_id = update.update_id;
+        let Ok(token) = OneTimeToken::parse(payload) else {
+            tracing::info!(update_id, %telegram_user_id, outcome = "token_malformed", "/start");
+            return Ok(Some(self.texts.link_invalid()));
+        };
+        let attempt = ConnectAttempt {
+            token: token.hash(),
+            claim: ClaimKey::telegram_update(&self.bot_username, update_id),
+            claim_retain_secs: CLAIM_RETAIN_SECS,
+            telegram_user_id,
+            chat_id,
+            username,
+            now,
+        };
+        let reply = match self.flow.consume_and_link(&attempt).await? {
+            ConnectOutcome::Linked { link, already } => {
+                tracing::info!(
+                    update_id,
+                    %telegram_user_id,
+                    user_id = %link.user_id,
+                    already_linked = already,
+                    outcome = "linked",
+                    "/start"
+                );
+                Some(self.texts.connected())
+            }
+            ConnectOutcome::Duplicate => {
+                tracing::info!(update_id, outcome = "duplicate", "/start");
+                None
+            }
+            ConnectOutcome::TokenInvalid => {
+                tracing::info!(update_id, %telegram_user_id, outcome = "token_invalid", "/start");
+                Some(self.texts.link_invalid())
+            }
+            ConnectOutcome::Conflict(side) => {
+                tracing::info!(
+                    update_id,
+                    %telegram_user_id,
+                    outcome = "conflict",
+                    side = ?side,
+                    "/start"
+                );
+                Some(match side {
+                    LinkSide::Telegram => self.texts.telegram_linked_elsewhere(),
+                    LinkSide::User => self.texts.user_linked_elsewhere(),
+                })
+            }
+        };
+        Ok(reply)
+    }
+
+    /// `/status`: read only, so not claimed. A redelivery only happens when Telegram did not
+    /// get the first answer, in which case the reply was never sent either.
+    async fn status(&self, telegram_user_id: TelegramUserId) -> Result<String, WebhookError> {
+        Ok(match self.links.get_by_telegram(telegram_user_id).await? {
+            Some(link) => self.texts.status_linked(link.user_id.as_str()),
+            None => self.texts.status_not_linked(),
+        })
+    }
+
+    /// `/disconnect`: claim the update, unlink, complete the claim (or release it on failure,
+    /// so Telegram's redelivery can run at once).
+    async fn disconnect(
+        &self,
+        update: &Update,
+        telegram_user_id: TelegramUserId,
+        now: UnixTime,
+    ) -> Result<Option<String>, WebhookError> {
+        let update_id = update.update_id;
+        let key = ClaimKey::telegram_update(&self.bot_username, update_id);
+        let times = ClaimTimes {
+            in_progress_secs: CLAIM_IN_PROGRESS_SECS,
+            retain_secs: CLAIM_RETAIN_SECS,
+        };
+        let lease = match self.claims.begin(&key, now, times).await? {
+            ClaimOutcome::Acquired(lease) => lease,
+            ClaimOutcome::Completed => {
+                tracing::info!(update_id, outcome = "duplicate", "/disconnect");
+                return Ok(None);
+            }
+            ClaimOutcome::InProgress => return Err(WebhookError::InProgress),
+        };
+        let removed = match self.links.unlink_by_telegram(telegram_user_id).await {
+            Ok(removed) => removed,
+            Err(err) => {
+                if let Err(release) = self.claims.release(&lease).await {
+                    tracing::warn!(update_id, error = %release, "claim not released");
+                }
+                return Err(err.into());
+            }
+        };
+        if let Err(err) = self.claims.complete(&lease, now, CLAIM_RETAIN_SECS).await {
+            // The effect happened and the answer is 2xx, so Telegram will not redeliver; the
+            // claim simply lapses at its in-progress expiry.
+            tracing::warn!(update_id, error = %err, "claim not completed");
+        }
+        tracing::info!(
+            update_id,
+            %telegram_user_id,
+            user_id = removed.as_ref().map(|l| l.user_id.as_str()),
+            outcome = if removed.is_some() { "unlinked" } else { "not_linked" },
+            "/disconnect"
+        );
+        Ok(Some(match removed {
+            Some(_) => self.texts.disconnected(),
+            None => self.texts.status_not_linked(),
+        }))
+    }
+}

@@ -1,0 +1,179 @@
+//! Links: one row per link with both ids unique, the SQLite form of the two DynamoDB items
+//! (`TGUSER#<id>` / `LINK` and `USER#<id>` / `TGLINK`), which are always written together.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{SqliteStore, sql_error};
+use crate::{
+    ids::{TelegramUserId, UserId},
+    store::{Link, LinkOutcome, LinkSide, LinkSource, Links, StoreError},
+    time::UnixTime,
+};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS telegram_links (
+    telegram_user_id INTEGER PRIMARY KEY NOT NULL,
+    user_id          TEXT NOT NULL UNIQUE,
+    chat_id          INTEGER,
+    username         TEXT,
+    source           TEXT NOT NULL,
+    linked_at        INTEGER NOT NULL
+) STRICT;
+";
+
+const COLUMNS: &str = "telegram_user_id, user_id, chat_id, username, source, linked_at";
+
+type RawLink = (i64, String, Option<i64>, Option<String>, String, i64);
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<RawLink> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn to_link(raw: RawLink) -> Result<Link, StoreError> {
+    let (tg, user, chat_id, username, source, linked_at) = raw;
+    let corrupt = |e: crate::ids::InvalidId| StoreError::Corrupt(e.to_string());
+    Ok(Link {
+        telegram_user_id: TelegramUserId::new(tg).map_err(corrupt)?,
+        user_id: UserId::parse(&user).map_err(corrupt)?,
+        chat_id,
+        username,
+        source: LinkSource::parse(&source)?,
+        linked_at: UnixTime(
+            u64::try_from(linked_at)
+                .map_err(|_| StoreError::Corrupt("negative linked_at".into()))?,
+        ),
+    })
+}
+
+pub(super) fn by_telegram(
+    conn: &Connection,
+    id: TelegramUserId,
+) -> Result<Option<Link>, StoreError> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM telegram_links WHERE telegram_user_id = ?1"),
+        [id.get()],
+        from_row,
+    )
+    .optional()
+    .map_err(sql_error)?
+    .map(to_link)
+    .transpose()
+}
+
+pub(super) fn by_user(conn: &Connection, user: &UserId) -> Result<Option<Link>, StoreError> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM telegram_links WHERE user_id = ?1"),
+        [user.as_str()],
+        from_row,
+    )
+    .optional()
+    .map_err(sql_error)?
+    .map(to_link)
+    .transpose()
+}
+
+/// Inserts `link`, or refreshes chat and username of the same pair (keeping `linked_at` and
+/// `source`). The caller has checked that neither side is linked elsewhere.
+pub(super) fn upsert(conn: &Connection, link: &Link) -> Result<(), StoreError> {
+    conn.execute(
+        &format!(
+            "INSERT INTO telegram_links ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(telegram_user_id) DO UPDATE SET
+                 chat_id = excluded.chat_id, username = excluded.username
+             WHERE telegram_links.user_id = excluded.user_id"
+        ),
+        params![
+            link.telegram_user_id.get(),
+            link.user_id.as_str(),
+            link.chat_id,
+            link.username,
+            link.source.as_str(),
+            link.linked_at.secs() as i64,
+        ],
+    )
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+/// Which side of `link` is linked elsewhere, if any (Telegram first).
+pub(super) fn conflict(
+    by_telegram: Option<&Link>,
+    by_user: Option<&Link>,
+    link: &Link,
+) -> Option<LinkSide> {
+    if by_telegram.is_some_and(|t| t.user_id != link.user_id) {
+        Some(LinkSide::Telegram)
+    } else if by_user.is_some_and(|u| u.telegram_user_id != link.telegram_user_id) {
+        Some(LinkSide::User)
+    } else {
+        None
+    }
+}
+
+fn delete_returning(
+    conn: &Connection,
+    column: &str,
+    value: &dyn rusqlite::ToSql,
+) -> Result<Option<Link>, StoreError> {
+    conn.query_row(
+        &format!("DELETE FROM telegram_links WHERE {column} = ?1 RETURNING {COLUMNS}"),
+        [value],
+        from_row,
+    )
+    .optional()
+    .map_err(sql_error)?
+    .map(to_link)
+    .transpose()
+}
+
+#[async_trait]
+impl Links for SqliteStore {
+    async fn get_by_telegram(&self, id: TelegramUserId) -> Result<Option<Link>, StoreError> {
+        self.with_conn(move |conn| by_telegram(conn, id)).await
+    }
+
+    async fn get_by_user(&self, user: &UserId) -> Result<Option<Link>, StoreError> {
+        let user = user.clone();
+        self.with_conn(move |conn| by_user(conn, &user)).await
+    }
+
+    async fn link(&self, link: &Link) -> Result<LinkOutcome, StoreError> {
+        let link = link.clone();
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_error)?;
+            let t = by_telegram(&tx, link.telegram_user_id)?;
+            let u = by_user(&tx, &link.user_id)?;
+            if let Some(side) = conflict(t.as_ref(), u.as_ref(), &link) {
+                return Ok(LinkOutcome::Conflict(side));
+            }
+            if let Some(existing) = t {
+                return Ok(LinkOutcome::AlreadyLinked(existing));
+            }
+            upsert(&tx, &link)?;
+            tx.commit().map_err(sql_error)?;
+            Ok(LinkOutcome::Linked(link))
+        })
+        .await
+    }
+
+    async fn unlink_by_user(&self, user: &UserId) -> Result<Option<Link>, StoreError> {
+        let user = user.clone();
+        self.with_conn(move |conn| delete_returning(conn, "user_id", &user.as_str()))
+            .await
+    }
+
+    async fn unlink_by_telegram(&self, id: TelegramUserId) -> Result<Option<Link>, StoreError> {
+        self.with_conn(move |conn| delete_returning(conn, "telegram_user_id", &id.get()))
+            .await
+    }
+}
