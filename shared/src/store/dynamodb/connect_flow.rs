@@ -18,9 +18,9 @@ use super::{
     DynamoStore, Item, attempt_id, claims, connect_tokens, get_s,
     links::{
         LINK_SK, MAX_ATTEMPTS, TGLINK_SK, TxFailure, backoff, build_error, get_u64, link_item,
-        parse_link, put, request_token, telegram_pk, tx_failure, user_pk, values,
+        parse_link, put, telegram_pk, tx_failure, user_pk, values,
     },
-    n, s, unavailable,
+    n, request_token, s, unavailable,
 };
 use crate::{
     ids::UserId,

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, Delete, Put, TransactWriteItem},
 };
 
-use super::{DynamoStore, Item, attempt_id, get_s, n, s, unavailable};
+use super::{DynamoStore, Item, get_s, n, request_token, s, unavailable};
 use crate::{
     ids::{TelegramUserId, UserId},
     store::{Link, LinkOutcome, LinkSide, LinkSource, Links, StoreError},
@@ -199,15 +199,6 @@ pub(super) async fn backoff(attempt: u32) {
     let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut jitter);
     let millis = (10u64 << attempt.min(5)) + u64::from(jitter[0] % 16);
     tokio::time::sleep(Duration::from_millis(millis)).await;
-}
-
-/// A fresh `ClientRequestToken` (at most 36 characters) for one `TransactWriteItems`: the
-/// SDK's retry of a transaction that did commit then succeeds instead of failing its own
-/// conditions.
-pub(super) fn request_token() -> String {
-    let mut id = attempt_id();
-    id.truncate(36);
-    id
 }
 
 fn contention() -> StoreError {

@@ -129,11 +129,21 @@ pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreErro
     }
 }
 
-/// A random id for one logical write, so the SDK's retries of it are recognisable (see
-/// `ConnectTokens::consume`). Also usable as a `TransactWriteItems` client request token.
+/// A random id for one logical conditional write (43 characters), so the SDK's retries of it
+/// are recognisable: the write sets it, and its condition also accepts an item that already
+/// carries it (see `ConnectTokens::consume`).
 pub(crate) fn attempt_id() -> String {
     crate::token::OneTimeToken::mint()
         .hash()
         .as_str()
         .to_owned()
+}
+
+/// A fresh `ClientRequestToken` (DynamoDB allows at most 36 characters) for one
+/// `TransactWriteItems`: the SDK's retry of a transaction that did commit then succeeds
+/// instead of failing its own conditions.
+pub(crate) fn request_token() -> String {
+    let mut id = attempt_id();
+    id.truncate(36);
+    id
 }

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::{
     },
 };
 
-use super::{DynamoStore, Item, attempt_id, get_s, n, s, unavailable};
+use super::{DynamoStore, Item, attempt_id, get_s, n, request_token, s, unavailable};
 use crate::{
     ids::UserId,
     store::{
@@ -230,7 +230,7 @@ impl Registrations for DynamoStore {
             .client
             .transact_write_items()
             // At most 36 characters; the same token makes a retried commit succeed again.
-            .client_request_token(&attempt_id()[..36])
+            .client_request_token(request_token())
             .transact_items(TransactWriteItem::builder().put(pointer).build())
             .transact_items(TransactWriteItem::builder().put(state).build())
             .send()
