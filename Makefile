@@ -8,7 +8,7 @@ MOTO_PORT   ?= 5000
 ARCH        ?= arm64
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-export MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+export MOTO_PYTHON := $(CURDIR)/$(VENV)/bin/python
 
 .PHONY: help run test lint build moto venv fmt clean
 
@@ -44,7 +44,7 @@ build: venv
 	cargo lambda build --release --$(ARCH)
 
 moto: venv
-	$(MOTO_SERVER) -H 127.0.0.1 -p $(MOTO_PORT)
+	$(MOTO_PYTHON) infra/moto_server_serialized.py -H 127.0.0.1 -p $(MOTO_PORT)
 
 clean:
 	cargo clean

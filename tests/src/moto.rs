@@ -1,6 +1,10 @@
-//! One `moto_server -H 127.0.0.1 -p <free port>` per test binary, started on first use from
-//! the pinned `.venv` the Makefile installs. Each test then makes its own table or key, so
-//! tests stay parallel and independent.
+//! One moto server on a free loopback port per test binary, started on first use from the
+//! pinned `.venv` the Makefile installs. Each test then makes its own table or key, so tests
+//! stay parallel and independent.
+//!
+//! The server is moto's own application, launched by `infra/moto_server_serialized.py`, which
+//! serializes request processing: stock `moto_server` has no lock around its backends, so
+//! concurrent conditional writes to one item could all pass (real DynamoDB is atomic per item).
 
 use std::{
     net::TcpListener,
@@ -28,17 +32,18 @@ pub fn moto() -> &'static Moto {
     MOTO.get_or_init(start)
 }
 
-fn moto_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("MOTO_SERVER") {
-        return path.into();
-    }
-    let path = crate::workspace_root().join(".venv/bin/moto_server");
+/// The venv's Python (which has the pinned moto) and the launcher script.
+fn moto_command() -> (PathBuf, PathBuf) {
+    let root = crate::workspace_root();
+    let python = std::env::var("MOTO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join(".venv/bin/python"));
     assert!(
-        path.exists(),
+        python.exists(),
         "{} not found: run `make test` (it installs the pinned moto[server] into .venv)",
-        path.display()
+        python.display()
     );
-    path
+    (python, root.join("infra/moto_server_serialized.py"))
 }
 
 fn free_port() -> u16 {
@@ -49,16 +54,18 @@ fn free_port() -> u16 {
 }
 
 fn start() -> Moto {
-    let binary = moto_binary();
+    let (binary, script) = moto_command();
     for _attempt in 0..3 {
         let port = free_port();
         let (tx, rx) = std::sync::mpsc::channel();
         let bin = binary.clone();
+        let script = script.clone();
         // The child is spawned from a thread that never exits: PR_SET_PDEATHSIG fires when the
         // spawning *thread* ends, and we want moto to die exactly when the test binary does.
         std::thread::spawn(move || {
             let mut cmd = Command::new(&bin);
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            cmd.arg(&script)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());

@@ -7,12 +7,16 @@
 //! (`tests/tests/conformance_*.rs`) runs against both; a difference between them is a bug.
 
 pub mod connect_tokens;
+pub mod credentials;
 pub mod dynamodb;
 pub mod sqlite;
+pub mod worker_tokens;
 
 use std::sync::Arc;
 
 pub use connect_tokens::{ConnectTokenRecord, ConnectTokens};
+pub use credentials::{Credentials, CredentialsRecord};
+pub use worker_tokens::{WorkerTokenRecord, WorkerTokens};
 
 use crate::http::Problem;
 
@@ -51,6 +55,20 @@ pub enum Store {
 
 impl Store {
     pub fn connect_tokens(&self) -> Arc<dyn ConnectTokens> {
+        match self {
+            Self::DynamoDb(s) => s.clone(),
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn credentials(&self) -> Arc<dyn Credentials> {
+        match self {
+            Self::DynamoDb(s) => s.clone(),
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn worker_tokens(&self) -> Arc<dyn WorkerTokens> {
         match self {
             Self::DynamoDb(s) => s.clone(),
             Self::Sqlite(s) => s.clone(),

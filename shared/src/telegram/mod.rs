@@ -4,3 +4,4 @@
 //! under either the bot-token HMAC scheme or Telegram's Ed25519 third-party scheme.
 
 pub mod initdata;
+pub mod bot_api;

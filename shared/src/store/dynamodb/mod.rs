@@ -1,6 +1,8 @@
 //! DynamoDB adapter: one table, keys `pk`/`sk` (S), TTL attribute `expires_at` (N).
 
 mod connect_tokens;
+mod credentials;
+mod worker_tokens;
 
 use std::collections::HashMap;
 

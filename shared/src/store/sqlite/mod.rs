@@ -3,6 +3,8 @@
 //! conditional write is one statement.
 
 mod connect_tokens;
+mod credentials;
+mod worker_tokens;
 
 use std::{
     path::{Path, PathBuf},
@@ -16,11 +18,15 @@ use super::StoreError;
 use crate::time::UnixTime;
 
 /// Schema of every port; each statement is idempotent (`IF NOT EXISTS`).
-const SCHEMA: &[&str] = &[connect_tokens::SCHEMA];
+const SCHEMA: &[&str] = &[
+    connect_tokens::SCHEMA,
+    credentials::SCHEMA,
+    worker_tokens::SCHEMA,
+];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
 /// this in the cloud; here it runs on open and from [`SqliteStore::purge_expired`].
-const PURGE: &[&str] = &[connect_tokens::PURGE];
+const PURGE: &[&str] = &[connect_tokens::PURGE, worker_tokens::PURGE];
 
 /// How long a writer waits for another process's lock before the store counts as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
