@@ -29,8 +29,11 @@ pub struct LocalApi {
 
 impl LocalApi {
     pub async fn build(startup: &Startup) -> Result<Self, StartupError> {
-        let functions: Vec<Arc<dyn Function>> =
-            vec![Arc::new(connect_link::ConnectLink::build(startup).await?)];
+        let functions: Vec<Arc<dyn Function>> = vec![
+            Arc::new(connect_link::ConnectLink::build(startup).await?),
+            Arc::new(settings::Settings::build(startup).await?),
+            Arc::new(worker_credentials::WorkerCredentials::build(startup).await?),
+        ];
         Ok(Self { functions })
     }
 
@@ -84,7 +87,10 @@ pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
         .with("APP_JWT_ISSUER", "tglink-local")
         .with("APP_JWT_AUDIENCE", "tglink-local")
         .with("TELEGRAM_BOT_USERNAME", "tglink_dev_bot")
-        .with("BACKEND_URL", format!("http://{listen}"));
+        .with("BACKEND_URL", format!("http://{listen}"))
+        // Placeholders so that worker-credentials starts; set real values from my.telegram.org.
+        .with("TELEGRAM_API_ID", "1")
+        .with("TELEGRAM_API_HASH", "00000000000000000000000000000000");
     for (name, value) in &stored {
         if let Some(value) = value.as_str() {
             defaults.set(name, value);
