@@ -3,7 +3,10 @@
 //! revocation), written and revoked together with `TransactWriteItems`.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::{
+    operation::transact_write_items::TransactWriteItemsError,
+    types::{AttributeValue, Put, TransactWriteItem, Update},
+};
 
 use super::{DynamoStore, Item, get_s, n, s, unavailable};
 use crate::{
@@ -183,59 +186,63 @@ impl WorkerTokens for DynamoStore {
         id: &str,
         now: UnixTime,
     ) -> Result<RevokeOutcome, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(user_pk(user)))
-            .key("sk", s(list_sk(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let Some(item) = out.item else {
-            return Ok(RevokeOutcome::NotFound);
-        };
-        if expired(&item, now)? {
-            return Ok(RevokeOutcome::NotFound);
-        }
-        let record = parse(&item)?;
-        if record.revoked_at.is_some() {
-            return Ok(RevokeOutcome::AlreadyRevoked);
-        }
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(revoke(
-                &self.table,
-                token_pk(&record.hash),
-                TOKEN_SK.to_owned(),
-                now,
-            ))
-            .transact_items(revoke(&self.table, user_pk(user), list_sk(id), now))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(RevokeOutcome::Revoked),
-            Err(e) => {
-                let lost_race = e
-                    .as_service_error()
-                    .and_then(|s| match s {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
-                        _ => None,
-                    })
-                    .is_some_and(|c| {
-                        c.cancellation_reasons()
-                            .iter()
-                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                    });
-                if lost_race {
-                    // Revoked concurrently by another request.
-                    Ok(RevokeOutcome::AlreadyRevoked)
-                } else {
-                    Err(unavailable(e))
+        // A lost race (another revoke, or DynamoDB's transaction conflict) is decided by
+        // reading again.
+        for _ in 0..5 {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(user_pk(user)))
+                .key("sk", s(list_sk(id)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let Some(item) = out.item else {
+                return Ok(RevokeOutcome::NotFound);
+            };
+            if expired(&item, now)? {
+                return Ok(RevokeOutcome::NotFound);
+            }
+            let record = parse(&item)?;
+            if record.revoked_at.is_some() {
+                return Ok(RevokeOutcome::AlreadyRevoked);
+            }
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(revoke(
+                    &self.table,
+                    token_pk(&record.hash),
+                    TOKEN_SK.to_owned(),
+                    now,
+                ))
+                .transact_items(revoke(&self.table, user_pk(user), list_sk(id), now))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(RevokeOutcome::Revoked),
+                Err(e) => {
+                    let raced = match e.as_service_error() {
+                        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                            c.cancellation_reasons().iter().any(|r| {
+                                matches!(
+                                    r.code(),
+                                    Some("ConditionalCheckFailed" | "TransactionConflict")
+                                )
+                            })
+                        }
+                        _ => false,
+                    };
+                    if !raced {
+                        return Err(unavailable(e));
+                    }
                 }
             }
         }
+        Err(StoreError::Unavailable(
+            "worker token revocation kept conflicting".into(),
+        ))
     }
 }
