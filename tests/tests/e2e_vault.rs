@@ -69,7 +69,10 @@ impl Vault {
     }
 
     async fn delete(&self, path: &str, jwt: &str) -> ApiResponse {
-        self.app.api.call(Method::DELETE, path, Some(jwt), None).await
+        self.app
+            .api
+            .call(Method::DELETE, path, Some(jwt), None)
+            .await
     }
 
     async fn get(&self, path: &str, bearer: &str) -> ApiResponse {
@@ -301,10 +304,7 @@ async fn full_flow(backend: Backend) {
     assert_ne!(new_etag, etag);
     assert_eq!(resp.json["bot_token"], token_b.as_str());
     assert_eq!(resp.json["telegram_session"], session);
-    assert_eq!(
-        v.creds_if_none_match(&worker, &new_etag).await.status,
-        304
-    );
+    assert_eq!(v.creds_if_none_match(&worker, &new_etag).await.status, 304);
 
     // 7. Listing shows no secret; revoking stops the worker at once.
     let list = v.get(TOKENS, &jwt).await;
@@ -408,7 +408,9 @@ async fn settings_kms_calls(backend: Backend) {
         .await;
     assert_eq!(resp.status(), 204);
     assert_eq!(gen_unwrap(&keys), (2, 1), "clearing needs no KMS call");
-    let resp = settings.handle(lambda_json("GET", STATUS, &jwt, None)).await;
+    let resp = settings
+        .handle(lambda_json("GET", STATUS, &jwt, None))
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(body_json(&resp)["bot_configured"], true);
     assert_eq!(gen_unwrap(&keys), (2, 1), "status needs no KMS call");
@@ -456,7 +458,10 @@ async fn users_are_isolated(backend: Backend) {
             .json(&json!({"user_id": "bob", "userId": "bob"})),
         v.app
             .api
-            .request(Method::GET, &format!("{CREDS}?userId=bob&authToken={bob_worker}"))
+            .request(
+                Method::GET,
+                &format!("{CREDS}?userId=bob&authToken={bob_worker}"),
+            )
             .bearer_auth(&alice_worker),
     ];
     for attempt in attempts {
@@ -511,9 +516,12 @@ async fn users_are_isolated(backend: Backend) {
     v.get(CREDS, "tgw_forged")
         .await
         .assert_problem(401, "worker_token_invalid");
-    v.get(CREDS, &format!("tgw_{}", &bob_worker[4..].to_ascii_uppercase()))
-        .await
-        .assert_problem(401, "worker_token_invalid");
+    v.get(
+        CREDS,
+        &format!("tgw_{}", &bob_worker[4..].to_ascii_uppercase()),
+    )
+    .await
+    .assert_problem(401, "worker_token_invalid");
     v.get(CREDS, &v.app.jwt("bob")[1..])
         .await
         .assert_problem(401, "token_invalid");
@@ -546,7 +554,12 @@ async fn copied_or_tampered_blobs_do_not_decrypt(backend: Backend) {
     let v = spawn(backend, MapEnv::new()).await;
     let alice_token = bot_token(555555555, "alice-copy");
     let alice = v
-        .configure("alice", &alice_token, "alice_copy_bot", "alice-secret-session")
+        .configure(
+            "alice",
+            &alice_token,
+            "alice_copy_bot",
+            "alice-secret-session",
+        )
         .await;
     let bob = v
         .configure(
@@ -710,7 +723,11 @@ async fn idle_expiry_and_reports(backend: Backend) {
     assert_eq!(status.json["bot_configured"], true);
     let resp = v.creds_if_none_match(&worker, &etag).await;
     resp.assert_problem(400, "telegram_not_configured");
-    assert!(resp.text.contains("log in to Telegram again"), "{}", resp.text);
+    assert!(
+        resp.text.contains("log in to Telegram again"),
+        "{}",
+        resp.text
+    );
     assert!(
         log.contents()
             .contains("cleared, re-authentication required"),
@@ -767,12 +784,22 @@ async fn telegram_failures_store_nothing(backend: Backend) {
     let port = v.credentials().await;
     let unknown = bot_token(888888888, "unknown-to-telegram");
 
-    for malformed in ["nope", "123:short", "12345678:has spaces in it and more than 30"] {
-        let resp = v.put(BOT_TOKEN, &jwt, json!({"bot_token": malformed})).await;
+    for malformed in [
+        "nope",
+        "123:short",
+        "12345678:has spaces in it and more than 30",
+    ] {
+        let resp = v
+            .put(BOT_TOKEN, &jwt, json!({"bot_token": malformed}))
+            .await;
         resp.assert_problem(400, "bot_token_invalid");
         assert!(!resp.text.contains(malformed));
     }
-    assert_eq!(v.fake.count("getMe"), 0, "malformed tokens never reach Telegram");
+    assert_eq!(
+        v.fake.count("getMe"),
+        0,
+        "malformed tokens never reach Telegram"
+    );
     v.put(BOT_TOKEN, &jwt, json!({"token": unknown}))
         .await
         .assert_problem(400, "body_invalid");
@@ -792,7 +819,9 @@ async fn telegram_failures_store_nothing(backend: Backend) {
     let good = bot_token(999999999, "tg-fail-good");
     v.fake.add_bot(&good, "good_bot");
     assert_eq!(
-        v.put(BOT_TOKEN, &jwt, json!({"bot_token": good})).await.status,
+        v.put(BOT_TOKEN, &jwt, json!({"bot_token": good}))
+            .await
+            .status,
         200
     );
     let before = port.get(&user).await.unwrap().unwrap();
@@ -928,7 +957,8 @@ async fn store_unavailable_is_503() {
         v.get(STATUS, &jwt).await,
         v.post(TOKENS, &jwt, json!({"name": "w"})).await,
         v.get(TOKENS, &jwt).await,
-        v.delete(&format!("{TOKENS}/wt_AAAAAAAAAAAAAAAA"), &jwt).await,
+        v.delete(&format!("{TOKENS}/wt_AAAAAAAAAAAAAAAA"), &jwt)
+            .await,
         v.get(CREDS, &jwt).await,
         v.get(CREDS, &format!("tgw_{}", "A".repeat(43))).await,
         v.post(REPORT, &jwt, json!({"error": "AUTH_KEY_UNREGISTERED"}))

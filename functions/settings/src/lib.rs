@@ -40,8 +40,8 @@ use tglink_shared::{
     telegram::bot_api::{BotApi, BotApiError, BotToken, BotUser},
     time::UnixTime,
     vault::{
-        self, Clock, SecretString, WorkerToken, authenticate_app_or_worker,
-        is_worker_token_id, max_idle_from_env, new_worker_token_id,
+        self, Clock, SecretString, WorkerToken, authenticate_app_or_worker, is_worker_token_id,
+        max_idle_from_env, new_worker_token_id,
     },
 };
 
@@ -170,12 +170,11 @@ impl From<VaultError> for Problem {
                 "Concurrent update",
             )
             .detail("the credentials kept changing concurrently; nothing was changed, retry"),
-            VaultError::StaleReport => Problem::new(
-                StatusCode::CONFLICT,
-                "session_report_stale",
-                "Stale report",
-            )
-            .detail("the session was replaced after the reported version; nothing was changed"),
+            VaultError::StaleReport => {
+                Problem::new(StatusCode::CONFLICT, "session_report_stale", "Stale report").detail(
+                    "the session was replaced after the reported version; nothing was changed",
+                )
+            }
         }
     }
 }
@@ -230,7 +229,10 @@ pub struct SessionInput {
 }
 
 pub enum Change {
-    BotToken { token: BotToken, bot: BotUser },
+    BotToken {
+        token: BotToken,
+        bot: BotUser,
+    },
     Session(SessionInput),
     ClearSession,
     /// A worker reported the session dead; `version` is the record version it was using.
@@ -346,7 +348,9 @@ async fn reseal(
             return Ok(None);
         };
         let mut sealed = current.clone();
-        sealed.attributes.retain(|name, _| kept.contains(&name.as_str()));
+        sealed
+            .attributes
+            .retain(|name, _| kept.contains(&name.as_str()));
         return Ok((!sealed.attributes.is_empty()).then_some(sealed));
     }
     let scope = vault::scope(user);
@@ -411,7 +415,10 @@ pub fn status(record: Option<&CredentialsRecord>, now: UnixTime, max_idle_secs: 
     let (reauth_required, reauth_reason) = if has_session && !live {
         (true, Some("idle_expired".to_owned()))
     } else if !has_session {
-        (r.reauth.is_some(), r.reauth.as_ref().map(|a| a.reason.clone()))
+        (
+            r.reauth.is_some(),
+            r.reauth.as_ref().map(|a| a.reason.clone()),
+        )
     } else {
         (false, None)
     };
@@ -627,10 +634,7 @@ async fn report(deps: &Settings, req: &Request) -> Result<Response<Body>, Proble
     let Some(reason) = FATAL_SESSION_ERRORS.iter().find(|e| **e == reason) else {
         return Err(Problem::bad_request(
             "report_error_unsupported",
-            format!(
-                "error must be one of {}",
-                FATAL_SESSION_ERRORS.join(", ")
-            ),
+            format!("error must be one of {}", FATAL_SESSION_ERRORS.join(", ")),
         ));
     };
     let version = match &body.etag {
@@ -704,7 +708,9 @@ async fn create_worker_token(deps: &Settings, req: &Request) -> Result<Response<
     let body: WorkerTokenBody = parse_json(req)?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(invalid("name must be 1-64 characters without control characters"));
+        return Err(invalid(
+            "name must be 1-64 characters without control characters",
+        ));
     }
     let token = WorkerToken::mint();
     let record = WorkerTokenRecord {
@@ -757,12 +763,8 @@ async fn revoke_worker_token(
 ) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
     let not_found = || {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "worker_token_not_found",
-            "Not found",
-        )
-        .detail("no worker token with this id belongs to you")
+        Problem::new(StatusCode::NOT_FOUND, "worker_token_not_found", "Not found")
+            .detail("no worker token with this id belongs to you")
     };
     if !is_worker_token_id(id) {
         return Err(not_found());

@@ -68,7 +68,10 @@ impl Deployment {
             .ok()
             .filter(|id| *id > 0)
             .ok_or_else(|| {
-                ConfigError::new("TELEGRAM_API_ID", "is malformed: expected a positive integer")
+                ConfigError::new(
+                    "TELEGRAM_API_ID",
+                    "is malformed: expected a positive integer",
+                )
             })?;
         Ok(Self {
             api_id,
@@ -182,7 +185,9 @@ async fn fetch(deps: &WorkerCredentials, req: &Request) -> Result<Response<Body>
         .into());
     };
     if !record.has_sealed(SEALED_BOT_TOKEN) {
-        return Err(FetchError::NotConfigured("no bot token is stored: save one in the settings").into());
+        return Err(
+            FetchError::NotConfigured("no bot token is stored: save one in the settings").into(),
+        );
     }
     if !record.has_sealed(SEALED_SESSION) || record.session_saved_at.is_none() {
         let why = if record.reauth.is_some() {

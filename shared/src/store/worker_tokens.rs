@@ -46,8 +46,11 @@ pub trait WorkerTokens: Send + Sync {
     ) -> Result<Option<WorkerTokenRecord>, StoreError>;
 
     /// The user's tokens, oldest first, revoked ones included until their retention ends.
-    async fn list(&self, user: &UserId, now: UnixTime)
-    -> Result<Vec<WorkerTokenRecord>, StoreError>;
+    async fn list(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<WorkerTokenRecord>, StoreError>;
 
     /// Revokes the user's token `id` (both items, one transaction).
     async fn revoke(

@@ -172,7 +172,9 @@ impl BotApi {
                     .map_err(|_| BotApiError::Unreachable("Telegram answered with bad JSON"))?;
                 match (envelope.ok, envelope.result) {
                     (true, Some(result)) => Ok(result),
-                    _ => Err(BotApiError::Unreachable("Telegram answered without a result")),
+                    _ => Err(BotApiError::Unreachable(
+                        "Telegram answered without a result",
+                    )),
                 }
             }
             401 | 403 | 404 => Err(BotApiError::Rejected { status }),
@@ -187,7 +189,9 @@ impl BotApi {
                     Err(BotApiError::Unreachable("Telegram answered with an error"))
                 }
             }
-            _ => Err(BotApiError::Unreachable("Telegram answered with a server error")),
+            _ => Err(BotApiError::Unreachable(
+                "Telegram answered with a server error",
+            )),
         }
     }
 }

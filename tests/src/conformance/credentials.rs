@@ -38,7 +38,11 @@ fn full(user_id: &UserId, saved_at: UnixTime) -> CredentialsRecord {
     CredentialsRecord {
         user_id: user_id.clone(),
         version: 0,
-        sealed: Some(fake_sealed(&[SEALED_BOT_TOKEN, SEALED_SESSION, SEALED_PHONE])),
+        sealed: Some(fake_sealed(&[
+            SEALED_BOT_TOKEN,
+            SEALED_SESSION,
+            SEALED_PHONE,
+        ])),
         bot_username: Some("my_bot".into()),
         bot_id: Some(123456),
         channel_id: Some(-1001234567890),
@@ -266,10 +270,7 @@ pub async fn sealed_values_are_bound_to_their_user(backend: Backend) {
         .open(&vault::scope(&alice), a.sealed.as_ref().unwrap())
         .await
         .unwrap();
-    assert_eq!(
-        opened.text(SEALED_SESSION),
-        Some("1AgAOMTQ-alice-session")
-    );
+    assert_eq!(opened.text(SEALED_SESSION), Some("1AgAOMTQ-alice-session"));
 
     // Alice's sealed blob copied into Bob's record (keeping Bob's data key) …
     let mut b = port.get(&bob).await.unwrap().unwrap();

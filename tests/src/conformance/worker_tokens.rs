@@ -40,8 +40,14 @@ pub async fn tokens_are_listed_per_user_and_revoked(backend: Backend) {
     for r in [&r1, &r2, &r3] {
         port.insert(r).await.unwrap();
     }
-    assert_eq!(port.lookup(&t1.hash(), now).await.unwrap(), Some(r1.clone()));
-    assert_eq!(port.lookup(&t3.hash(), now).await.unwrap(), Some(r3.clone()));
+    assert_eq!(
+        port.lookup(&t1.hash(), now).await.unwrap(),
+        Some(r1.clone())
+    );
+    assert_eq!(
+        port.lookup(&t3.hash(), now).await.unwrap(),
+        Some(r3.clone())
+    );
     assert_eq!(
         port.lookup(&WorkerToken::mint().hash(), now).await.unwrap(),
         None
@@ -63,7 +69,10 @@ pub async fn tokens_are_listed_per_user_and_revoked(backend: Backend) {
             .unwrap(),
         RevokeOutcome::NotFound
     );
-    assert_eq!(port.lookup(&t1.hash(), now).await.unwrap(), Some(r1.clone()));
+    assert_eq!(
+        port.lookup(&t1.hash(), now).await.unwrap(),
+        Some(r1.clone())
+    );
 
     let later = now.plus_secs(10);
     assert_eq!(

@@ -122,7 +122,10 @@ fn parse(item: &Item) -> Result<CredentialsRecord, StoreError> {
 fn present(record: &CredentialsRecord) -> HashMap<&'static str, AttributeValue> {
     let mut out = HashMap::new();
     if let Some(sealed) = &record.sealed {
-        out.insert("data_key", AttributeValue::B(Blob::new(sealed.wrapped_key.clone())));
+        out.insert(
+            "data_key",
+            AttributeValue::B(Blob::new(sealed.wrapped_key.clone())),
+        );
         out.insert(
             "sealed",
             AttributeValue::M(
