@@ -63,13 +63,31 @@ impl LocalApiProcess {
             let output = output.clone();
             let tx = tx.clone();
             std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Some(url) = line.strip_prefix("tglink local API listening on ") {
-                        let _ = tx.send(url.trim().to_owned());
+                // The banner arrives in one write: report the URL only once every line of it
+                // that has arrived is in `output`, so `output()` right after `start` has all of it.
+                let mut reader = BufReader::new(stream);
+                let mut url = None;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
                     }
-                    let mut out = output.lock().unwrap();
-                    out.push_str(&line);
-                    out.push('\n');
+                    let text = line.trim_end_matches(['\r', '\n']);
+                    if let Some(found) = text.strip_prefix("tglink local API listening on ") {
+                        url = Some(found.trim().to_owned());
+                    }
+                    {
+                        let mut out = output.lock().unwrap();
+                        out.push_str(text);
+                        out.push('\n');
+                    }
+                    if reader.buffer().is_empty()
+                        && let Some(url) = url.take()
+                    {
+                        let _ = tx.send(url);
+                    }
                 }
             });
         }

@@ -6,7 +6,7 @@
 //! `lambda_http::Request`, dispatched to the function owning the route, and the response is
 //! converted back. Later functions plug in with one line in [`LocalApi::build`].
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State};
 use lambda_http::{Body, Request, Response};
@@ -16,11 +16,17 @@ use tglink_shared::{
     files::create_private_once,
     http::{MAX_BODY_BYTES, Problem, route_path},
     runtime::{Function, Startup, StartupError},
+    store::{Store, sqlite::SqliteStore},
+    time::UnixTime,
     token::OneTimeToken,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
+
+/// How often a local API on SQLite deletes records past their retention (it also does on open);
+/// DynamoDB's TTL does this in the cloud.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Every function, routed by path.
 pub struct LocalApi {
@@ -31,6 +37,7 @@ impl LocalApi {
     pub async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let functions: Vec<Arc<dyn Function>> = vec![
             Arc::new(connect_link::ConnectLink::build(startup).await?),
+            Arc::new(registration::Registration::build(startup).await?),
             Arc::new(settings::Settings::build(startup).await?),
             Arc::new(worker_credentials::WorkerCredentials::build(startup).await?),
         ];
@@ -53,7 +60,9 @@ impl LocalApi {
 }
 
 /// The local environment: the process environment first, then development defaults, with
-/// development secrets generated once into `<data dir>/dev-secrets.json` (mode 0600).
+/// development secrets generated once into `<data dir>/dev-secrets.json` (mode 0600). Everything
+/// local lives in the data directory (the directory of `TGLINK_SQLITE_PATH`, `.data/` by
+/// default): the database, the dev secrets and the master key.
 pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
     let data_dir = data_dir(process.as_ref());
     let secrets_path = data_dir.join("dev-secrets.json");
@@ -88,6 +97,10 @@ pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
         .with("APP_JWT_AUDIENCE", "tglink-local")
         .with("TELEGRAM_BOT_USERNAME", "tglink_dev_bot")
         .with("BACKEND_URL", format!("http://{listen}"))
+        .with(
+            "TGLINK_LOCAL_KEY_PATH",
+            data_dir.join("master.key").display().to_string(),
+        )
         // Placeholders so that worker-credentials starts; set real values from my.telegram.org.
         .with("TELEGRAM_API_ID", "1")
         .with("TELEGRAM_API_HASH", "00000000000000000000000000000000");
@@ -164,6 +177,7 @@ pub struct Running {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    purge: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -171,6 +185,9 @@ impl Running {
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(purge) = self.purge.take() {
+            purge.abort();
         }
         let _ = (&mut self.task).await;
     }
@@ -194,6 +211,10 @@ pub enum StartError {
 pub async fn start(env: Arc<dyn Env>, listen: &str) -> Result<Running, StartError> {
     let startup = Startup::new(env, Platform::Local).await?;
     let api = Arc::new(LocalApi::build(&startup).await?);
+    let purge = match startup.store().await? {
+        Store::Sqlite(store) => Some(tokio::spawn(purge_periodically(store))),
+        Store::DynamoDb(_) => None,
+    };
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|error| StartError::Listen {
@@ -212,7 +233,20 @@ pub async fn start(env: Arc<dyn Env>, listen: &str) -> Result<Running, StartErro
         addr,
         shutdown: Some(tx),
         task,
+        purge,
     })
+}
+
+async fn purge_periodically(store: Arc<SqliteStore>) {
+    let start = tokio::time::Instant::now() + PURGE_INTERVAL;
+    let mut every = tokio::time::interval_at(start, PURGE_INTERVAL);
+    loop {
+        every.tick().await;
+        match store.purge_expired(UnixTime::now()).await {
+            Ok(()) => tracing::debug!("purged records past their retention"),
+            Err(e) => tracing::warn!(error = %e, "purge of records past their retention failed"),
+        }
+    }
 }
 
 pub async fn serve(

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use aws_lc_rs::{
-    aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey},
+    aead::{AES_256_GCM, LessSafeKey, UnboundKey},
     rand::{SecureRandom, SystemRandom},
 };
 
-use super::{DataKey, EncryptionContext, KeyWrapper, SealError, SecretBytes};
+use super::{DataKey, EncryptionContext, KeyWrapper, SealError, SecretBytes, open_blob, seal_blob};
 
 const KEY_LEN: usize = 32;
 const WRAP_V1: u8 = 1;
@@ -86,25 +86,12 @@ fn create_key_file(path: &Path) -> std::io::Result<()> {
 #[async_trait]
 impl KeyWrapper for LocalKeys {
     async fn generate(&self, context: &EncryptionContext) -> Result<DataKey, SealError> {
-        let rng = SystemRandom::new();
         let mut plaintext = vec![0u8; KEY_LEN];
-        let mut nonce = [0u8; NONCE_LEN];
-        rng.fill(&mut plaintext)
-            .and_then(|_| rng.fill(&mut nonce))
+        SystemRandom::new()
+            .fill(&mut plaintext)
             .map_err(|_| SealError::Unavailable("system random source failed".into()))?;
         let plaintext = SecretBytes::new(plaintext);
-        let mut buf = plaintext.expose().to_vec();
-        self.master
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context.canonical(&["tglink-datakey-v1"])),
-                &mut buf,
-            )
-            .map_err(|_| SealError::Unavailable("AES-GCM wrap failed".into()))?;
-        let mut wrapped = Vec::with_capacity(1 + NONCE_LEN + buf.len());
-        wrapped.push(WRAP_V1);
-        wrapped.extend_from_slice(&nonce);
-        wrapped.extend_from_slice(&buf);
+        let wrapped = seal_blob(&self.master, WRAP_V1, wrap_aad(context), plaintext.expose())?;
         Ok(DataKey { plaintext, wrapped })
     }
 
@@ -113,20 +100,10 @@ impl KeyWrapper for LocalKeys {
         context: &EncryptionContext,
         wrapped: &[u8],
     ) -> Result<SecretBytes, SealError> {
-        if wrapped.len() < 1 + NONCE_LEN || wrapped[0] != WRAP_V1 {
-            return Err(SealError::Integrity);
-        }
-        let nonce = Nonce::try_assume_unique_for_key(&wrapped[1..1 + NONCE_LEN])
-            .map_err(|_| SealError::Integrity)?;
-        let mut buf = zeroize::Zeroizing::new(wrapped[1 + NONCE_LEN..].to_vec());
-        let plain = self
-            .master
-            .open_in_place(
-                nonce,
-                Aad::from(context.canonical(&["tglink-datakey-v1"])),
-                &mut buf,
-            )
-            .map_err(|_| SealError::Integrity)?;
-        Ok(SecretBytes::new(plain.to_vec()))
+        open_blob(&self.master, WRAP_V1, wrap_aad(context), wrapped)
     }
+}
+
+fn wrap_aad(context: &EncryptionContext) -> Vec<u8> {
+    context.canonical(&["tglink-datakey-v1"])
 }

@@ -200,24 +200,10 @@ impl Sealer {
     ) -> Result<SealedRecord, SealError> {
         let key = self.keys.generate(&scope.context).await?;
         let aead = aead_key(key.plaintext.expose())?;
-        let rng = SystemRandom::new();
         let mut sealed = BTreeMap::new();
         for (name, plaintext) in attributes {
-            let mut nonce = [0u8; NONCE_LEN];
-            rng.fill(&mut nonce)
-                .map_err(|_| SealError::Unavailable("system random source failed".into()))?;
-            let mut buf = plaintext.to_vec();
-            aead.seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(scope.aad(name)),
-                &mut buf,
-            )
-            .map_err(|_| SealError::Unavailable("AES-GCM seal failed".into()))?;
-            let mut out = Vec::with_capacity(1 + NONCE_LEN + buf.len());
-            out.push(FORMAT_V1);
-            out.extend_from_slice(&nonce);
-            out.extend_from_slice(&buf);
-            sealed.insert((*name).to_owned(), out);
+            let blob = seal_blob(&aead, FORMAT_V1, scope.aad(name), plaintext)?;
+            sealed.insert((*name).to_owned(), blob);
         }
         Ok(SealedRecord {
             wrapped_key: key.wrapped,
@@ -238,22 +224,60 @@ impl Sealer {
         let aead = aead_key(plaintext_key.expose())?;
         let mut opened = BTreeMap::new();
         for (name, blob) in &record.attributes {
-            if blob.len() < 1 + NONCE_LEN || blob[0] != FORMAT_V1 {
-                return Err(SealError::Integrity);
-            }
-            let nonce = Nonce::try_assume_unique_for_key(&blob[1..1 + NONCE_LEN])
-                .map_err(|_| SealError::Integrity)?;
-            let mut buf = Zeroizing::new(blob[1 + NONCE_LEN..].to_vec());
-            let plain = aead
-                .open_in_place(nonce, Aad::from(scope.aad(name)), &mut buf)
-                .map_err(|_| SealError::Integrity)?;
-            opened.insert(name.clone(), SecretBytes::new(plain.to_vec()));
+            opened.insert(
+                name.clone(),
+                open_blob(&aead, FORMAT_V1, scope.aad(name), blob)?,
+            );
         }
         Ok(OpenedRecord(opened))
     }
 }
 
-fn aead_key(bytes: &[u8]) -> Result<LessSafeKey, SealError> {
+/// AES-256-GCM with a fresh random nonce: `version ‖ nonce ‖ ciphertext ‖ tag`.
+pub(crate) fn seal_blob(
+    key: &LessSafeKey,
+    version: u8,
+    aad: Vec<u8>,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| SealError::Unavailable("system random source failed".into()))?;
+    let mut buf = plaintext.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut buf,
+    )
+    .map_err(|_| SealError::Unavailable("AES-GCM seal failed".into()))?;
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + buf.len());
+    out.push(version);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&buf);
+    Ok(out)
+}
+
+/// Opens a [`seal_blob`] output; any mismatch (version, length, tag) is [`SealError::Integrity`].
+pub(crate) fn open_blob(
+    key: &LessSafeKey,
+    version: u8,
+    aad: Vec<u8>,
+    blob: &[u8],
+) -> Result<SecretBytes, SealError> {
+    if blob.len() < 1 + NONCE_LEN || blob[0] != version {
+        return Err(SealError::Integrity);
+    }
+    let nonce = Nonce::try_assume_unique_for_key(&blob[1..1 + NONCE_LEN])
+        .map_err(|_| SealError::Integrity)?;
+    let mut buf = Zeroizing::new(blob[1 + NONCE_LEN..].to_vec());
+    let plain = key
+        .open_in_place(nonce, Aad::from(aad), &mut buf)
+        .map_err(|_| SealError::Integrity)?;
+    Ok(SecretBytes::new(plain.to_vec()))
+}
+
+pub(crate) fn aead_key(bytes: &[u8]) -> Result<LessSafeKey, SealError> {
     UnboundKey::new(&AES_256_GCM, bytes)
         .map(LessSafeKey::new)
         .map_err(|_| SealError::Integrity)

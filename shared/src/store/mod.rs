@@ -9,6 +9,7 @@
 pub mod connect_tokens;
 pub mod credentials;
 pub mod dynamodb;
+pub mod registrations;
 pub mod sqlite;
 pub mod worker_tokens;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use connect_tokens::{ConnectTokenRecord, ConnectTokens};
 pub use credentials::{Credentials, CredentialsRecord};
+pub use registrations::Registrations;
 pub use worker_tokens::{WorkerTokenRecord, WorkerTokens};
 
 use crate::http::Problem;
@@ -69,6 +71,13 @@ impl Store {
     }
 
     pub fn worker_tokens(&self) -> Arc<dyn WorkerTokens> {
+        match self {
+            Self::DynamoDb(s) => s.clone(),
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn registrations(&self) -> Arc<dyn Registrations> {
         match self {
             Self::DynamoDb(s) => s.clone(),
             Self::Sqlite(s) => s.clone(),

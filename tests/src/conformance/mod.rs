@@ -4,6 +4,7 @@
 
 pub mod connect_tokens;
 pub mod credentials;
+pub mod registrations;
 pub mod seal;
 pub mod worker_tokens;
 
@@ -16,6 +17,13 @@ macro_rules! conformance_suite {
             connect_tokens::expired_token_is_not_consumable,
             connect_tokens::sixty_four_concurrent_consumers_one_winner,
             connect_tokens::written_by_one_client_consumed_by_another,
+            registrations::create_and_read_by_id_and_token,
+            registrations::create_is_all_or_nothing,
+            registrations::finish_is_one_time,
+            registrations::expired_token_cannot_finish_and_is_marked_expired,
+            registrations::concurrent_finishers_one_winner,
+            registrations::retention_boundary_and_purge,
+            registrations::seed_is_stored_sealed_for_its_owner,
             seal::round_trip_and_second_client,
             seal::other_users_context_does_not_open,
             seal::flipped_bytes_do_not_open,

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 
-use super::{DynamoStore, get_s, n, s, unavailable};
+use super::{DynamoStore, attempt_id, get_s, n, s, unavailable};
 use crate::{
     ids::UserId,
     store::{ConnectTokenRecord, ConnectTokens, StoreError},
@@ -35,17 +35,23 @@ impl ConnectTokens for DynamoStore {
     }
 
     async fn consume(&self, hash: &TokenHash, now: UnixTime) -> Result<Option<UserId>, StoreError> {
+        // The SDK retries a request whose response was lost; without an attempt id the retry of
+        // a write that did succeed would fail its own condition and the real winner would be
+        // told "already consumed". With it, the retry matches `consumed_by` and succeeds again.
+        let attempt = attempt_id();
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(pk(hash)))
             .key("sk", s(SK))
-            .update_expression("SET consumed_at = :now")
+            .update_expression("SET consumed_at = :now, consumed_by = :attempt")
             .condition_expression(
-                "attribute_exists(pk) AND attribute_not_exists(consumed_at) AND expires_at > :now",
+                "attribute_exists(pk) AND ((attribute_not_exists(consumed_at) AND expires_at > :now) \
+                 OR consumed_by = :attempt)",
             )
             .expression_attribute_values(":now", n(now.secs()))
+            .expression_attribute_values(":attempt", s(attempt))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;

@@ -2,6 +2,7 @@
 
 mod connect_tokens;
 mod credentials;
+mod registrations;
 mod worker_tokens;
 
 use std::collections::HashMap;
@@ -125,4 +126,13 @@ pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreErro
             "attribute {name} missing or not a string"
         ))),
     }
+}
+
+/// A random id for one logical write, so the SDK's retries of it are recognisable (see
+/// `ConnectTokens::consume`). Also usable as a `TransactWriteItems` client request token.
+pub(crate) fn attempt_id() -> String {
+    crate::token::OneTimeToken::mint()
+        .hash()
+        .as_str()
+        .to_owned()
 }

@@ -4,6 +4,7 @@
 
 mod connect_tokens;
 mod credentials;
+mod registrations;
 mod worker_tokens;
 
 use std::{
@@ -20,13 +21,18 @@ use crate::time::UnixTime;
 /// Schema of every port; each statement is idempotent (`IF NOT EXISTS`).
 const SCHEMA: &[&str] = &[
     connect_tokens::SCHEMA,
+    registrations::SCHEMA,
     credentials::SCHEMA,
     worker_tokens::SCHEMA,
 ];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
 /// this in the cloud; here it runs on open and from [`SqliteStore::purge_expired`].
-const PURGE: &[&str] = &[connect_tokens::PURGE, worker_tokens::PURGE];
+const PURGE: &[&str] = &[
+    connect_tokens::PURGE,
+    registrations::PURGE,
+    worker_tokens::PURGE,
+];
 
 /// How long a writer waits for another process's lock before the store counts as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

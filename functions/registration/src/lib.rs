@@ -1,0 +1,680 @@
+//! `registration`: durable, one-time registration tokens for a 2FA/TOTP provider's callback.
+//!
+//! - `POST /api/auth/setup-2fa` (app JWT): creates a pending registration and returns its
+//!   non-secret `registration_id` and its secret one-time `token` (stored only as SHA-256),
+//!   valid for `REGISTRATION_TOKEN_TTL_SEC`.
+//! - `POST /api/auth/registration/callback` (the provider, signed with
+//!   `REGISTRATION_CALLBACK_SECRET`, see [`signature`]): pending → completed/rejected by one
+//!   conditional write; a TOTP seed is sealed for the owner before it is written.
+//! - `GET /api/auth/registration/{registration_id}` (the owner's JWT): status and timestamps,
+//!   never the token or the seed.
+//!
+//! Records stay for [`RETENTION_SECS`] after the token's expiry as an audit trail.
+
+pub mod signature;
+
+use std::{fmt, sync::Arc};
+
+use async_trait::async_trait;
+use lambda_http::{Body, Request, Response, http::StatusCode};
+use serde::{Deserialize, Deserializer, Serialize};
+use tglink_shared::{
+    auth::{AppUser, JwtVerifier},
+    config::{positive_or, required},
+    http::{Problem, body_bytes, json, parse_json, route_path},
+    routes::{Resolved, Route, resolve},
+    runtime::{Function, Startup, StartupError},
+    seal::{SealError, Sealer},
+    store::{
+        StoreError,
+        registrations::{
+            FinalStatus, Finish, NewRegistration, RegistrationId, RegistrationRecord,
+            RegistrationStatus, Registrations, SEED_ATTRIBUTE, SealedSeed, Transition, seed_scope,
+        },
+    },
+    time::UnixTime,
+    token::OneTimeToken,
+};
+use zeroize::Zeroizing;
+
+pub use tglink_shared::store::registrations::RETENTION_SECS;
+
+use crate::signature::{CallbackSecret, SignatureError};
+
+pub const SETUP: Route = Route::new("POST", "/api/auth/setup-2fa");
+pub const CALLBACK: Route = Route::new("POST", "/api/auth/registration/callback");
+pub const STATUS: Route = Route::new("GET", "/api/auth/registration/{registration_id}");
+
+pub const ROUTES: &[Route] = &[SETUP, CALLBACK, STATUS];
+
+/// Default `REGISTRATION_TOKEN_TTL_SEC`: 24 hours.
+pub const DEFAULT_TTL_SECS: u64 = 86_400;
+
+/// Limits of the inputs.
+pub const SERVICE_NAME_MAX_CHARS: usize = 100;
+pub const CALLBACK_URL_MAX_LEN: usize = 2048;
+pub const EMAIL_MAX_LEN: usize = 254;
+pub const SEED_ID_MAX_CHARS: usize = 256;
+pub const TOTP_SEED_MAX_LEN: usize = 1024;
+
+pub struct Registration {
+    pub auth: JwtVerifier,
+    pub registrations: Arc<dyn Registrations>,
+    pub sealer: Sealer,
+    pub secret: CallbackSecret,
+    pub ttl_secs: u64,
+}
+
+#[async_trait]
+impl Function for Registration {
+    async fn build(startup: &Startup) -> Result<Self, StartupError> {
+        let env = startup.env();
+        let secret = CallbackSecret::new(&required(env, "REGISTRATION_CALLBACK_SECRET")?)?;
+        let ttl_secs = positive_or(env, "REGISTRATION_TOKEN_TTL_SEC", DEFAULT_TTL_SECS)?;
+        Ok(Self {
+            auth: startup.jwt()?,
+            registrations: startup.store().await?.registrations(),
+            sealer: startup.sealer().await?,
+            secret,
+            ttl_secs,
+        })
+    }
+
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
+    async fn handle(&self, req: Request) -> Response<Body> {
+        handle(self, req).await
+    }
+}
+
+pub async fn handle(deps: &Registration, req: Request) -> Response<Body> {
+    let resolved = resolve(ROUTES, req.method(), route_path(&req));
+    let result = match &resolved {
+        Resolved::Found { route, .. } if *route == SETUP => setup(deps, &req).await,
+        Resolved::Found { route, .. } if *route == CALLBACK => callback(deps, &req).await,
+        Resolved::Found { .. } => {
+            status(deps, &req, resolved.param("registration_id").unwrap_or("")).await
+        }
+        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
+        Resolved::NotFound => Err(Problem::not_found()),
+    };
+    result.unwrap_or_else(Problem::into_response)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors, and their HTTP mapping (the one place).
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "service_name must be 1-{SERVICE_NAME_MAX_CHARS} characters without control characters"
+    )]
+    ServiceName,
+    #[error(
+        "callback_url must be an absolute https:// URL without credentials, at most {CALLBACK_URL_MAX_LEN} bytes (http:// only for localhost and 127.0.0.1)"
+    )]
+    CallbackUrl,
+    #[error("email is not a plausible address")]
+    Email,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("token is not a registration token")]
+    TokenMalformed,
+    #[error("seed_id must be 1-{SEED_ID_MAX_CHARS} characters without control characters")]
+    SeedId,
+    #[error("totp_seed must be 1-{TOTP_SEED_MAX_LEN} bytes")]
+    TotpSeed,
+    #[error("seed_id and totp_seed are accepted only with status completed")]
+    SeedNotAllowed,
+    #[error("no registration has this token")]
+    NotFound,
+    #[error("the registration is already {}", .0.as_str())]
+    AlreadyFinished(RegistrationStatus),
+    #[error("the registration token has expired")]
+    Expired,
+    #[error("the registration changed during the callback")]
+    Inconsistent,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("no such registration")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SetupError> for Problem {
+    fn from(err: SetupError) -> Self {
+        let detail = err.to_string();
+        match err {
+            SetupError::ServiceName => Problem::bad_request("service_name_invalid", detail),
+            SetupError::CallbackUrl => Problem::bad_request("callback_url_invalid", detail),
+            SetupError::Email => Problem::bad_request("email_invalid", detail),
+            SetupError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<CallbackError> for Problem {
+    fn from(err: CallbackError) -> Self {
+        let detail = err.to_string();
+        match err {
+            CallbackError::Signature(e) => {
+                let code = match e {
+                    SignatureError::Missing => "signature_missing",
+                    SignatureError::Malformed | SignatureError::Invalid => "signature_invalid",
+                    SignatureError::Stale => "signature_stale",
+                };
+                Problem::new(StatusCode::UNAUTHORIZED, code, "Unauthorized").detail(detail)
+            }
+            CallbackError::TokenMalformed => Problem::bad_request("token_malformed", detail),
+            CallbackError::SeedId => Problem::bad_request("seed_id_invalid", detail),
+            CallbackError::TotpSeed => Problem::bad_request("totp_seed_invalid", detail),
+            CallbackError::SeedNotAllowed => Problem::bad_request("seed_not_allowed", detail),
+            CallbackError::NotFound => {
+                Problem::new(StatusCode::NOT_FOUND, "registration_not_found", "Not found")
+                    .detail(detail)
+            }
+            CallbackError::AlreadyFinished(_) => {
+                Problem::new(StatusCode::CONFLICT, "registration_finished", "Conflict")
+                    .detail(detail)
+            }
+            CallbackError::Expired => {
+                Problem::new(StatusCode::GONE, "registration_expired", "Gone").detail(detail)
+            }
+            CallbackError::Inconsistent => {
+                tracing::error!("registration refused a transition its state allows");
+                Problem::internal()
+            }
+            CallbackError::Store(e) => e.into(),
+            CallbackError::Seal(e) => e.into(),
+        }
+    }
+}
+
+impl From<StatusError> for Problem {
+    fn from(err: StatusError) -> Self {
+        match err {
+            StatusError::NotFound => {
+                Problem::new(StatusCode::NOT_FOUND, "registration_not_found", "Not found")
+                    .detail("no registration of yours has this id")
+            }
+            StatusError::Store(e) => e.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /api/auth/setup-2fa
+
+#[derive(Deserialize)]
+pub struct SetupRequest {
+    pub service_name: String,
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetupCreated {
+    pub registration_id: String,
+    pub token: String,
+    /// Unix seconds: when the token stops being accepted.
+    pub expires_at: u64,
+    pub status: &'static str,
+}
+
+/// A validated setup request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SetupInput {
+    pub service_name: String,
+    pub callback_url: Option<String>,
+    pub email: Option<String>,
+}
+
+impl SetupInput {
+    /// Validates `request`; the email falls back to the JWT's `email` claim when it is a
+    /// plausible address.
+    pub fn parse(request: SetupRequest, user: &AppUser) -> Result<Self, SetupError> {
+        let service_name = request.service_name.trim();
+        let chars = service_name.chars().count();
+        if !(1..=SERVICE_NAME_MAX_CHARS).contains(&chars)
+            || service_name.chars().any(char::is_control)
+        {
+            return Err(SetupError::ServiceName);
+        }
+        let callback_url = request
+            .callback_url
+            .as_deref()
+            .map(callback_url)
+            .transpose()?;
+        let email = match request.email.as_deref() {
+            Some(raw) => Some(email(raw).ok_or(SetupError::Email)?),
+            None => user.email.as_deref().and_then(email),
+        };
+        Ok(Self {
+            service_name: service_name.to_owned(),
+            callback_url,
+            email,
+        })
+    }
+}
+
+/// An absolute `https://` URL (or `http://` to localhost / 127.0.0.1 / [::1], for development)
+/// without user info; returned in its normalised form.
+pub fn callback_url(raw: &str) -> Result<String, SetupError> {
+    if raw.len() > CALLBACK_URL_MAX_LEN {
+        return Err(SetupError::CallbackUrl);
+    }
+    let url = url::Url::parse(raw.trim()).map_err(|_| SetupError::CallbackUrl)?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(SetupError::CallbackUrl);
+    }
+    let allowed = match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Domain(host))) => host.eq_ignore_ascii_case("localhost"),
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        _ => false,
+    };
+    if !allowed {
+        return Err(SetupError::CallbackUrl);
+    }
+    Ok(url.into())
+}
+
+/// A plausible email address (`local@domain.tld`, no spaces or control characters), trimmed.
+pub fn email(raw: &str) -> Option<String> {
+    let email = raw.trim();
+    if email.len() > EMAIL_MAX_LEN
+        || email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
+    {
+        return None;
+    }
+    let (local, domain) = email.split_once('@')?;
+    let plausible = !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..");
+    plausible.then(|| email.to_owned())
+}
+
+async fn setup(deps: &Registration, req: &Request) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let input = SetupInput::parse(parse_json::<SetupRequest>(req)?, &user)?;
+    let token = OneTimeToken::mint();
+    let now = UnixTime::now();
+    let registration = NewRegistration {
+        id: RegistrationId::generate(),
+        token_hash: token.hash(),
+        user_id: user.user_id.clone(),
+        service_name: input.service_name,
+        email: input.email,
+        callback_url: input.callback_url,
+        created_at: now,
+        token_expires_at: now.plus_secs(deps.ttl_secs),
+    };
+    deps.registrations
+        .create(&registration)
+        .await
+        .map_err(SetupError::from)?;
+    tracing::info!(
+        registration_id = %registration.id,
+        user_id = %user.user_id,
+        expires_at = registration.token_expires_at.secs(),
+        "registration created"
+    );
+    Ok(json(
+        StatusCode::CREATED,
+        &SetupCreated {
+            registration_id: registration.id.to_string(),
+            token: token.expose().to_owned(),
+            expires_at: registration.token_expires_at.secs(),
+            status: RegistrationStatus::Pending.as_str(),
+        },
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /api/auth/registration/callback
+
+/// Secret text as received (the token, the TOTP seed): zeroed on drop, redacted in `Debug`.
+pub struct SecretText(Zeroizing<String>);
+
+impl SecretText {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretText(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Self(Zeroizing::new(s)))
+    }
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackStatus {
+    Completed,
+    Rejected,
+}
+
+/// The provider's callback body.
+#[derive(Deserialize, Debug)]
+pub struct CallbackRequest {
+    pub token: SecretText,
+    pub status: CallbackStatus,
+    #[serde(default)]
+    pub seed_id: Option<String>,
+    #[serde(default)]
+    pub totp_seed: Option<SecretText>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallbackAccepted {
+    pub registration_id: String,
+    pub status: &'static str,
+    pub completed_at: Option<u64>,
+}
+
+async fn callback(deps: &Registration, req: &Request) -> Result<Response<Body>, Problem> {
+    let body = body_bytes(req)?;
+    let now = UnixTime::now();
+    let header = req.headers().get(signature::HEADER).map(|v| v.as_bytes());
+    if let Err(e) = signature::verify(&deps.secret, header, body, now) {
+        tracing::warn!(reason = %e, "registration callback refused: signature");
+        return Err(CallbackError::from(e).into());
+    }
+    let request = parse_json::<CallbackRequest>(req)?;
+    let record = deliver(deps, request, now).await.map_err(|e| {
+        tracing::info!(outcome = %e, "registration callback refused");
+        Problem::from(e)
+    })?;
+    tracing::info!(
+        registration_id = %record.id,
+        user_id = %record.user_id,
+        status = record.status.as_str(),
+        "registration finished"
+    );
+    Ok(json(
+        StatusCode::OK,
+        &CallbackAccepted {
+            registration_id: record.id.to_string(),
+            status: record.status.as_str(),
+            completed_at: record.completed_at.map(UnixTime::secs),
+        },
+    ))
+}
+
+/// Validates the callback, then moves the registration out of `pending` with one conditional
+/// write. The seed is sealed (one data key, context: purpose `registration` + the owner) only
+/// once the registration is known to be pending, and written by that same conditional write.
+pub async fn deliver(
+    deps: &Registration,
+    request: CallbackRequest,
+    now: UnixTime,
+) -> Result<RegistrationRecord, CallbackError> {
+    let token =
+        OneTimeToken::parse(request.token.expose()).map_err(|_| CallbackError::TokenMalformed)?;
+    let status = match request.status {
+        CallbackStatus::Completed => FinalStatus::Completed,
+        CallbackStatus::Rejected => FinalStatus::Rejected,
+    };
+    if status == FinalStatus::Rejected && (request.seed_id.is_some() || request.totp_seed.is_some())
+    {
+        return Err(CallbackError::SeedNotAllowed);
+    }
+    if let Some(seed_id) = &request.seed_id {
+        let chars = seed_id.chars().count();
+        if !(1..=SEED_ID_MAX_CHARS).contains(&chars) || seed_id.chars().any(char::is_control) {
+            return Err(CallbackError::SeedId);
+        }
+    }
+    if let Some(seed) = &request.totp_seed
+        && !(1..=TOTP_SEED_MAX_LEN).contains(&seed.expose().len())
+    {
+        return Err(CallbackError::TotpSeed);
+    }
+
+    let current = deps
+        .registrations
+        .find_by_token(&token.hash(), now)
+        .await?
+        .ok_or(CallbackError::NotFound)?;
+    ensure_pending(deps, &current, now).await?;
+
+    let sealed_seed = match &request.totp_seed {
+        Some(seed) => {
+            let scope = seed_scope(&current.user_id, &current.id);
+            let record = deps
+                .sealer
+                .seal(&scope, &[(SEED_ATTRIBUTE, seed.expose().as_bytes())])
+                .await?;
+            Some(SealedSeed::from_record(record).ok_or(CallbackError::Inconsistent)?)
+        }
+        None => None,
+    };
+    let finish = Finish {
+        status,
+        seed_id: request.seed_id,
+        sealed_seed,
+    };
+    match deps.registrations.finish(&current.id, &finish, now).await? {
+        Transition::Done(record) => Ok(record),
+        Transition::Refused(None) => Err(CallbackError::NotFound),
+        Transition::Refused(Some(record)) => {
+            ensure_pending(deps, &record, now).await?;
+            Err(CallbackError::Inconsistent)
+        }
+    }
+}
+
+/// `Ok` when `record` can still be finished at `now`; otherwise the refusal. A pending record
+/// whose token has expired is marked `expired` (one conditional write) on the way.
+async fn ensure_pending(
+    deps: &Registration,
+    record: &RegistrationRecord,
+    now: UnixTime,
+) -> Result<(), CallbackError> {
+    match record.status {
+        RegistrationStatus::Completed | RegistrationStatus::Rejected => {
+            Err(CallbackError::AlreadyFinished(record.status))
+        }
+        RegistrationStatus::Expired => Err(CallbackError::Expired),
+        RegistrationStatus::Pending if record.token_expires_at <= now => {
+            match deps.registrations.expire(&record.id, now).await? {
+                Transition::Done(expired) => {
+                    tracing::info!(registration_id = %expired.id, "registration expired");
+                    Err(CallbackError::Expired)
+                }
+                Transition::Refused(None) => Err(CallbackError::NotFound),
+                Transition::Refused(Some(other)) => match other.status {
+                    RegistrationStatus::Completed | RegistrationStatus::Rejected => {
+                        Err(CallbackError::AlreadyFinished(other.status))
+                    }
+                    RegistrationStatus::Expired => Err(CallbackError::Expired),
+                    RegistrationStatus::Pending => Err(CallbackError::Inconsistent),
+                },
+            }
+        }
+        RegistrationStatus::Pending => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/auth/registration/{registration_id}
+
+#[derive(Debug, Serialize)]
+pub struct RegistrationView {
+    pub registration_id: String,
+    pub status: &'static str,
+    pub service_name: String,
+    pub email: Option<String>,
+    pub callback_url: Option<String>,
+    pub seed_id: Option<String>,
+    pub created_at: u64,
+    /// When the token stops (or stopped) being accepted.
+    pub expires_at: u64,
+    pub completed_at: Option<u64>,
+}
+
+impl RegistrationView {
+    pub fn of(record: RegistrationRecord, now: UnixTime) -> Self {
+        Self {
+            registration_id: record.id.to_string(),
+            status: record.effective_status(now).as_str(),
+            service_name: record.service_name,
+            email: record.email,
+            callback_url: record.callback_url,
+            seed_id: record.seed_id,
+            created_at: record.created_at.secs(),
+            expires_at: record.token_expires_at.secs(),
+            completed_at: record.completed_at.map(UnixTime::secs),
+        }
+    }
+}
+
+async fn status(
+    deps: &Registration,
+    req: &Request,
+    raw_id: &str,
+) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let now = UnixTime::now();
+    let view = read_own(deps, &user, raw_id, now).await?;
+    Ok(json(StatusCode::OK, &view))
+}
+
+/// The owner's registration; another user's, an unknown and a malformed id all look alike.
+async fn read_own(
+    deps: &Registration,
+    user: &AppUser,
+    raw_id: &str,
+    now: UnixTime,
+) -> Result<RegistrationView, StatusError> {
+    let id = RegistrationId::parse(raw_id).ok_or(StatusError::NotFound)?;
+    let record = deps
+        .registrations
+        .get(&id, now)
+        .await?
+        .filter(|r| r.user_id == user.user_id)
+        .ok_or(StatusError::NotFound)?;
+    Ok(RegistrationView::of(record, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tglink_shared::ids::UserId;
+
+    fn user(email: Option<&str>) -> AppUser {
+        AppUser {
+            user_id: UserId::parse("u1").unwrap(),
+            email: email.map(str::to_owned),
+            roles: vec![],
+        }
+    }
+
+    fn request(service: &str, url: Option<&str>, email: Option<&str>) -> SetupRequest {
+        SetupRequest {
+            service_name: service.to_owned(),
+            callback_url: url.map(str::to_owned),
+            email: email.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn service_name_is_1_to_100_chars() {
+        let ok = SetupInput::parse(request("  Legitate ", None, None), &user(None)).unwrap();
+        assert_eq!(ok.service_name, "Legitate");
+        assert!(SetupInput::parse(request(&"é".repeat(100), None, None), &user(None)).is_ok());
+        for bad in ["", "   ", "a\nb", &"x".repeat(101)] {
+            assert!(matches!(
+                SetupInput::parse(request(bad, None, None), &user(None)),
+                Err(SetupError::ServiceName)
+            ));
+        }
+    }
+
+    #[test]
+    fn callback_urls() {
+        for ok in [
+            "https://provider.example/cb",
+            "https://provider.example:8443/cb?x=1",
+            "http://localhost:3000/cb",
+            "http://127.0.0.1/cb",
+            "http://[::1]:8080/",
+        ] {
+            assert!(callback_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://provider.example/cb",
+            "ftp://provider.example/",
+            "javascript:alert(1)",
+            "/relative",
+            "https://user:pass@provider.example/",
+            "http://localhost.evil.example/",
+            "not a url",
+            &format!("https://p.example/{}", "a".repeat(CALLBACK_URL_MAX_LEN)),
+        ] {
+            assert!(callback_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_and_the_jwt_fallback() {
+        assert_eq!(email(" a@b.co ").as_deref(), Some("a@b.co"));
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.b", "a@b.", "a@b..c",
+        ] {
+            assert_eq!(email(bad), None, "{bad}");
+        }
+        let from_jwt =
+            SetupInput::parse(request("S", None, None), &user(Some("jwt@example.com"))).unwrap();
+        assert_eq!(from_jwt.email.as_deref(), Some("jwt@example.com"));
+        let body_wins = SetupInput::parse(
+            request("S", None, Some("body@example.com")),
+            &user(Some("jwt@example.com")),
+        )
+        .unwrap();
+        assert_eq!(body_wins.email.as_deref(), Some("body@example.com"));
+        let bad_claim = SetupInput::parse(request("S", None, None), &user(Some("nope"))).unwrap();
+        assert_eq!(bad_claim.email, None);
+        assert!(matches!(
+            SetupInput::parse(request("S", None, Some("nope")), &user(None)),
+            Err(SetupError::Email)
+        ));
+    }
+
+    #[test]
+    fn seed_is_redacted() {
+        let seed: SecretText = serde_json::from_str("\"JBSWY3DPEHPK3PXP\"").unwrap();
+        assert!(!format!("{seed:?}").contains("JBSW"));
+    }
+}
