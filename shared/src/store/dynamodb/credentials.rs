@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
 };
 
-use super::{DynamoStore, Item, get_s, n, s, unavailable};
+use super::{DynamoStore, Item, attempt_id, get_s, n, s, unavailable};
 use crate::{
     ids::{TelegramUserId, UserId},
     seal::SealedRecord,
@@ -184,6 +184,8 @@ impl Credentials for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(pk(&record.user_id)))
             .key("sk", s(SK))
+            .expression_attribute_names("#write_attempt", "write_attempt")
+            .expression_attribute_values(":attempt", s(attempt_id()))
             .expression_attribute_names("#user_id", "user_id")
             .expression_attribute_names("#version", "version")
             .expression_attribute_names("#updated_at", "updated_at")
@@ -191,6 +193,7 @@ impl Credentials for DynamoStore {
             .expression_attribute_values(":new_version", n(new_version))
             .expression_attribute_values(":updated_at", n(record.updated_at.secs()));
         let mut sets = vec![
+            "#write_attempt = :attempt".to_owned(),
             "#user_id = :user_id".to_owned(),
             "#version = :new_version".to_owned(),
             "#updated_at = :updated_at".to_owned(),
@@ -211,10 +214,12 @@ impl Credentials for DynamoStore {
             expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
         req = req.update_expression(expression);
+        // The SDK retries a request whose response was lost; without an attempt id the retry
+        // of a write that did succeed would fail its own condition and report a conflict.
         req = if record.version == 0 {
-            req.condition_expression("attribute_not_exists(pk)")
+            req.condition_expression("attribute_not_exists(pk) OR #write_attempt = :attempt")
         } else {
-            req.condition_expression("#version = :expected")
+            req.condition_expression("#version = :expected OR #write_attempt = :attempt")
                 .expression_attribute_values(":expected", n(record.version))
         };
         match req.send().await {
