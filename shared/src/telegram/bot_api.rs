@@ -7,7 +7,11 @@
 //! description that cannot contain the URL. Timeouts are short and redirects are not
 //! followed, so a token never leaves for another host.
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -90,9 +94,12 @@ pub enum BotApiError {
 }
 
 /// The Bot API client. Build once per cold start and share.
+///
+/// The HTTP client (and its TLS roots) is built on first use, not at cold start: most requests
+/// of a function that holds a `BotApi` never call Telegram.
 #[derive(Clone)]
 pub struct BotApi {
-    client: reqwest::Client,
+    client: Arc<OnceLock<reqwest::Client>>,
     base: String,
 }
 
@@ -118,13 +125,23 @@ impl BotApi {
                 "is malformed: expected an http(s) URL",
             ));
         }
+        Ok(Self {
+            client: Arc::default(),
+            base,
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, BotApiError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|_| ConfigError::new("TELEGRAM_API_BASE", "cannot build an HTTP client"))?;
-        Ok(Self { client, base })
+            .map_err(|_| BotApiError::Unreachable("cannot build an HTTP client"))?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     /// From `TELEGRAM_API_BASE` (default [`DEFAULT_API_BASE`]).
@@ -156,7 +173,7 @@ impl BotApi {
     ) -> Result<T, BotApiError> {
         let url = Zeroizing::new(format!("{}/bot{}/{method}", self.base, token.expose()));
         let response = self
-            .client
+            .client()?
             .get(url.as_str())
             .send()
             .await
