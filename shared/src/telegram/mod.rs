@@ -3,5 +3,6 @@
 //! [`initdata`] validates the `initData` string a Telegram Mini App hands to its backend,
 //! under either the bot-token HMAC scheme or Telegram's Ed25519 third-party scheme.
 
+pub mod bot_api;
 pub mod initdata;
 pub mod update;

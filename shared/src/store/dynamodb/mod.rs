@@ -3,8 +3,10 @@
 mod claims;
 mod connect_flow;
 mod connect_tokens;
+mod credentials;
 mod links;
 mod registrations;
+mod worker_tokens;
 
 use std::collections::HashMap;
 

@@ -5,8 +5,10 @@
 mod claims;
 mod connect_flow;
 mod connect_tokens;
+mod credentials;
 mod links;
 mod registrations;
+mod worker_tokens;
 
 use std::{
     path::{Path, PathBuf},
@@ -25,11 +27,18 @@ const SCHEMA: &[&str] = &[
     registrations::SCHEMA,
     claims::SCHEMA,
     links::SCHEMA,
+    credentials::SCHEMA,
+    worker_tokens::SCHEMA,
 ];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
 /// this in the cloud; here it runs on open and from [`SqliteStore::purge_expired`].
-const PURGE: &[&str] = &[connect_tokens::PURGE, registrations::PURGE, claims::PURGE];
+const PURGE: &[&str] = &[
+    connect_tokens::PURGE,
+    registrations::PURGE,
+    claims::PURGE,
+    worker_tokens::PURGE,
+];
 
 /// How long a writer waits for another process's lock before the store counts as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
