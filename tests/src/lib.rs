@@ -6,6 +6,7 @@
 //! Telegram Bot API.
 
 pub mod app;
+pub mod aws_calls;
 pub mod conformance;
 pub mod fake_telegram;
 pub mod fixtures;
