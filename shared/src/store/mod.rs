@@ -6,20 +6,26 @@
 //! condition, because DynamoDB TTL deletes items late. One conformance suite
 //! (`tests/tests/conformance_*.rs`) runs against both; a difference between them is a bug.
 
+pub mod blocks;
 pub mod claims;
 pub mod connect_flow;
 pub mod connect_tokens;
 pub mod dynamodb;
 pub mod links;
+pub mod miniapp_flow;
+pub mod miniapp_sessions;
 pub mod registrations;
 pub mod sqlite;
 
 use std::sync::Arc;
 
+pub use blocks::{Block, BlockOutcome, Blocks};
 pub use claims::{ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims};
 pub use connect_flow::{ConnectAttempt, ConnectFlow, ConnectOutcome};
 pub use connect_tokens::{ConnectTokenRecord, ConnectTokens};
 pub use links::{Link, LinkOutcome, LinkSide, LinkSource, Links};
+pub use miniapp_flow::{MiniAppFlow, MiniAppLinkOutcome};
+pub use miniapp_sessions::{MiniAppSession, MiniAppSessions, ReplayClaim, SessionOutcome};
 pub use registrations::Registrations;
 
 use crate::http::Problem;
@@ -87,6 +93,27 @@ impl Store {
     }
 
     pub fn registrations(&self) -> Arc<dyn Registrations> {
+        match self {
+            Self::DynamoDb(s) => s.clone(),
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn blocks(&self) -> Arc<dyn Blocks> {
+        match self {
+            Self::DynamoDb(s) => s.clone(),
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn miniapp_sessions(&self) -> Arc<dyn MiniAppSessions> {
+        match self {
+            Self::DynamoDb(s) => s.clone(),
+            Self::Sqlite(s) => s.clone(),
+        }
+    }
+
+    pub fn miniapp_flow(&self) -> Arc<dyn MiniAppFlow> {
         match self {
             Self::DynamoDb(s) => s.clone(),
             Self::Sqlite(s) => s.clone(),

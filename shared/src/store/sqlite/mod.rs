@@ -2,10 +2,13 @@
 //! share it; every multi-statement operation runs in an `IMMEDIATE` transaction, every single
 //! conditional write is one statement.
 
+mod blocks;
 mod claims;
 mod connect_flow;
 mod connect_tokens;
 mod links;
+mod miniapp_flow;
+mod miniapp_sessions;
 mod registrations;
 
 use std::{
@@ -25,11 +28,18 @@ const SCHEMA: &[&str] = &[
     registrations::SCHEMA,
     claims::SCHEMA,
     links::SCHEMA,
+    blocks::SCHEMA,
+    miniapp_sessions::SCHEMA,
 ];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
 /// this in the cloud; here it runs on open and from [`SqliteStore::purge_expired`].
-const PURGE: &[&str] = &[connect_tokens::PURGE, registrations::PURGE, claims::PURGE];
+const PURGE: &[&str] = &[
+    connect_tokens::PURGE,
+    registrations::PURGE,
+    claims::PURGE,
+    miniapp_sessions::PURGE,
+];
 
 /// How long a writer waits for another process's lock before the store counts as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
