@@ -119,6 +119,13 @@ impl Texts {
         )
     }
 
+    pub fn blocked(&self) -> String {
+        format!(
+            "⛔ This Telegram account has been blocked from connecting to {}. Contact support if you think this is a mistake.",
+            self.app_name
+        )
+    }
+
     pub fn welcome(&self) -> String {
         format!(
             "👋 To connect this Telegram account, open the connect link from the {} settings page.",

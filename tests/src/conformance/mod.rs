@@ -2,10 +2,12 @@
 //! once and run against both adapters by [`conformance_suite!`] (see
 //! `tests/tests/conformance_sqlite.rs` and `conformance_dynamodb.rs`).
 
+pub mod blocks;
 pub mod claims;
 pub mod connect_flow;
 pub mod connect_tokens;
 pub mod links;
+pub mod miniapp;
 pub mod registrations;
 pub mod seal;
 
@@ -47,6 +49,15 @@ macro_rules! conformance_suite {
             seal::flipped_bytes_do_not_open,
             seal::moved_attribute_or_record_does_not_open,
             seal::one_key_unwrap_per_record,
+            blocks::block_revokes_the_link_and_refuses_links,
+            blocks::blocked_users_cannot_connect_through_the_bot,
+            blocks::block_racing_links_ends_blocked_and_unlinked,
+            miniapp::session_and_claim_are_written_together,
+            miniapp::blocked_users_get_no_session_and_burn_nothing,
+            miniapp::attach_user_and_deactivate,
+            miniapp::one_initdata_one_session_under_concurrency,
+            miniapp::claim_and_link_outcomes,
+            miniapp::claim_and_link_one_winner_of_sixteen,
         );
     };
     (@tests $backend:expr; $($module:ident :: $name:ident),+ $(,)?) => {
