@@ -219,3 +219,28 @@ pub async fn block_racing_links_ends_blocked_and_unlinked(backend: Backend) {
         assert_eq!(outcome.revoked.is_some(), linked == 1, "round {round}");
     }
 }
+
+pub async fn concurrent_unblocks_one_winner(backend: Backend) {
+    let fx = backend.store().await;
+    let first = fx.store.blocks();
+    let second = fx.second_client().await.blocks();
+    let block = block_of(12_301, "admin", 1_700_000_000);
+    first.block(&block).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let port = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.push(tokio::spawn(async move { port.unblock(tg(12_301)).await }));
+    }
+    let mut removed = Vec::new();
+    for task in tasks {
+        if let Some(b) = task.await.unwrap().unwrap() {
+            removed.push(b);
+        }
+    }
+    assert_eq!(removed, [block], "exactly one unblock removes the block");
+    assert_eq!(first.get_block(tg(12_301)).await.unwrap(), None);
+}

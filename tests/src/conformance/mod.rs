@@ -52,6 +52,7 @@ macro_rules! conformance_suite {
             blocks::block_revokes_the_link_and_refuses_links,
             blocks::blocked_users_cannot_connect_through_the_bot,
             blocks::block_racing_links_ends_blocked_and_unlinked,
+            blocks::concurrent_unblocks_one_winner,
             miniapp::session_and_claim_are_written_together,
             miniapp::blocked_users_get_no_session_and_burn_nothing,
             miniapp::attach_user_and_deactivate,

@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    ConditionCheck, Get, ReturnValue, TransactGetItem, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{ConditionCheck, Get, TransactGetItem, TransactWriteItem};
 
 use super::{
     DynamoStore, Item, get_s,
@@ -203,20 +201,35 @@ impl Blocks for DynamoStore {
         ))
     }
 
+    /// Read, then delete the block that was read (condition: still that block) in a
+    /// one-item `TransactWriteItems`, whose client request token makes the SDK's retry of a
+    /// delete that did happen succeed instead of failing its condition. So of concurrent
+    /// unblocks exactly one gets the block; a condition failure means another unblock won
+    /// (`None`) or a new block replaced it (which is removed in turn).
     async fn unblock(&self, id: TelegramUserId) -> Result<Option<Block>, StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(telegram_pk(id)))
-            .key("sk", s(BLOCK_SK))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        out.attributes
-            .filter(|item| !item.is_empty())
-            .map(|item| parse_block(&item))
-            .transpose()
+        for round in 0..MAX_ATTEMPTS {
+            let Some(block) = self.get_block(id).await? else {
+                return Ok(None);
+            };
+            let removed = self
+                .transact(vec![delete(
+                    self,
+                    telegram_pk(id),
+                    BLOCK_SK,
+                    "blocked_at = :at AND blocked_by = :by",
+                    values([
+                        (":at", n(block.blocked_at.secs())),
+                        (":by", s(block.blocked_by.as_str())),
+                    ]),
+                )?])
+                .await?;
+            match removed {
+                Ok(()) => return Ok(Some(block)),
+                Err(_) => backoff(round).await,
+            }
+        }
+        Err(StoreError::Unavailable(
+            "block kept changing under concurrent writers".into(),
+        ))
     }
 }
