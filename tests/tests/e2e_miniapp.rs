@@ -296,7 +296,8 @@ async fn verify_session_link_read_unlink(backend: Backend) {
         resp.assert_problem(400, "body_invalid");
         seen.add(&resp);
     }
-    for bad in ["short", &OneTimeToken::mint().expose().to_owned()] {
+    let unknown = OneTimeToken::mint();
+    for bad in ["short", unknown.expose()] {
         link_with(api, &jwt2, json!({"session_token": bad}))
             .await
             .assert_problem(401, "session_invalid");
