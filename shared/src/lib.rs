@@ -18,3 +18,4 @@ pub mod store;
 pub mod telegram;
 pub mod time;
 pub mod token;
+pub mod vault;

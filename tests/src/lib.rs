@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod conformance;
+pub mod fake_telegram;
 pub mod fixtures;
 pub mod http_client;
 pub mod logs;

@@ -39,6 +39,8 @@ impl LocalApi {
             Arc::new(connect_link::ConnectLink::build(startup).await?),
             Arc::new(webhook::Webhook::build(startup).await?),
             Arc::new(registration::Registration::build(startup).await?),
+            Arc::new(settings::Settings::build(startup).await?),
+            Arc::new(worker_credentials::WorkerCredentials::build(startup).await?),
             Arc::new(initdata_verify::InitDataVerify::build(startup).await?),
             Arc::new(link::LinkFunction::build(startup).await?),
         ];
@@ -105,7 +107,10 @@ pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
         .with(
             "TGLINK_LOCAL_KEY_PATH",
             data_dir.join("master.key").display().to_string(),
-        );
+        )
+        // Placeholders so that worker-credentials starts; set real values from my.telegram.org.
+        .with("TELEGRAM_API_ID", "1")
+        .with("TELEGRAM_API_HASH", "00000000000000000000000000000000");
     for (name, value) in &stored {
         if let Some(value) = value.as_str() {
             defaults.set(name, value);

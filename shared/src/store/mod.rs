@@ -10,12 +10,14 @@ pub mod blocks;
 pub mod claims;
 pub mod connect_flow;
 pub mod connect_tokens;
+pub mod credentials;
 pub mod dynamodb;
 pub mod links;
 pub mod miniapp_flow;
 pub mod miniapp_sessions;
 pub mod registrations;
 pub mod sqlite;
+pub mod worker_tokens;
 
 use std::sync::Arc;
 
@@ -23,10 +25,12 @@ pub use blocks::{Block, BlockOutcome, Blocks};
 pub use claims::{ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims};
 pub use connect_flow::{ConnectAttempt, ConnectFlow, ConnectOutcome};
 pub use connect_tokens::{ConnectTokenRecord, ConnectTokens};
+pub use credentials::{Credentials, CredentialsRecord};
 pub use links::{Link, LinkOutcome, LinkSide, LinkSource, Links};
 pub use miniapp_flow::{MiniAppFlow, MiniAppLinkOutcome};
 pub use miniapp_sessions::{MiniAppSession, MiniAppSessions, ReplayClaim, SessionOutcome};
 pub use registrations::Registrations;
+pub use worker_tokens::{WorkerTokenRecord, WorkerTokens};
 
 use crate::http::Problem;
 
@@ -63,60 +67,31 @@ pub enum Store {
     Sqlite(Arc<sqlite::SqliteStore>),
 }
 
-impl Store {
-    pub fn connect_tokens(&self) -> Arc<dyn ConnectTokens> {
-        match self {
-            Self::DynamoDb(s) => s.clone(),
-            Self::Sqlite(s) => s.clone(),
+/// One accessor per port: `store.links()` is the configured adapter as `Arc<dyn Links>`.
+macro_rules! port_accessors {
+    ($($accessor:ident: $port:ident),+ $(,)?) => {
+        impl Store {
+            $(
+                pub fn $accessor(&self) -> Arc<dyn $port> {
+                    match self {
+                        Self::DynamoDb(s) => s.clone(),
+                        Self::Sqlite(s) => s.clone(),
+                    }
+                }
+            )+
         }
-    }
+    };
+}
 
-    pub fn links(&self) -> Arc<dyn Links> {
-        match self {
-            Self::DynamoDb(s) => s.clone(),
-            Self::Sqlite(s) => s.clone(),
-        }
-    }
-
-    pub fn claims(&self) -> Arc<dyn Claims> {
-        match self {
-            Self::DynamoDb(s) => s.clone(),
-            Self::Sqlite(s) => s.clone(),
-        }
-    }
-
-    pub fn connect_flow(&self) -> Arc<dyn ConnectFlow> {
-        match self {
-            Self::DynamoDb(s) => s.clone(),
-            Self::Sqlite(s) => s.clone(),
-        }
-    }
-
-    pub fn registrations(&self) -> Arc<dyn Registrations> {
-        match self {
-            Self::DynamoDb(s) => s.clone(),
-            Self::Sqlite(s) => s.clone(),
-        }
-    }
-
-    pub fn blocks(&self) -> Arc<dyn Blocks> {
-        match self {
-            Self::DynamoDb(s) => s.clone(),
-            Self::Sqlite(s) => s.clone(),
-        }
-    }
-
-    pub fn miniapp_sessions(&self) -> Arc<dyn MiniAppSessions> {
-        match self {
-            Self::DynamoDb(s) => s.clone(),
-            Self::Sqlite(s) => s.clone(),
-        }
-    }
-
-    pub fn miniapp_flow(&self) -> Arc<dyn MiniAppFlow> {
-        match self {
-            Self::DynamoDb(s) => s.clone(),
-            Self::Sqlite(s) => s.clone(),
-        }
-    }
+port_accessors! {
+    connect_tokens: ConnectTokens,
+    connect_flow: ConnectFlow,
+    claims: Claims,
+    links: Links,
+    credentials: Credentials,
+    worker_tokens: WorkerTokens,
+    registrations: Registrations,
+    blocks: Blocks,
+    miniapp_sessions: MiniAppSessions,
+    miniapp_flow: MiniAppFlow,
 }

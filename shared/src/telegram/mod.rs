@@ -4,6 +4,7 @@
 //! under either the bot-token HMAC scheme or Telegram's Ed25519 third-party scheme;
 //! [`miniapp`] is what the Mini App endpoints build on it (configuration, refusals, replay).
 
+pub mod bot_api;
 pub mod initdata;
 pub mod miniapp;
 pub mod update;

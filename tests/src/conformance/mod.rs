@@ -6,10 +6,12 @@ pub mod blocks;
 pub mod claims;
 pub mod connect_flow;
 pub mod connect_tokens;
+pub mod credentials;
 pub mod links;
 pub mod miniapp;
 pub mod registrations;
 pub mod seal;
+pub mod worker_tokens;
 
 /// Expands to one `#[tokio::test]` per suite function, for the given [`Backend`](crate::fixtures::Backend).
 #[macro_export]
@@ -49,6 +51,16 @@ macro_rules! conformance_suite {
             seal::flipped_bytes_do_not_open,
             seal::moved_attribute_or_record_does_not_open,
             seal::one_key_unwrap_per_record,
+            credentials::absent_record_reads_as_none,
+            credentials::versioned_writes_round_trip_and_conflict,
+            credentials::absent_fields_are_removed,
+            credentials::concurrent_changes_are_never_lost,
+            credentials::worker_read_records_activity_without_a_new_version,
+            credentials::worker_read_does_not_revive_an_idle_session,
+            credentials::sealed_values_are_bound_to_their_user,
+            worker_tokens::tokens_are_listed_per_user_and_revoked,
+            worker_tokens::revocation_is_seen_by_another_client_at_once,
+            worker_tokens::concurrent_revokes_have_one_winner,
             blocks::block_revokes_the_link_and_refuses_links,
             blocks::blocked_users_cannot_connect_through_the_bot,
             blocks::block_racing_links_ends_blocked_and_unlinked,

@@ -4,10 +4,12 @@ mod blocks;
 mod claims;
 mod connect_flow;
 mod connect_tokens;
+mod credentials;
 mod links;
 mod miniapp_flow;
 mod miniapp_sessions;
 mod registrations;
+mod worker_tokens;
 
 use std::collections::HashMap;
 

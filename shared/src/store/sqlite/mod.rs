@@ -6,10 +6,12 @@ mod blocks;
 mod claims;
 mod connect_flow;
 mod connect_tokens;
+mod credentials;
 mod links;
 mod miniapp_flow;
 mod miniapp_sessions;
 mod registrations;
+mod worker_tokens;
 
 use std::{
     path::{Path, PathBuf},
@@ -28,6 +30,8 @@ const SCHEMA: &[&str] = &[
     registrations::SCHEMA,
     claims::SCHEMA,
     links::SCHEMA,
+    credentials::SCHEMA,
+    worker_tokens::SCHEMA,
     blocks::SCHEMA,
     miniapp_sessions::SCHEMA,
 ];
@@ -38,6 +42,7 @@ const PURGE: &[&str] = &[
     connect_tokens::PURGE,
     registrations::PURGE,
     claims::PURGE,
+    worker_tokens::PURGE,
     miniapp_sessions::PURGE,
 ];
 

@@ -1,0 +1,873 @@
+//! `settings`: the credential vault's write side.
+//!
+//! - `PUT /api/settings/bot-token`: the bot token is checked for shape, proven with the Bot
+//!   API's `getMe` (which also names the bot), then sealed into the user's record;
+//! - `PUT /api/telegram/session`, `DELETE /api/telegram/session`: the MTProto session string
+//!   (and phone, channel invite) sealed, with its auth state (`saved_at`, version);
+//! - `GET /api/telegram/status`: whether the session is usable (idle expiry after
+//!   `TELEGRAM_SESSION_MAX_IDLE_SEC`, worker reads count as activity);
+//! - `POST /api/telegram/session/report`: a worker reports `AUTH_KEY_UNREGISTERED` (or
+//!   another fatal MTProto error); the session is cleared and re-authentication is required;
+//! - `POST/GET /api/worker/tokens`, `DELETE /api/worker/tokens/{id}`: worker tokens.
+//!
+//! Every change is read–modify–write of one record conditional on its version, retried on a
+//! conflict. All secrets of a record are sealed under one data key: a change that adds or
+//! replaces a secret opens the record (one KMS `Decrypt`, only if other secrets are kept) and
+//! seals the whole set anew (one `GenerateDataKey`); a change that only removes secrets needs
+//! no KMS call. Nothing is written unless every step before the write succeeded, and the write
+//! is one conditional store call, so a failure never leaves a half-written record.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lambda_http::{Body, Request, Response, http::StatusCode};
+use serde::{Deserialize, Serialize};
+use tglink_shared::{
+    auth::JwtVerifier,
+    http::{Problem, empty, json, parse_json, route_path},
+    ids::{TelegramUserId, UserId},
+    routes::{Resolved, Route, resolve},
+    runtime::{Function, Startup, StartupError},
+    seal::{SealError, SealedRecord, Sealer, SecretBytes},
+    store::{
+        Credentials, CredentialsRecord, StoreError, WorkerTokenRecord, WorkerTokens,
+        credentials::{
+            Reauth, SEALED_BOT_TOKEN, SEALED_CHANNEL_INVITE, SEALED_PHONE, SEALED_SESSION,
+            WriteOutcome,
+        },
+        worker_tokens::RevokeOutcome,
+    },
+    telegram::bot_api::{BotApi, BotApiError, BotToken, BotUser},
+    time::UnixTime,
+    vault::{
+        self, Clock, SecretString, WorkerToken, authenticate_app_or_worker, is_worker_token_id,
+        max_idle_from_env, new_worker_token_id,
+    },
+};
+
+pub const ROUTES: &[Route] = &[
+    Route::new("PUT", "/api/settings/bot-token"),
+    Route::new("PUT", "/api/telegram/session"),
+    Route::new("DELETE", "/api/telegram/session"),
+    Route::new("GET", "/api/telegram/status"),
+    Route::new("POST", "/api/telegram/session/report"),
+    Route::new("POST", "/api/worker/tokens"),
+    Route::new("GET", "/api/worker/tokens"),
+    Route::new("DELETE", "/api/worker/tokens/{id}"),
+];
+
+/// How often a change is retried when another change won the race.
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// Longest accepted MTProto session string.
+pub const MAX_SESSION_BYTES: usize = 16 * 1024;
+
+/// MTProto errors a worker may report: each means the stored session is dead.
+pub const FATAL_SESSION_ERRORS: &[&str] = &[
+    "AUTH_KEY_UNREGISTERED",
+    "AUTH_KEY_INVALID",
+    "AUTH_KEY_DUPLICATED",
+    "SESSION_REVOKED",
+    "SESSION_EXPIRED",
+    "USER_DEACTIVATED",
+    "USER_DEACTIVATED_BAN",
+];
+
+pub struct Settings {
+    pub auth: JwtVerifier,
+    pub credentials: Arc<dyn Credentials>,
+    pub worker_tokens: Arc<dyn WorkerTokens>,
+    pub sealer: Sealer,
+    pub bot_api: BotApi,
+    pub max_idle_secs: u64,
+    pub clock: Clock,
+}
+
+#[async_trait]
+impl Function for Settings {
+    async fn build(startup: &Startup) -> Result<Self, StartupError> {
+        let env = startup.env();
+        let store = startup.store().await?;
+        Ok(Self {
+            auth: startup.jwt()?,
+            credentials: store.credentials(),
+            worker_tokens: store.worker_tokens(),
+            sealer: startup.sealer().await?,
+            bot_api: BotApi::from_env(env)?,
+            max_idle_secs: max_idle_from_env(env)?,
+            clock: Clock::system(),
+        })
+    }
+
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
+    async fn handle(&self, req: Request) -> Response<Body> {
+        handle(self, req).await
+    }
+}
+
+pub async fn handle(deps: &Settings, req: Request) -> Response<Body> {
+    let resolved = resolve(ROUTES, req.method(), route_path(&req));
+    let result = match &resolved {
+        Resolved::Found { route, .. } => match (route.method, route.pattern) {
+            ("PUT", "/api/settings/bot-token") => put_bot_token(deps, &req).await,
+            ("PUT", "/api/telegram/session") => put_session(deps, &req).await,
+            ("DELETE", "/api/telegram/session") => delete_session(deps, &req).await,
+            ("GET", "/api/telegram/status") => get_status(deps, &req).await,
+            ("POST", "/api/telegram/session/report") => report(deps, &req).await,
+            ("POST", "/api/worker/tokens") => create_worker_token(deps, &req).await,
+            ("GET", "/api/worker/tokens") => list_worker_tokens(deps, &req).await,
+            ("DELETE", "/api/worker/tokens/{id}") => {
+                revoke_worker_token(deps, &req, resolved.param("id").unwrap_or_default()).await
+            }
+            _ => Err(Problem::not_found()),
+        },
+        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
+        Resolved::NotFound => Err(Problem::not_found()),
+    };
+    result.unwrap_or_else(Problem::into_response)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors, mapped to HTTP in one place.
+
+/// Why a change to the credential record failed. Nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error("concurrent changes kept winning the race")]
+    Contended,
+    #[error("the report is about a session version that is no longer current")]
+    StaleReport,
+}
+
+/// Why saving a bot token failed. Nothing was stored in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum BotTokenError {
+    #[error("the bot token is malformed")]
+    Malformed,
+    #[error(transparent)]
+    Telegram(#[from] BotApiError),
+    #[error("getMe did not name the bot")]
+    NoUsername,
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+impl From<VaultError> for Problem {
+    fn from(err: VaultError) -> Self {
+        match err {
+            VaultError::Store(e) => e.into(),
+            VaultError::Seal(e) => e.into(),
+            VaultError::Contended => Problem::new(
+                StatusCode::CONFLICT,
+                "concurrent_update",
+                "Concurrent update",
+            )
+            .detail("the credentials kept changing concurrently; nothing was changed, retry"),
+            VaultError::StaleReport => {
+                Problem::new(StatusCode::CONFLICT, "session_report_stale", "Stale report").detail(
+                    "the session was replaced after the reported version; nothing was changed",
+                )
+            }
+        }
+    }
+}
+
+impl From<BotTokenError> for Problem {
+    fn from(err: BotTokenError) -> Self {
+        match err {
+            BotTokenError::Malformed => Problem::bad_request(
+                "bot_token_invalid",
+                "the bot token is malformed: expected <digits>:<secret> as issued by @BotFather",
+            ),
+            BotTokenError::Telegram(BotApiError::Rejected { .. }) => Problem::bad_request(
+                "bot_token_invalid",
+                "Telegram rejected the bot token; nothing was stored",
+            ),
+            BotTokenError::Telegram(BotApiError::Unreachable(why)) => {
+                tracing::warn!(reason = why, "Telegram Bot API unreachable");
+                telegram_unreachable()
+            }
+            BotTokenError::NoUsername => {
+                tracing::warn!("getMe answered without a usable bot username");
+                telegram_unreachable()
+            }
+            BotTokenError::Vault(e) => e.into(),
+        }
+    }
+}
+
+fn telegram_unreachable() -> Problem {
+    Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "telegram_unreachable",
+        "Bad gateway",
+    )
+    .detail("the Telegram Bot API could not be reached; nothing was stored, retry later")
+}
+
+fn invalid(detail: &str) -> Problem {
+    Problem::bad_request("body_invalid", detail)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changing the record.
+
+/// A validated session as sent by the host application.
+pub struct SessionInput {
+    pub session: SecretString,
+    pub telegram_user_id: TelegramUserId,
+    pub channel_id: i64,
+    pub channel_invite: Option<SecretString>,
+    pub phone: Option<SecretString>,
+}
+
+pub enum Change {
+    BotToken {
+        token: BotToken,
+        bot: BotUser,
+    },
+    Session(SessionInput),
+    ClearSession,
+    /// A worker reported the session dead; `version` is the record version it was using.
+    Report {
+        reason: String,
+        version: Option<u64>,
+    },
+}
+
+/// Reads the user's record, applies `change` and writes it conditionally on the version read,
+/// retrying when another change won. Returns the record as stored (unchanged when there was
+/// nothing to do).
+pub async fn apply(
+    deps: &Settings,
+    user: &UserId,
+    change: &Change,
+) -> Result<CredentialsRecord, VaultError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let now = deps.clock.now();
+        let current = deps
+            .credentials
+            .get(user)
+            .await?
+            .unwrap_or_else(|| CredentialsRecord::empty(user.clone()));
+        let mut next = current.clone();
+        next.updated_at = now;
+        let mut set: Vec<(&str, &[u8])> = Vec::new();
+        let mut remove: Vec<&str> = Vec::new();
+        match change {
+            Change::BotToken { token, bot } => {
+                set.push((SEALED_BOT_TOKEN, token.expose().as_bytes()));
+                next.bot_username = bot.username.clone();
+                next.bot_id = Some(bot.id);
+            }
+            Change::Session(input) => {
+                set.push((SEALED_SESSION, input.session.expose().as_bytes()));
+                match &input.phone {
+                    Some(phone) => set.push((SEALED_PHONE, phone.expose().as_bytes())),
+                    None => remove.push(SEALED_PHONE),
+                }
+                match &input.channel_invite {
+                    Some(invite) => set.push((SEALED_CHANNEL_INVITE, invite.expose().as_bytes())),
+                    None => remove.push(SEALED_CHANNEL_INVITE),
+                }
+                next.telegram_user_id = Some(input.telegram_user_id);
+                next.channel_id = Some(input.channel_id);
+                next.session_saved_at = Some(now);
+                next.reauth = None;
+            }
+            Change::ClearSession | Change::Report { .. } => {
+                if let Change::Report {
+                    version: Some(v), ..
+                } = change
+                    && *v != current.version
+                {
+                    return Err(VaultError::StaleReport);
+                }
+                let has_session =
+                    current.has_sealed(SEALED_SESSION) || current.session_saved_at.is_some();
+                match change {
+                    Change::Report { .. } if !has_session => return Ok(current),
+                    Change::ClearSession if !has_session && current.reauth.is_none() => {
+                        return Ok(current);
+                    }
+                    _ => {}
+                }
+                remove.extend([SEALED_SESSION, SEALED_PHONE, SEALED_CHANNEL_INVITE]);
+                next.telegram_user_id = None;
+                next.channel_id = None;
+                next.session_saved_at = None;
+                next.reauth = match change {
+                    Change::Report { reason, .. } => Some(Reauth {
+                        reason: reason.clone(),
+                        at: now,
+                    }),
+                    _ => None,
+                };
+            }
+        }
+        next.sealed = reseal(deps, user, current.sealed.as_ref(), &set, &remove).await?;
+        match deps.credentials.write(&next).await? {
+            WriteOutcome::Written { version } => {
+                next.version = version;
+                return Ok(next);
+            }
+            WriteOutcome::Conflict => continue,
+        }
+    }
+    Err(VaultError::Contended)
+}
+
+/// The sealed secrets after setting `set` and removing `remove`. Removing only needs no key;
+/// setting seals the whole kept set anew under one new data key, opening the current record
+/// first only if it holds secrets that are kept.
+async fn reseal(
+    deps: &Settings,
+    user: &UserId,
+    current: Option<&SealedRecord>,
+    set: &[(&str, &[u8])],
+    remove: &[&str],
+) -> Result<Option<SealedRecord>, SealError> {
+    let kept: Vec<&str> = current
+        .map(|c| {
+            c.attributes
+                .keys()
+                .map(String::as_str)
+                .filter(|name| !remove.contains(name) && !set.iter().any(|(n, _)| n == name))
+                .collect()
+        })
+        .unwrap_or_default();
+    if set.is_empty() {
+        let Some(current) = current else {
+            return Ok(None);
+        };
+        let mut sealed = current.clone();
+        sealed
+            .attributes
+            .retain(|name, _| kept.contains(&name.as_str()));
+        return Ok((!sealed.attributes.is_empty()).then_some(sealed));
+    }
+    let scope = vault::scope(user);
+    let mut plain: Vec<(String, SecretBytes)> = Vec::new();
+    if let (Some(current), false) = (current, kept.is_empty()) {
+        let opened = deps.sealer.open(&scope, current).await?;
+        for name in &kept {
+            let value = opened.get(name).ok_or(SealError::Integrity)?;
+            plain.push(((*name).to_owned(), value.clone()));
+        }
+    }
+    let mut attributes: Vec<(&str, &[u8])> = plain
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.expose()))
+        .collect();
+    attributes.extend_from_slice(set);
+    Ok(Some(deps.sealer.seal(&scope, &attributes).await?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status.
+
+/// `GET /api/telegram/status` (also the answer to session changes and reports).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Status {
+    /// A session is stored and was active within `TELEGRAM_SESSION_MAX_IDLE_SEC`.
+    pub user_auth: bool,
+    /// The Telegram user id of the stored session.
+    pub user_id: Option<i64>,
+    /// Unix seconds the session was saved.
+    pub saved_at: Option<u64>,
+    /// Unix seconds the session becomes (or became) idle-expired.
+    pub expires_at: Option<u64>,
+    /// Unix seconds of the last activity (save or worker read).
+    pub last_active_at: Option<u64>,
+    /// The user must log in to Telegram again (session idle-expired or reported dead).
+    pub reauth_required: bool,
+    /// `idle_expired` or the reported MTProto error.
+    pub reauth_reason: Option<String>,
+    pub bot_configured: bool,
+    pub bot_username: Option<String>,
+    pub channel_id: Option<String>,
+}
+
+pub fn status(record: Option<&CredentialsRecord>, now: UnixTime, max_idle_secs: u64) -> Status {
+    let Some(r) = record else {
+        return Status {
+            user_auth: false,
+            user_id: None,
+            saved_at: None,
+            expires_at: None,
+            last_active_at: None,
+            reauth_required: false,
+            reauth_reason: None,
+            bot_configured: false,
+            bot_username: None,
+            channel_id: None,
+        };
+    };
+    let has_session = r.has_sealed(SEALED_SESSION) && r.session_saved_at.is_some();
+    let live = r.session_live(now, max_idle_secs);
+    let (reauth_required, reauth_reason) = if has_session && !live {
+        (true, Some("idle_expired".to_owned()))
+    } else if !has_session {
+        (
+            r.reauth.is_some(),
+            r.reauth.as_ref().map(|a| a.reason.clone()),
+        )
+    } else {
+        (false, None)
+    };
+    Status {
+        user_auth: live,
+        user_id: has_session
+            .then_some(r.telegram_user_id)
+            .flatten()
+            .map(|t| t.get()),
+        saved_at: has_session
+            .then_some(r.session_saved_at)
+            .flatten()
+            .map(UnixTime::secs),
+        expires_at: has_session
+            .then(|| r.session_expires_at(max_idle_secs))
+            .flatten()
+            .map(UnixTime::secs),
+        last_active_at: has_session
+            .then(|| r.session_activity())
+            .flatten()
+            .map(UnixTime::secs),
+        reauth_required,
+        reauth_reason,
+        bot_configured: r.has_sealed(SEALED_BOT_TOKEN),
+        bot_username: r.bot_username.clone(),
+        channel_id: r.channel_id.map(|c| c.to_string()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers.
+
+#[derive(Deserialize)]
+struct BotTokenBody {
+    bot_token: SecretString,
+}
+
+#[derive(Serialize)]
+struct BotTokenSaved<'a> {
+    success: bool,
+    bot_username: &'a str,
+    message: &'a str,
+}
+
+fn valid_username(name: &str) -> bool {
+    (5..=32).contains(&name.len()) && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+async fn save_bot_token(
+    deps: &Settings,
+    user: &UserId,
+    raw: &SecretString,
+) -> Result<CredentialsRecord, BotTokenError> {
+    let token = BotToken::parse(raw.expose()).map_err(|_| BotTokenError::Malformed)?;
+    let bot = deps.bot_api.get_me(&token).await?;
+    if !bot.username.as_deref().is_some_and(valid_username) {
+        return Err(BotTokenError::NoUsername);
+    }
+    Ok(apply(deps, user, &Change::BotToken { token, bot }).await?)
+}
+
+async fn put_bot_token(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let body: BotTokenBody = parse_json(req)?;
+    let record = save_bot_token(deps, &user.user_id, &body.bot_token).await?;
+    let username = record.bot_username.as_deref().unwrap_or_default();
+    tracing::info!(
+        user_id = %user.user_id,
+        bot_username = username,
+        version = record.version,
+        "bot token saved"
+    );
+    Ok(json(
+        StatusCode::OK,
+        &BotTokenSaved {
+            success: true,
+            bot_username: username,
+            message: "Bot token saved successfully",
+        },
+    ))
+}
+
+/// An integer sent as a JSON number or a string of digits.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IntOrString {
+    Int(i64),
+    Str(String),
+}
+
+impl IntOrString {
+    fn get(&self) -> Option<i64> {
+        match self {
+            Self::Int(i) => Some(*i),
+            Self::Str(s) => s.trim().parse().ok(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SessionBody {
+    session: SecretString,
+    telegram_user_id: IntOrString,
+    channel_id: IntOrString,
+    #[serde(default)]
+    channel_invite: Option<SecretString>,
+    #[serde(default)]
+    phone: Option<SecretString>,
+}
+
+/// Empty strings count as absent.
+fn non_empty(value: Option<SecretString>) -> Option<SecretString> {
+    value.filter(|v| !v.expose().trim().is_empty())
+}
+
+fn validate_session(body: SessionBody) -> Result<SessionInput, Problem> {
+    let session = body.session.expose();
+    if session.trim().is_empty() || session.len() > MAX_SESSION_BYTES {
+        return Err(invalid(&format!(
+            "session must be a non-empty string of at most {MAX_SESSION_BYTES} bytes"
+        )));
+    }
+    if session.chars().any(char::is_control) {
+        return Err(invalid("session must not contain control characters"));
+    }
+    let telegram_user_id = body
+        .telegram_user_id
+        .get()
+        .and_then(|id| TelegramUserId::new(id).ok())
+        .ok_or_else(|| invalid("telegram_user_id must be a positive integer"))?;
+    let channel_id = body
+        .channel_id
+        .get()
+        .filter(|id| *id != 0)
+        .ok_or_else(|| invalid("channel_id must be a non-zero integer"))?;
+    let phone = non_empty(body.phone);
+    if let Some(phone) = &phone {
+        let p = phone.expose().trim();
+        let digits = p.bytes().filter(u8::is_ascii_digit).count();
+        let charset = p
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'+' | b' ' | b'-' | b'(' | b')'));
+        if !(charset && (4..=20).contains(&digits) && p.len() <= 32) {
+            return Err(invalid("phone must be a phone number (digits, +, spaces)"));
+        }
+    }
+    let channel_invite = non_empty(body.channel_invite);
+    if let Some(invite) = &channel_invite {
+        let i = invite.expose();
+        if i.len() > 512 || i.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(invalid(
+                "channel_invite must be a link of at most 512 characters",
+            ));
+        }
+    }
+    Ok(SessionInput {
+        session: body.session,
+        telegram_user_id,
+        channel_id,
+        channel_invite,
+        phone,
+    })
+}
+
+async fn put_session(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let input = validate_session(parse_json(req)?)?;
+    let record = apply(deps, &user.user_id, &Change::Session(input)).await?;
+    tracing::info!(
+        user_id = %user.user_id,
+        telegram_user_id = record.telegram_user_id.map(|t| t.get()),
+        version = record.version,
+        "telegram session saved"
+    );
+    let now = deps.clock.now();
+    Ok(json(
+        StatusCode::OK,
+        &status(Some(&record), now, deps.max_idle_secs),
+    ))
+}
+
+async fn delete_session(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let record = apply(deps, &user.user_id, &Change::ClearSession).await?;
+    tracing::info!(user_id = %user.user_id, version = record.version, "telegram session cleared");
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn get_status(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let record = deps.credentials.get(&user.user_id).await?;
+    let now = deps.clock.now();
+    Ok(json(
+        StatusCode::OK,
+        &status(record.as_ref(), now, deps.max_idle_secs),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ReportBody {
+    error: String,
+    /// The `ETag` of the credentials the worker was using, if it has one.
+    #[serde(default)]
+    etag: Option<String>,
+}
+
+async fn report(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
+    let now = deps.clock.now();
+    let caller =
+        authenticate_app_or_worker(&deps.auth, deps.worker_tokens.as_ref(), req, now).await?;
+    let body: ReportBody = parse_json(req)?;
+    let reason = body.error.trim().to_ascii_uppercase();
+    let Some(reason) = FATAL_SESSION_ERRORS.iter().find(|e| **e == reason) else {
+        return Err(Problem::bad_request(
+            "report_error_unsupported",
+            format!("error must be one of {}", FATAL_SESSION_ERRORS.join(", ")),
+        ));
+    };
+    let version = match &body.etag {
+        None => None,
+        Some(tag) => Some(
+            vault::etag_version(tag)
+                .ok_or_else(|| invalid("etag must be an ETag from /api/worker/credentials"))?,
+        ),
+    };
+    let before = deps.credentials.get(caller.user_id()).await?;
+    let record = apply(
+        deps,
+        caller.user_id(),
+        &Change::Report {
+            reason: (*reason).to_owned(),
+            version,
+        },
+    )
+    .await?;
+    let cleared = before.as_ref().map(|b| b.version) != Some(record.version);
+    if cleared {
+        tracing::warn!(
+            user_id = %caller.user_id(),
+            via = caller.via(),
+            reason = *reason,
+            version = record.version,
+            "telegram session reported dead by a worker: cleared, re-authentication required"
+        );
+    } else {
+        tracing::info!(
+            user_id = %caller.user_id(),
+            via = caller.via(),
+            reason = *reason,
+            "telegram session reported dead, but no session was stored"
+        );
+    }
+    Ok(json(
+        StatusCode::OK,
+        &status(Some(&record), deps.clock.now(), deps.max_idle_secs),
+    ))
+}
+
+#[derive(Deserialize)]
+struct WorkerTokenBody {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct WorkerTokenCreated<'a> {
+    id: &'a str,
+    worker_token: &'a str,
+    name: &'a str,
+    created_at: u64,
+}
+
+#[derive(Serialize)]
+struct WorkerTokenView<'a> {
+    id: &'a str,
+    name: &'a str,
+    created_at: u64,
+    revoked_at: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct WorkerTokenList<'a> {
+    tokens: Vec<WorkerTokenView<'a>>,
+}
+
+async fn create_worker_token(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let body: WorkerTokenBody = parse_json(req)?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "name must be 1-64 characters without control characters",
+        ));
+    }
+    let token = WorkerToken::mint();
+    let record = WorkerTokenRecord {
+        id: new_worker_token_id(),
+        hash: token.hash(),
+        user_id: user.user_id.clone(),
+        name: name.to_owned(),
+        created_at: deps.clock.now(),
+        revoked_at: None,
+    };
+    deps.worker_tokens.insert(&record).await?;
+    tracing::info!(user_id = %user.user_id, token_id = %record.id, "worker token created");
+    Ok(json(
+        StatusCode::CREATED,
+        &WorkerTokenCreated {
+            id: &record.id,
+            worker_token: token.expose(),
+            name: &record.name,
+            created_at: record.created_at.secs(),
+        },
+    ))
+}
+
+async fn list_worker_tokens(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let tokens = deps
+        .worker_tokens
+        .list(&user.user_id, deps.clock.now())
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &WorkerTokenList {
+            tokens: tokens
+                .iter()
+                .map(|t| WorkerTokenView {
+                    id: &t.id,
+                    name: &t.name,
+                    created_at: t.created_at.secs(),
+                    revoked_at: t.revoked_at.map(UnixTime::secs),
+                })
+                .collect(),
+        },
+    ))
+}
+
+async fn revoke_worker_token(
+    deps: &Settings,
+    req: &Request,
+    id: &str,
+) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let not_found = || {
+        Problem::new(StatusCode::NOT_FOUND, "worker_token_not_found", "Not found")
+            .detail("no worker token with this id belongs to you")
+    };
+    if !is_worker_token_id(id) {
+        return Err(not_found());
+    }
+    match deps
+        .worker_tokens
+        .revoke(&user.user_id, id, deps.clock.now())
+        .await?
+    {
+        RevokeOutcome::Revoked => {
+            tracing::info!(user_id = %user.user_id, token_id = id, "worker token revoked");
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        RevokeOutcome::AlreadyRevoked => Ok(empty(StatusCode::NO_CONTENT)),
+        RevokeOutcome::NotFound => Err(not_found()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tglink_shared::seal::SealedRecord;
+
+    fn user() -> UserId {
+        UserId::parse("u1").unwrap()
+    }
+
+    fn record_with(names: &[&str]) -> CredentialsRecord {
+        let mut r = CredentialsRecord::empty(user());
+        r.version = 3;
+        r.sealed = Some(SealedRecord {
+            wrapped_key: vec![1, 2, 3],
+            attributes: names.iter().map(|n| ((*n).to_owned(), vec![9])).collect(),
+        });
+        r
+    }
+
+    #[test]
+    fn status_without_a_record() {
+        let s = status(None, UnixTime(100), 10);
+        assert!(!s.user_auth && !s.reauth_required && !s.bot_configured);
+        assert_eq!(s.expires_at, None);
+    }
+
+    #[test]
+    fn status_follows_idle_expiry_and_activity() {
+        let mut r = record_with(&[SEALED_SESSION, SEALED_BOT_TOKEN]);
+        r.session_saved_at = Some(UnixTime(1_000));
+        r.telegram_user_id = Some(TelegramUserId::new(42).unwrap());
+        let s = status(Some(&r), UnixTime(1_009), 10);
+        assert!(s.user_auth);
+        assert_eq!(s.expires_at, Some(1_010));
+        assert_eq!(s.user_id, Some(42));
+        assert!(s.bot_configured);
+        let s = status(Some(&r), UnixTime(1_010), 10);
+        assert!(!s.user_auth && s.reauth_required);
+        assert_eq!(s.reauth_reason.as_deref(), Some("idle_expired"));
+        // A worker read at 1_005 moves the expiry.
+        r.last_used_at = Some(UnixTime(1_005));
+        let s = status(Some(&r), UnixTime(1_012), 10);
+        assert!(s.user_auth);
+        assert_eq!(s.expires_at, Some(1_015));
+        assert_eq!(s.last_active_at, Some(1_005));
+    }
+
+    #[test]
+    fn status_after_a_report() {
+        let mut r = record_with(&[SEALED_BOT_TOKEN]);
+        r.reauth = Some(Reauth {
+            reason: "AUTH_KEY_UNREGISTERED".into(),
+            at: UnixTime(5),
+        });
+        let s = status(Some(&r), UnixTime(6), 10);
+        assert!(!s.user_auth && s.reauth_required);
+        assert_eq!(s.reauth_reason.as_deref(), Some("AUTH_KEY_UNREGISTERED"));
+        assert_eq!(s.user_id, None);
+    }
+
+    fn session_body(json: &str) -> Result<SessionInput, Problem> {
+        validate_session(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn session_validation() {
+        let ok = session_body(
+            r#"{"session":"1AgAOMTQ","telegram_user_id":"42","channel_id":-1001234567890,"phone":"+1 234 567","channel_invite":""}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.telegram_user_id.get(), 42);
+        assert_eq!(ok.channel_id, -1001234567890);
+        assert!(ok.channel_invite.is_none());
+        assert!(ok.phone.is_some());
+        for bad in [
+            r#"{"session":"","telegram_user_id":42,"channel_id":-1}"#,
+            r#"{"session":"s","telegram_user_id":0,"channel_id":-1}"#,
+            r#"{"session":"s","telegram_user_id":42,"channel_id":0}"#,
+            r#"{"session":"s","telegram_user_id":42,"channel_id":"x"}"#,
+            r#"{"session":"s","telegram_user_id":42,"channel_id":-1,"phone":"call me"}"#,
+            r#"{"session":"s","telegram_user_id":42,"channel_id":-1,"channel_invite":"a b"}"#,
+        ] {
+            let err = session_body(bad).err().expect(bad);
+            assert_eq!(err.code, "body_invalid");
+            assert!(!err.detail.unwrap().contains("call me"));
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! `worker-credentials`: `GET /api/worker/credentials`, the credential vault's read side.
+//!
+//! An upload worker presents its user's app JWT or a worker token and receives everything it
+//! needs to upload to Telegram, with the seed's field names: `bot_token`, `channel_id`,
+//! `telegram_session`, `telegram_api_id`, `telegram_api_hash`, `user_id`, `backend_url`. The
+//! user comes only from the token.
+//!
+//! Cost per request: one store call for the record (an `UpdateItem` that also records the
+//! worker's activity and returns the item), plus one for the worker-token lookup when a
+//! worker token is used, and at most one KMS `Decrypt`: all secrets of a record are sealed
+//! under one data key. The `ETag` is the record's version (plus a fingerprint of the
+//! deployment values served with it); `If-None-Match` with the current tag answers 304 before
+//! anything is decrypted. This function only reads and opens; it never seals.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lambda_http::{
+    Body, Request, Response,
+    http::{HeaderValue, StatusCode, header},
+};
+use serde::Serialize;
+use tglink_shared::{
+    auth::JwtVerifier,
+    config::{ConfigError, Env, required},
+    http::{Problem, empty, json, route_path},
+    routes::{Resolved, Route, resolve},
+    runtime::{Function, Startup, StartupError},
+    seal::{SealError, Sealer},
+    store::{
+        Credentials, StoreError, WorkerTokens,
+        credentials::{SEALED_BOT_TOKEN, SEALED_SESSION},
+    },
+    vault::{
+        self, Clock, SecretString, authenticate_app_or_worker, etag, if_none_match,
+        max_idle_from_env,
+    },
+};
+
+pub const ROUTES: &[Route] = &[Route::new("GET", "/api/worker/credentials")];
+
+pub struct WorkerCredentials {
+    pub auth: JwtVerifier,
+    pub credentials: Arc<dyn Credentials>,
+    pub worker_tokens: Arc<dyn WorkerTokens>,
+    pub sealer: Sealer,
+    pub deployment: Deployment,
+    pub max_idle_secs: u64,
+    pub clock: Clock,
+}
+
+/// The deployment's values handed to every worker.
+#[derive(Clone)]
+pub struct Deployment {
+    /// `TELEGRAM_API_ID`.
+    pub api_id: i64,
+    /// `TELEGRAM_API_HASH`.
+    pub api_hash: SecretString,
+    /// `BACKEND_URL`.
+    pub backend_url: String,
+}
+
+impl Deployment {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let api_id = required(env, "TELEGRAM_API_ID")?
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "TELEGRAM_API_ID",
+                    "is malformed: expected a positive integer",
+                )
+            })?;
+        Ok(Self {
+            api_id,
+            api_hash: SecretString::new(required(env, "TELEGRAM_API_HASH")?),
+            backend_url: required(env, "BACKEND_URL")?,
+        })
+    }
+
+    /// 8 hex characters of SHA-256 over the values, so that the ETag changes with them.
+    pub fn fingerprint(&self) -> String {
+        let mut input = Vec::new();
+        for part in [
+            self.api_id.to_string().as_str(),
+            self.api_hash.expose(),
+            self.backend_url.as_str(),
+        ] {
+            input.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            input.extend_from_slice(part.as_bytes());
+        }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+        hex::encode(&digest.as_ref()[..4])
+    }
+}
+
+#[async_trait]
+impl Function for WorkerCredentials {
+    async fn build(startup: &Startup) -> Result<Self, StartupError> {
+        let env = startup.env();
+        let deployment = Deployment::from_env(env)?;
+        let max_idle_secs = max_idle_from_env(env)?;
+        let store = startup.store().await?;
+        Ok(Self {
+            auth: startup.jwt()?,
+            credentials: store.credentials(),
+            worker_tokens: store.worker_tokens(),
+            sealer: startup.sealer().await?,
+            deployment,
+            max_idle_secs,
+            clock: Clock::system(),
+        })
+    }
+
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
+    async fn handle(&self, req: Request) -> Response<Body> {
+        handle(self, req).await
+    }
+}
+
+pub async fn handle(deps: &WorkerCredentials, req: Request) -> Response<Body> {
+    match resolve(ROUTES, req.method(), route_path(&req)) {
+        Resolved::Found { .. } => fetch(deps, &req)
+            .await
+            .unwrap_or_else(Problem::into_response),
+        Resolved::MethodNotAllowed => Problem::method_not_allowed().into_response(),
+        Resolved::NotFound => Problem::not_found().into_response(),
+    }
+}
+
+/// Why credentials could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("telegram not configured: {0}")]
+    NotConfigured(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+impl From<FetchError> for Problem {
+    fn from(err: FetchError) -> Self {
+        match err {
+            FetchError::NotConfigured(what) => {
+                Problem::bad_request("telegram_not_configured", what)
+            }
+            FetchError::Store(e) => e.into(),
+            FetchError::Seal(e) => e.into(),
+        }
+    }
+}
+
+/// The response, with the seed's field names.
+#[derive(Serialize)]
+struct CredentialsBody<'a> {
+    bot_token: &'a str,
+    channel_id: String,
+    telegram_session: &'a str,
+    telegram_api_id: String,
+    telegram_api_hash: &'a str,
+    user_id: &'a str,
+    backend_url: &'a str,
+}
+
+async fn fetch(deps: &WorkerCredentials, req: &Request) -> Result<Response<Body>, Problem> {
+    let now = deps.clock.now();
+    let caller =
+        authenticate_app_or_worker(&deps.auth, deps.worker_tokens.as_ref(), req, now).await?;
+    let user = caller.user_id();
+    let record = deps
+        .credentials
+        .read_for_worker(user, now, deps.max_idle_secs)
+        .await
+        .map_err(FetchError::from)?;
+    let Some(record) = record else {
+        return Err(FetchError::NotConfigured(
+            "no bot token and no Telegram session are stored: log in to Telegram and save a bot token",
+        )
+        .into());
+    };
+    if !record.has_sealed(SEALED_BOT_TOKEN) {
+        return Err(
+            FetchError::NotConfigured("no bot token is stored: save one in the settings").into(),
+        );
+    }
+    if !record.has_sealed(SEALED_SESSION) || record.session_saved_at.is_none() {
+        let why = if record.reauth.is_some() {
+            "the Telegram session was reported dead: log in to Telegram again"
+        } else {
+            "no Telegram session is stored: log in to Telegram"
+        };
+        return Err(FetchError::NotConfigured(why).into());
+    }
+    if !record.session_live(now, deps.max_idle_secs) {
+        return Err(FetchError::NotConfigured(
+            "the Telegram session expired after being idle: log in to Telegram again",
+        )
+        .into());
+    }
+    let Some(channel_id) = record.channel_id else {
+        return Err(FetchError::NotConfigured("no channel is stored: log in to Telegram").into());
+    };
+    let tag = etag(record.version, &deps.deployment.fingerprint());
+    if if_none_match(req, &tag) {
+        tracing::info!(user_id = %user, via = caller.via(), version = record.version, "worker credentials not modified");
+        return Ok(with_etag(empty(StatusCode::NOT_MODIFIED), &tag));
+    }
+    let sealed = record
+        .sealed
+        .as_ref()
+        .ok_or(FetchError::NotConfigured("no secrets are stored"))?;
+    let opened = deps
+        .sealer
+        .open(&vault::scope(user), sealed)
+        .await
+        .map_err(FetchError::from)?;
+    let (Some(bot_token), Some(session)) =
+        (opened.text(SEALED_BOT_TOKEN), opened.text(SEALED_SESSION))
+    else {
+        return Err(FetchError::Seal(SealError::Integrity).into());
+    };
+    tracing::info!(user_id = %user, via = caller.via(), version = record.version, "worker credentials served");
+    let body = CredentialsBody {
+        bot_token,
+        channel_id: channel_id.to_string(),
+        telegram_session: session,
+        telegram_api_id: deps.deployment.api_id.to_string(),
+        telegram_api_hash: deps.deployment.api_hash.expose(),
+        user_id: user.as_str(),
+        backend_url: &deps.deployment.backend_url,
+    };
+    Ok(with_etag(json(StatusCode::OK, &body), &tag))
+}
+
+fn with_etag(mut resp: Response<Body>, tag: &str) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(tag) {
+        resp.headers_mut().insert(header::ETAG, value);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tglink_shared::config::MapEnv;
+
+    fn env() -> MapEnv {
+        MapEnv::new()
+            .with("TELEGRAM_API_ID", "12345")
+            .with("TELEGRAM_API_HASH", "0123456789abcdef0123456789abcdef")
+            .with("BACKEND_URL", "https://backend.example")
+    }
+
+    #[test]
+    fn deployment_configuration() {
+        let d = Deployment::from_env(&env()).unwrap();
+        assert_eq!(d.api_id, 12345);
+        assert_eq!(d.fingerprint().len(), 8);
+        let mut other = env();
+        other.set("TELEGRAM_API_HASH", "ffffffffffffffffffffffffffffffff");
+        assert_ne!(
+            Deployment::from_env(&other).unwrap().fingerprint(),
+            d.fingerprint()
+        );
+        for (var, value) in [("TELEGRAM_API_ID", "abc"), ("TELEGRAM_API_ID", "-3")] {
+            let mut bad = env();
+            bad.set(var, value);
+            let err = Deployment::from_env(&bad).err().unwrap();
+            assert_eq!(err.var, var);
+            assert!(!err.to_string().contains(value));
+        }
+        for var in ["TELEGRAM_API_ID", "TELEGRAM_API_HASH", "BACKEND_URL"] {
+            let mut missing = env();
+            missing.remove(var);
+            assert_eq!(Deployment::from_env(&missing).err().unwrap().var, var);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Port: a user's credential record (`USER#<id>` / `CREDENTIALS`).
+//!
+//! One item per user holds the sealed secrets (bot token, MTProto session, phone, channel
+//! invite; all under ONE data key, see [`crate::seal`]), the plain facts about them (bot
+//! username, channel id, Telegram user id, when the session was saved and last used, why it
+//! needs re-authentication) and a `version` that grows by one on every change and serves as
+//! the ETag of what workers receive.
+//!
+//! Writes are conditional on the version that was read (optimistic concurrency), so two
+//! concurrent changes never lose one another: the loser gets [`WriteOutcome::Conflict`] and
+//! re-reads. `last_used_at` is written only by [`Credentials::read_for_worker`] (never by
+//! [`Credentials::write`]), so a worker's activity and a settings change cannot overwrite
+//! each other either.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::{
+    ids::{TelegramUserId, UserId},
+    seal::SealedRecord,
+    time::UnixTime,
+};
+
+/// Names of the sealed attributes a credential record may hold.
+pub const SEALED_BOT_TOKEN: &str = "bot_token";
+pub const SEALED_SESSION: &str = "session";
+pub const SEALED_PHONE: &str = "phone";
+pub const SEALED_CHANNEL_INVITE: &str = "channel_invite";
+pub const SEALED_NAMES: [&str; 4] = [
+    SEALED_BOT_TOKEN,
+    SEALED_SESSION,
+    SEALED_PHONE,
+    SEALED_CHANNEL_INVITE,
+];
+
+/// Why a stored session needs re-authentication (a worker reported it dead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reauth {
+    /// The MTProto error reported, e.g. `AUTH_KEY_UNREGISTERED`.
+    pub reason: String,
+    pub at: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialsRecord {
+    pub user_id: UserId,
+    /// 0 for a record never stored; the stored version otherwise (1 after the first write).
+    pub version: u64,
+    /// The sealed secrets (names from [`SEALED_NAMES`]) and their wrapped data key; `None`
+    /// when the record holds no secret.
+    pub sealed: Option<SealedRecord>,
+    pub bot_username: Option<String>,
+    pub bot_id: Option<i64>,
+    pub channel_id: Option<i64>,
+    pub telegram_user_id: Option<TelegramUserId>,
+    /// Set exactly when a session is stored.
+    pub session_saved_at: Option<UnixTime>,
+    /// The last worker read while the session was live (written only by
+    /// [`Credentials::read_for_worker`]).
+    pub last_used_at: Option<UnixTime>,
+    pub reauth: Option<Reauth>,
+    pub updated_at: UnixTime,
+}
+
+impl CredentialsRecord {
+    /// A record that does not exist yet.
+    pub fn empty(user_id: UserId) -> Self {
+        Self {
+            user_id,
+            version: 0,
+            sealed: None,
+            bot_username: None,
+            bot_id: None,
+            channel_id: None,
+            telegram_user_id: None,
+            session_saved_at: None,
+            last_used_at: None,
+            reauth: None,
+            updated_at: UnixTime(0),
+        }
+    }
+
+    /// Whether the sealed attribute `name` is present (no decryption needed).
+    pub fn has_sealed(&self, name: &str) -> bool {
+        self.sealed
+            .as_ref()
+            .is_some_and(|s| s.attributes.contains_key(name))
+    }
+
+    /// The last activity of the stored session: its save or the last worker read.
+    pub fn session_activity(&self) -> Option<UnixTime> {
+        let saved = self.session_saved_at?;
+        Some(self.last_used_at.map_or(saved, |used| used.max(saved)))
+    }
+
+    /// When the stored session becomes idle-expired (`None` when there is no session).
+    pub fn session_expires_at(&self, max_idle_secs: u64) -> Option<UnixTime> {
+        self.session_activity()
+            .map(|at| at.plus_secs(max_idle_secs))
+    }
+
+    /// A session is stored and was active within the last `max_idle_secs`.
+    pub fn session_live(&self, now: UnixTime, max_idle_secs: u64) -> bool {
+        self.has_sealed(SEALED_SESSION)
+            && self
+                .session_expires_at(max_idle_secs)
+                .is_some_and(|until| until > now)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Stored as this version.
+    Written { version: u64 },
+    /// The stored version is not the one the record was read at: re-read and retry.
+    Conflict,
+}
+
+#[async_trait]
+pub trait Credentials: Send + Sync {
+    /// The user's record (one strongly consistent read), if any.
+    async fn get(&self, user: &UserId) -> Result<Option<CredentialsRecord>, StoreError>;
+
+    /// Stores `record` as version `record.version + 1`, if the stored version is still
+    /// `record.version` (0: the record must not exist). Absent optional fields are removed.
+    /// Never writes `last_used_at`.
+    async fn write(&self, record: &CredentialsRecord) -> Result<WriteOutcome, StoreError>;
+
+    /// A worker's read: the record, in one store call that also records the activity
+    /// (`last_used_at = now`) when a session is stored and was active within
+    /// `max_idle_secs`. An idle-expired session is not revived. Does not change `version`.
+    async fn read_for_worker(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+        max_idle_secs: u64,
+    ) -> Result<Option<CredentialsRecord>, StoreError>;
+}
+
+/// The key of a user's record (also the sealing scope's record identity).
+pub fn record_key(user: &UserId) -> String {
+    format!("USER#{}/CREDENTIALS", user.as_str())
+}

@@ -1,0 +1,283 @@
+//! A small Telegram Bot API client (`reqwest`), for the calls tglink makes itself: today
+//! `getMe`, which proves a bot token and names its bot.
+//!
+//! The base URL is `TELEGRAM_API_BASE` (default `https://api.telegram.org`; tests point it at
+//! a fake on loopback). A bot token travels in the request path (`/bot<token>/getMe`), so no
+//! `reqwest` error is ever logged or returned as is: failures are reduced to a fixed
+//! description that cannot contain the URL. Timeouts are short and redirects are not
+//! followed, so a token never leaves for another host.
+
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::config::{ConfigError, Env};
+
+/// Default `TELEGRAM_API_BASE`.
+pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bot token as issued by @BotFather: `<bot id>:<secret>`, the id at least 5 digits, the
+/// secret at least 30 of `[A-Za-z0-9_-]`. Redacted in `Debug`, no `Display`, zeroed on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BotToken(Zeroizing<String>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("bot token is malformed: expected <digits>:<secret> as issued by @BotFather")]
+pub struct BotTokenFormatError;
+
+impl BotToken {
+    /// Longest accepted token (real ones are about 46 characters).
+    pub const MAX_LEN: usize = 256;
+
+    pub fn parse(raw: &str) -> Result<Self, BotTokenFormatError> {
+        let raw = raw.trim();
+        if raw.len() > Self::MAX_LEN {
+            return Err(BotTokenFormatError);
+        }
+        let (id, secret) = raw.split_once(':').ok_or(BotTokenFormatError)?;
+        let id_ok = id.len() >= 5 && id.len() <= 20 && id.bytes().all(|c| c.is_ascii_digit());
+        let secret_ok = secret.len() >= 30
+            && secret
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+        if !(id_ok && secret_ok) {
+            return Err(BotTokenFormatError);
+        }
+        Ok(Self(Zeroizing::new(raw.to_owned())))
+    }
+
+    /// The bot's numeric id (the part before the colon).
+    pub fn bot_id(&self) -> Option<i64> {
+        self.0.split_once(':').and_then(|(id, _)| id.parse().ok())
+    }
+
+    /// The secret text, for the one place that needs it (the request path, sealing).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BotToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BotToken(<redacted>)")
+    }
+}
+
+/// `getMe`'s answer (the fields tglink uses).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BotUser {
+    pub id: i64,
+    pub is_bot: bool,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+}
+
+/// Why a Bot API call failed. Never contains the token or the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BotApiError {
+    /// Telegram answered and refused the token (401/403/404, or `ok: false` on a 4xx).
+    #[error("Telegram rejected the bot token (HTTP {status})")]
+    Rejected { status: u16 },
+    /// Telegram could not be reached or failed (connect error, timeout, 5xx, 429, garbage).
+    #[error("Telegram Bot API unreachable: {0}")]
+    Unreachable(&'static str),
+}
+
+/// The Bot API client. Build once per cold start and share.
+///
+/// The HTTP client (and its TLS roots) is built on first use, not at cold start: most requests
+/// of a function that holds a `BotApi` never call Telegram.
+#[derive(Clone)]
+pub struct BotApi {
+    client: Arc<OnceLock<reqwest::Client>>,
+    base: String,
+}
+
+impl fmt::Debug for BotApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BotApi").field("base", &self.base).finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    ok: bool,
+    result: Option<T>,
+}
+
+impl BotApi {
+    /// A client for `base` (e.g. `https://api.telegram.org`, no trailing slash needed).
+    pub fn new(base: &str) -> Result<Self, ConfigError> {
+        let base = base.trim().trim_end_matches('/').to_owned();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(ConfigError::new(
+                "TELEGRAM_API_BASE",
+                "is malformed: expected an http(s) URL",
+            ));
+        }
+        Ok(Self {
+            client: Arc::default(),
+            base,
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, BotApiError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|_| BotApiError::Unreachable("cannot build an HTTP client"))?;
+        Ok(self.client.get_or_init(|| client))
+    }
+
+    /// From `TELEGRAM_API_BASE` (default [`DEFAULT_API_BASE`]).
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Self::new(
+            &env.var("TELEGRAM_API_BASE")
+                .unwrap_or_else(|| DEFAULT_API_BASE.to_owned()),
+        )
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `getMe`: proves the token and returns the bot.
+    pub async fn get_me(&self, token: &BotToken) -> Result<BotUser, BotApiError> {
+        let user: BotUser = self.call(token, "getMe").await?;
+        if !user.is_bot {
+            return Err(BotApiError::Unreachable("getMe did not describe a bot"));
+        }
+        Ok(user)
+    }
+
+    /// One Bot API method without parameters.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &BotToken,
+        method: &str,
+    ) -> Result<T, BotApiError> {
+        let url = Zeroizing::new(format!("{}/bot{}/{method}", self.base, token.expose()));
+        let response = self
+            .client()?
+            .get(url.as_str())
+            .send()
+            .await
+            .map_err(|e| BotApiError::Unreachable(describe(&e.without_url())))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| BotApiError::Unreachable(describe(&e.without_url())))?;
+        match status {
+            200..=299 => {
+                let envelope: Envelope<T> = serde_json::from_slice(&body)
+                    .map_err(|_| BotApiError::Unreachable("Telegram answered with bad JSON"))?;
+                match (envelope.ok, envelope.result) {
+                    (true, Some(result)) => Ok(result),
+                    _ => Err(BotApiError::Unreachable(
+                        "Telegram answered without a result",
+                    )),
+                }
+            }
+            401 | 403 | 404 => Err(BotApiError::Rejected { status }),
+            429 => Err(BotApiError::Unreachable("Telegram is rate limiting")),
+            400..=499 => {
+                // Another 4xx is a refusal only when it is a Bot API error document.
+                let refused = serde_json::from_slice::<Envelope<serde_json::Value>>(&body)
+                    .is_ok_and(|e| !e.ok);
+                if refused {
+                    Err(BotApiError::Rejected { status })
+                } else {
+                    Err(BotApiError::Unreachable("Telegram answered with an error"))
+                }
+            }
+            _ => Err(BotApiError::Unreachable(
+                "Telegram answered with a server error",
+            )),
+        }
+    }
+}
+
+/// A fixed description of a transport failure: never the error's own text, which may carry
+/// the URL (and so the token).
+fn describe(err: &reqwest::Error) -> &'static str {
+    if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "cannot connect"
+    } else if err.is_body() || err.is_decode() {
+        "the response could not be read"
+    } else {
+        "the request failed"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "123456789:AAE-abcdefghijklmnopqrstuvwxyz_01234";
+
+    #[test]
+    fn token_format() {
+        let t = BotToken::parse(GOOD).unwrap();
+        assert_eq!(t.bot_id(), Some(123456789));
+        assert_eq!(t.expose(), GOOD);
+        assert!(!format!("{t:?}").contains("AAE"));
+        for bad in [
+            "",
+            "123456789",
+            "1234:AAE-abcdefghijklmnopqrstuvwxyz_01234",
+            "12345x:AAE-abcdefghijklmnopqrstuvwxyz_01234",
+            "123456789:short",
+            "123456789:AAE-abcdefghijklmnopqrstuvwxyz/01234",
+            "123456789:AAE-abcdefghijklmnopqrstuvwxyz 01234",
+            "123456789:AAE-abcdefghijklmnopqrstuvwxyz_01234:x",
+        ] {
+            assert!(BotToken::parse(bad).is_err(), "{bad}");
+        }
+        assert!(BotToken::parse(&format!("12345:{}", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn base_must_be_http() {
+        assert!(BotApi::new("ftp://x").is_err());
+        assert_eq!(
+            BotApi::new("http://127.0.0.1:1/").unwrap().base(),
+            "http://127.0.0.1:1"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_error_never_contains_the_token() {
+        // A closed port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let api = BotApi::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let err = api
+            .get_me(&BotToken::parse(GOOD).unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BotApiError::Unreachable(_)));
+        assert!(!err.to_string().contains("AAE"));
+        assert!(!format!("{err:?}").contains("AAE"));
+    }
+}

@@ -1,0 +1,217 @@
+//! A fake Telegram Bot API on a free loopback port (`TELEGRAM_API_BASE` points at it): the one
+//! peer tglink's tests cannot reach for real.
+//!
+//! It serves `/bot<token>/<method>` like Telegram: a token it knows (see [`FakeTelegram::add_bot`])
+//! gets `{"ok":true,"result":…}`, any other gets `401 {"ok":false,"error_code":401,
+//! "description":"Unauthorized"}`. `getMe` answers with the bot's user; other methods answer
+//! with a result set by [`FakeTelegram::set_result`] (default `true`). It can be switched
+//! "down" (every call answers a status such as 502) or stopped (the port closes). Every call is
+//! recorded, so tests can count them and inspect bodies.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::any,
+};
+use serde_json::{Value, json};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// One bot the fake knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeBot {
+    pub id: i64,
+    pub username: String,
+    pub first_name: String,
+}
+
+/// One call the fake received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub token: String,
+    pub method: String,
+    /// The request body as JSON (`Null` when empty or not JSON).
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Inner {
+    bots: HashMap<String, FakeBot>,
+    /// `Some(status)`: every call answers this status (Telegram "down").
+    down: Option<u16>,
+    results: HashMap<String, Value>,
+    calls: Vec<Call>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+pub struct FakeTelegram {
+    pub addr: SocketAddr,
+    inner: Shared,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl FakeTelegram {
+    /// Starts the fake on `127.0.0.1:<free port>`.
+    pub async fn start() -> Self {
+        let inner: Shared = Arc::default();
+        let router = Router::new()
+            .route("/{bot}/{method}", any(serve))
+            .with_state(inner.clone());
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Bot API");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Self {
+            addr,
+            inner,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// The value for `TELEGRAM_API_BASE`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Makes `token` valid, for a bot `@username`. The bot id is the token's numeric prefix.
+    pub fn add_bot(&self, token: &str, username: &str) -> FakeBot {
+        let id = token
+            .split(':')
+            .next()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or(1);
+        let bot = FakeBot {
+            id,
+            username: username.to_owned(),
+            first_name: username.to_owned(),
+        };
+        self.lock().bots.insert(token.to_owned(), bot.clone());
+        bot
+    }
+
+    /// Makes `token` invalid again (Telegram revoked it).
+    pub fn remove_bot(&self, token: &str) {
+        self.lock().bots.remove(token);
+    }
+
+    /// Every call answers `status` (e.g. 502) until [`FakeTelegram::up`].
+    pub fn down(&self, status: u16) {
+        self.lock().down = Some(status);
+    }
+
+    pub fn up(&self) {
+        self.lock().down = None;
+    }
+
+    /// The `result` of `method` for known tokens (default `true`).
+    pub fn set_result(&self, method: &str, result: Value) {
+        self.lock().results.insert(method.to_owned(), result);
+    }
+
+    /// Every call received so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// How many calls of `method` were received.
+    pub fn count(&self, method: &str) -> usize {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .count()
+    }
+
+    /// Closes the port: from now on the Bot API is unreachable.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("fake Telegram state")
+    }
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn reply(status: u16, body: Value) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn serve(
+    State(inner): State<Shared>,
+    Path((bot, method)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(token) = bot.strip_prefix("bot") else {
+        return reply(
+            404,
+            json!({"ok": false, "error_code": 404, "description": "Not Found"}),
+        );
+    };
+    let mut state = inner.lock().expect("fake Telegram state");
+    state.calls.push(Call {
+        token: token.to_owned(),
+        method: method.clone(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    });
+    if let Some(status) = state.down {
+        return reply(
+            status,
+            json!({"ok": false, "error_code": status, "description": "Bad Gateway"}),
+        );
+    }
+    let Some(known) = state.bots.get(token).cloned() else {
+        return reply(
+            401,
+            json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+        );
+    };
+    let result = match method.as_str() {
+        "getMe" => json!({
+            "id": known.id,
+            "is_bot": true,
+            "first_name": known.first_name,
+            "username": known.username,
+            "can_join_groups": true,
+            "can_read_all_group_messages": false,
+            "supports_inline_queries": false,
+        }),
+        other => state.results.get(other).cloned().unwrap_or(json!(true)),
+    };
+    reply(200, json!({"ok": true, "result": result}))
+}
