@@ -119,6 +119,13 @@ impl Texts {
         )
     }
 
+    pub fn blocked(&self) -> String {
+        format!(
+            "⛔ This Telegram account has been blocked from connecting to {}. Contact support if you think this is a mistake.",
+            self.app_name
+        )
+    }
+
     pub fn welcome(&self) -> String {
         format!(
             "👋 To connect this Telegram account, open the connect link from the {} settings page.",
@@ -190,6 +197,10 @@ mod tests {
             "❌ Connection link expired or invalid. Please generate a new one from the IDL Sentinel settings page.\n\nLinks expire after 10 minutes."
         );
         assert_eq!(texts.connected(), "✅ Successfully connected!");
+        assert_eq!(
+            texts.blocked(),
+            "⛔ This Telegram account has been blocked from connecting to IDL Sentinel. Contact support if you think this is a mistake."
+        );
         assert_eq!(lifetime(60), "1 minute");
         assert_eq!(lifetime(90), "90 seconds");
         assert_eq!(lifetime(1), "1 second");

@@ -7,7 +7,8 @@
 //!
 //! - `/start <token>` (or `/start@<bot> <token>`): consumes the connect token and links the
 //!   Telegram user and chat to the token's app user, atomically with the claim of the update
-//!   ([`ConnectFlow`]): ≤ 2 store calls, no outbound call.
+//!   ([`ConnectFlow`]): ≤ 2 store calls, no outbound call. A Telegram user blocked by an admin
+//!   is told so, and the token stays unconsumed.
 //! - `/status`: which app account this Telegram account is linked to (read only).
 //! - `/disconnect`: removes the link (both items, atomically), under a Powertools-style claim
 //!   of the update ([`Claims`]).
@@ -270,6 +271,10 @@ impl Webhook {
             ConnectOutcome::TokenInvalid => {
                 tracing::info!(update_id, %telegram_user_id, outcome = "token_invalid", "/start");
                 Some(self.texts.link_invalid())
+            }
+            ConnectOutcome::Blocked => {
+                tracing::info!(update_id, %telegram_user_id, outcome = "blocked", "/start");
+                Some(self.texts.blocked())
             }
             ConnectOutcome::Conflict(side) => {
                 tracing::info!(

@@ -1,8 +1,10 @@
 //! Telegram-specific formats shared by the functions.
 //!
 //! [`initdata`] validates the `initData` string a Telegram Mini App hands to its backend,
-//! under either the bot-token HMAC scheme or Telegram's Ed25519 third-party scheme.
+//! under either the bot-token HMAC scheme or Telegram's Ed25519 third-party scheme;
+//! [`miniapp`] is what the Mini App endpoints build on it (configuration, refusals, replay).
 
 pub mod bot_api;
 pub mod initdata;
+pub mod miniapp;
 pub mod update;
