@@ -44,7 +44,7 @@ use tglink_shared::{
         ClaimKey, ClaimOutcome, ClaimTimes, Claims, ConnectAttempt, ConnectFlow, ConnectOutcome,
         LinkSide, Links, StoreError,
     },
-    telegram::update::Update,
+    telegram::{bot_username::BotUsername, update::Update},
     time::UnixTime,
     token::OneTimeToken,
 };
@@ -134,7 +134,7 @@ impl Function for Webhook {
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
         let secret = WebhookSecret::parse(&required(env, "TELEGRAM_WEBHOOK_SECRET")?)?;
-        let bot_username = config::bot_username(env)?;
+        let bot_username = BotUsername::from_env(env)?.as_str().to_owned();
         let texts = Texts::from_env(env)?;
         let store = startup.store().await?;
         Ok(Self {
