@@ -106,10 +106,7 @@ impl AwsRecorder {
     }
 }
 
-async fn forward(
-    State(inner): State<Arc<Inner>>,
-    request: axum::extract::Request,
-) -> Response {
+async fn forward(State(inner): State<Arc<Inner>>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
         .await
@@ -139,7 +136,9 @@ async fn forward(
         Err(e) => {
             return Response::builder()
                 .status(502)
-                .body(axum::body::Body::from(format!("recorder: upstream failed: {e}")))
+                .body(axum::body::Body::from(format!(
+                    "recorder: upstream failed: {e}"
+                )))
                 .expect("static response");
         }
     };

@@ -82,8 +82,14 @@ pub fn put_secrets(prefix: &str, secrets: &[(String, String)]) {
     );
     let printed = String::from_utf8_lossy(&out.stdout);
     for (name, value) in secrets {
-        assert!(printed.contains(&format!("wrote {prefix}{name}")), "{printed}");
-        assert!(!printed.contains(value.as_str()), "a secret value was printed");
+        assert!(
+            printed.contains(&format!("wrote {prefix}{name}")),
+            "{printed}"
+        );
+        assert!(
+            !printed.contains(value.as_str()),
+            "a secret value was printed"
+        );
     }
 }
 

@@ -15,13 +15,18 @@
 //! constants), and the callback's signature is made afresh.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::PathBuf,
+    sync::Arc,
 };
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tglink_shared::{config::MapEnv, time::UnixTime};
+use tglink_shared::{
+    config::{MapEnv, Platform},
+    runtime::{Function, Startup},
+    time::UnixTime,
+};
 
 use crate::aws_recorder::{AuthzRequest, AwsRecorder};
 
@@ -57,16 +62,16 @@ pub fn event_path(function: &str, slug: &str) -> PathBuf {
 
 pub fn load_event(function: &str, slug: &str) -> Value {
     let path = event_path(function, slug);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// `tests/events/dev.env`, in file order.
 pub fn dev_env() -> Vec<(String, String)> {
     let path = events_dir().join("dev.env");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -111,11 +116,7 @@ pub fn dev_config() -> MapEnv {
 /// Replaces `from` by `to` in every string of `event` (body, path, path parameters, headers).
 pub fn replace_all(event: &mut Value, from: &str, to: &str) {
     match event {
-        Value::String(s) => {
-            if s.contains(from) {
-                *s = s.replace(from, to);
-            }
-        }
+        Value::String(s) if s.contains(from) => *s = s.replace(from, to),
         Value::Array(items) => items.iter_mut().for_each(|v| replace_all(v, from, to)),
         Value::Object(map) => map.values_mut().for_each(|v| replace_all(v, from, to)),
         _ => {}
@@ -161,7 +162,12 @@ impl Outcome {
             .as_object()
             .into_iter()
             .flatten()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or_default().to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    v.as_str().unwrap_or_default().to_owned(),
+                )
+            })
             .collect();
         let body = response["body"].as_str().unwrap_or_default();
         let body = if response["isBase64Encoded"] == true {
@@ -187,6 +193,73 @@ pub trait Invoker: Send {
     async fn invoke(&mut self, function: &str, event: &Value) -> Outcome;
 }
 
+/// Every function built in-process, once, on first use (its cold start), from its own
+/// `Startup` with `Platform::Lambda` — as its `main.rs` builds it in Lambda — and handed the
+/// event as `lambda_http` parses it.
+pub struct InProcess {
+    env: MapEnv,
+    built: HashMap<String, Arc<dyn Function>>,
+}
+
+impl InProcess {
+    pub fn new(env: MapEnv) -> Self {
+        Self {
+            env,
+            built: HashMap::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Invoker for InProcess {
+    async fn invoke(&mut self, function: &str, event: &Value) -> Outcome {
+        if !self.built.contains_key(function) {
+            let startup = Startup::new(Arc::new(self.env.clone()), Platform::Lambda)
+                .await
+                .unwrap_or_else(|e| panic!("{function}: cold start: {e}"));
+            let built = crate::functions::build(function, &startup)
+                .await
+                .unwrap_or_else(|e| panic!("{function}: build: {e}"));
+            self.built.insert(function.to_owned(), built);
+        }
+        let request = lambda_http::request::from_str(&event.to_string())
+            .unwrap_or_else(|e| panic!("{function}: not an API Gateway event: {e}"));
+        let response = self.built[function].handle(request).await;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let body = match response.into_body() {
+            lambda_http::Body::Text(text) => text,
+            lambda_http::Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            _ => String::new(),
+        };
+        Outcome {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// One invocation of a session.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub function: String,
+    pub slug: String,
+    /// The event's route (`METHOD /path/{param}`).
+    pub method: String,
+    pub route: String,
+    pub outcome: Outcome,
+}
+
 /// A run of the scenario: invokes functions one at a time and attributes the AWS calls recorded
 /// during each invocation (its cold start included) to the function invoked.
 pub struct Session<'a> {
@@ -196,6 +269,7 @@ pub struct Session<'a> {
     pub observed: BTreeMap<String, Vec<AuthzRequest>>,
     /// `(function, event slug)` of every invocation.
     pub invoked: BTreeSet<(String, String)>,
+    pub invocations: Vec<Invocation>,
 }
 
 impl<'a> Session<'a> {
@@ -205,7 +279,26 @@ impl<'a> Session<'a> {
             recorder,
             observed: BTreeMap::new(),
             invoked: BTreeSet::new(),
+            invocations: Vec::new(),
         }
+    }
+
+    /// Every response as JSON lines for `tests/openapi_responses.py`.
+    pub fn responses_jsonl(&self) -> String {
+        self.invocations
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "method": i.method,
+                    "route": i.route,
+                    "status": i.outcome.status,
+                    "headers": i.outcome.headers,
+                    "body": i.outcome.body,
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect()
     }
 
     /// Invokes `function` with its event `slug`, changed by `edit`.
@@ -230,6 +323,15 @@ impl<'a> Session<'a> {
             .or_default()
             .extend(requests);
         self.invoked.insert((function.to_owned(), slug.to_owned()));
+        let route_key = event["routeKey"].as_str().unwrap_or_default();
+        let (method, route) = route_key.split_once(' ').unwrap_or_default();
+        self.invocations.push(Invocation {
+            function: function.to_owned(),
+            slug: slug.to_owned(),
+            method: method.to_owned(),
+            route: route.to_owned(),
+            outcome: outcome.clone(),
+        });
         outcome
     }
 }
@@ -247,6 +349,43 @@ fn text_of(outcome: &Outcome, pointer: &str) -> String {
 /// here (README "Adding a function"): the IAM tests require every action its policy grants to be
 /// used somewhere in this scenario.
 pub async fn run_scenario(s: &mut Session<'_>) {
+    // The events as they are in tests/events/ (what `cargo lambda invoke --data-file` gets
+    // without editing them): placeholders and a stale signature give documented refusals.
+    let as_is = s
+        .call("webhook", "post-telegram-webhook", |_| {})
+        .await
+        .expect(200, "webhook, the event as it is");
+    assert!(as_is.body.contains("expired or invalid"), "{}", as_is.body);
+    let stale = s
+        .call("registration", "post-auth-registration-callback", |_| {})
+        .await
+        .expect(401, "registration callback, the event as it is");
+    assert_eq!(stale.json()["code"], "signature_stale");
+    let unknown = s
+        .call(
+            "registration",
+            "get-auth-registration-registration_id",
+            |_| {},
+        )
+        .await
+        .expect(404, "registration status, the event as it is");
+    assert_eq!(unknown.json()["code"], "registration_not_found");
+    let unknown = s
+        .call("settings", "delete-worker-tokens-id", |_| {})
+        .await
+        .expect(404, "worker token revocation, the event as it is");
+    assert_eq!(unknown.json()["code"], "worker_token_not_found");
+    let unauthenticated = s
+        .call("connect-link", "post-telegram-connect-link", |e| {
+            e["headers"]
+                .as_object_mut()
+                .expect("headers")
+                .remove("authorization");
+        })
+        .await
+        .expect(401, "connect-link without a JWT");
+    assert_eq!(unauthenticated.json()["code"], "auth_required");
+
     // connect-link, then the bot's webhook: /start with that token links; /disconnect unlinks.
     let link = s
         .call("connect-link", "post-telegram-connect-link", |_| {})
@@ -255,7 +394,8 @@ pub async fn run_scenario(s: &mut Session<'_>) {
     let token = text_of(&link, "/token");
     let start = s
         .call("webhook", "post-telegram-webhook", |e| {
-            replace_all(e, CONNECT_TOKEN_PLACEHOLDER, &token)
+            replace_all(e, CONNECT_TOKEN_PLACEHOLDER, &token);
+            replace_all(e, "\"update_id\":100001", "\"update_id\":100002");
         })
         .await
         .expect(200, "webhook /start");
@@ -266,8 +406,12 @@ pub async fn run_scenario(s: &mut Session<'_>) {
     );
     let disconnect = s
         .call("webhook", "post-telegram-webhook", |e| {
-            replace_all(e, &format!("/start {CONNECT_TOKEN_PLACEHOLDER}"), "/disconnect");
-            replace_all(e, "\"update_id\":100001", "\"update_id\":100002");
+            replace_all(
+                e,
+                &format!("/start {CONNECT_TOKEN_PLACEHOLDER}"),
+                "/disconnect",
+            );
+            replace_all(e, "\"update_id\":100001", "\"update_id\":100003");
         })
         .await
         .expect(200, "webhook /disconnect");
@@ -342,9 +486,11 @@ pub async fn run_scenario(s: &mut Session<'_>) {
     .await
     .expect(200, "registration callback");
     let read = s
-        .call("registration", "get-auth-registration-registration_id", |e| {
-            replace_all(e, REGISTRATION_ID_PLACEHOLDER, &id)
-        })
+        .call(
+            "registration",
+            "get-auth-registration-registration_id",
+            |e| replace_all(e, REGISTRATION_ID_PLACEHOLDER, &id),
+        )
         .await
         .expect(200, "registration status");
     assert_eq!(read.json()["status"], "completed", "{}", read.body);

@@ -16,6 +16,7 @@ pub mod http_client;
 pub mod lambda_events;
 pub mod logs;
 pub mod moto;
+pub mod openapi;
 pub mod process;
 pub mod template;
 

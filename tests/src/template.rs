@@ -63,7 +63,7 @@ impl Template {
         let yaml: serde_norway::Value =
             serde_norway::from_str(text).expect("template.yaml is valid YAML");
         Self {
-            doc: to_json(yaml),
+            doc: yaml_to_json(yaml),
         }
     }
 
@@ -100,7 +100,9 @@ impl Template {
         self.functions()
             .into_iter()
             .find(|f| f.name == name)
-            .unwrap_or_else(|| panic!("template.yaml has no function with CodeUri functions/{name}"))
+            .unwrap_or_else(|| {
+                panic!("template.yaml has no function with CodeUri functions/{name}")
+            })
     }
 
     fn function_of(&self, id: &str, resource: &Value) -> TemplateFunction {
@@ -148,7 +150,11 @@ impl Template {
             "{role_id}: no managed policies, inline statements only"
         );
         let mut statements = Vec::new();
-        for policy in role["Properties"]["Policies"].as_array().into_iter().flatten() {
+        for policy in role["Properties"]["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             for s in policy["PolicyDocument"]["Statement"]
                 .as_array()
                 .into_iter()
@@ -173,7 +179,12 @@ impl TemplateFunction {
     pub fn log_group_id(&self) -> String {
         self.resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
             .as_str()
-            .unwrap_or_else(|| panic!("{}: LoggingConfig.LogGroup must be !Ref <its log group>", self.logical_id))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: LoggingConfig.LogGroup must be !Ref <its log group>",
+                    self.logical_id
+                )
+            })
             .to_owned()
     }
 
@@ -204,13 +215,19 @@ impl TemplateFunction {
         }
         for s in &others {
             if s.effect != "Allow" {
-                problems.push(format!("{}: only Allow statements are expected", self.role_id));
+                problems.push(format!(
+                    "{}: only Allow statements are expected",
+                    self.role_id
+                ));
             }
             for action in &s.actions {
                 if action.contains('*') {
                     problems.push(format!("{}: wildcard action {action}", self.role_id));
                 }
-                if !observed.iter().any(|r| &r.action == action && s.allows(r, deployment)) {
+                if !observed
+                    .iter()
+                    .any(|r| &r.action == action && s.allows(r, deployment))
+                {
                     problems.push(format!(
                         "{}: grants {action} ({}), which {} never used in the scenario",
                         self.role_id,
@@ -348,6 +365,10 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 /// YAML (with CloudFormation tags) → JSON with long-form intrinsic functions.
+pub fn yaml_to_json(value: serde_norway::Value) -> Value {
+    to_json(value)
+}
+
 fn to_json(value: serde_norway::Value) -> Value {
     use serde_norway::Value as Y;
     match value {
@@ -387,9 +408,9 @@ fn to_json(value: serde_norway::Value) -> Value {
                 "GetAtt" => {
                     let parts = match inner {
                         Value::String(s) => {
-                            let (resource, attribute) = s
-                                .split_once('.')
-                                .unwrap_or_else(|| panic!("!GetAtt {s}: expected Resource.Attribute"));
+                            let (resource, attribute) = s.split_once('.').unwrap_or_else(|| {
+                                panic!("!GetAtt {s}: expected Resource.Attribute")
+                            });
                             json!([resource, attribute])
                         }
                         list => list,
@@ -420,8 +441,14 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("arn:x:parameter/tglink/p/*", "arn:x:parameter/tglink/p/A"));
-        assert!(!glob_match("arn:x:parameter/tglink/p/*", "arn:x:parameter/tglink/q/A"));
+        assert!(glob_match(
+            "arn:x:parameter/tglink/p/*",
+            "arn:x:parameter/tglink/p/A"
+        ));
+        assert!(!glob_match(
+            "arn:x:parameter/tglink/p/*",
+            "arn:x:parameter/tglink/q/A"
+        ));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("abc", "abcd"));
     }
@@ -445,7 +472,10 @@ mod tests {
             resource: "arn:k".into(),
             context: BTreeMap::new(),
         };
-        assert!(!s.allows(&r, &d), "a missing context key fails the condition");
+        assert!(
+            !s.allows(&r, &d),
+            "a missing context key fails the condition"
+        );
         r.context
             .insert("kms:EncryptionContext:service".into(), "tglink".into());
         assert!(s.allows(&r, &d));

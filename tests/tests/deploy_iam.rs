@@ -5,68 +5,17 @@
 //! proxy to moto. Then each function's role in `template.yaml` must allow every recorded
 //! request (action, resource, KMS encryption context) and grant nothing that was not used.
 
-use std::{collections::HashMap, sync::Arc};
-
-use async_trait::async_trait;
-use serde_json::Value;
-use tglink_shared::{
-    config::Platform,
-    runtime::{Function, Startup},
-};
 use tglink_tests::{
     cloud::CloudLike,
     functions::{self, FUNCTIONS},
-    lambda_events::{Invoker, Outcome, Session, run_scenario},
+    lambda_events::{InProcess, Session, run_scenario},
     template::Template,
 };
-
-/// Each function built once, on first use (its cold start), from its own `Startup`.
-struct InProcess {
-    env: tglink_shared::config::MapEnv,
-    built: HashMap<String, Arc<dyn Function>>,
-}
-
-#[async_trait]
-impl Invoker for InProcess {
-    async fn invoke(&mut self, function: &str, event: &Value) -> Outcome {
-        if !self.built.contains_key(function) {
-            let startup = Startup::new(Arc::new(self.env.clone()), Platform::Lambda)
-                .await
-                .unwrap_or_else(|e| panic!("{function}: cold start: {e}"));
-            let built = functions::build(function, &startup)
-                .await
-                .unwrap_or_else(|e| panic!("{function}: build: {e}"));
-            self.built.insert(function.to_owned(), built);
-        }
-        let request = lambda_http::request::from_str(&event.to_string())
-            .unwrap_or_else(|e| panic!("{function}: not an API Gateway event: {e}"));
-        let response = self.built[function].handle(request).await;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-            .collect();
-        let body = match response.into_body() {
-            lambda_http::Body::Text(text) => text,
-            lambda_http::Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            _ => String::new(),
-        };
-        Outcome {
-            status,
-            headers,
-            body,
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_policies_allow_exactly_what_the_functions_do() {
     let mut cloud = CloudLike::start().await;
-    let mut invoker = InProcess {
-        env: cloud.env.clone(),
-        built: HashMap::new(),
-    };
+    let mut invoker = InProcess::new(cloud.env.clone());
     let mut session = Session::new(&mut invoker, &cloud.recorder);
     run_scenario(&mut session).await;
 
@@ -105,7 +54,11 @@ async fn template_policies_allow_exactly_what_the_functions_do() {
                 .check_least_privilege(&observed, &cloud.deployment),
         );
     }
-    assert!(problems.is_empty(), "IAM problems:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "IAM problems:\n{}",
+        problems.join("\n")
+    );
     cloud.recorder.stop().await;
 }
 
@@ -138,10 +91,17 @@ fn the_check_reports_missing_and_unused_actions() {
             .is_empty()
     );
     let problems = connect_link.check_least_privilege(
-        &[ssm.clone(), put.clone(), request("dynamodb:GetItem", table_arn("t"))],
+        &[
+            ssm.clone(),
+            put.clone(),
+            request("dynamodb:GetItem", table_arn("t")),
+        ],
         &deployment,
     );
-    assert!(problems.iter().any(|p| p.contains("dynamodb:GetItem")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("dynamodb:GetItem")),
+        "{problems:?}"
+    );
     let problems = connect_link.check_least_privilege(std::slice::from_ref(&ssm), &deployment);
     assert!(
         problems.iter().any(|p| p.contains("never used")),
@@ -152,19 +112,25 @@ fn the_check_reports_missing_and_unused_actions() {
         tglink_tests::aws_recorder::parameter_arn("/tglink/dev/APP_JWT_SECRET"),
     );
     let problems = connect_link.check_least_privilege(&[ssm, put, other_stage], &deployment);
-    assert!(problems.iter().any(|p| p.contains("/tglink/dev/")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("/tglink/dev/")),
+        "{problems:?}"
+    );
 
     let worker = template.function("worker-credentials");
     let mut decrypt = request("kms:Decrypt", key_arn("k"));
     decrypt
         .context
         .insert("kms:EncryptionContext:service".into(), "tglink".into());
-    decrypt
-        .context
-        .insert("kms:EncryptionContext:purpose".into(), "registration".into());
+    decrypt.context.insert(
+        "kms:EncryptionContext:purpose".into(),
+        "registration".into(),
+    );
     let problems = worker.check_least_privilege(&[decrypt], &deployment);
     assert!(
-        problems.iter().any(|p| p.contains("kms:Decrypt") && p.contains("not allowed")),
+        problems
+            .iter()
+            .any(|p| p.contains("kms:Decrypt") && p.contains("not allowed")),
         "{problems:?}"
     );
 }
