@@ -22,7 +22,7 @@ help:
 	@echo "make test   - unit, conformance (SQLite and DynamoDB/KMS on moto) and end-to-end tests"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cfn-lint, OpenAPI validation"
 	@echo "make build  - cargo lambda build --release: a bootstrap.zip per function, arm64 and x86_64"
-	@echo "make watch  - cargo lambda watch on 127.0.0.1:$(WATCH_PORT) with tests/events/dev.env"
+	@echo "make watch  - cargo lambda watch on [::1]:$(WATCH_PORT) with tests/events/dev.env"
 	@echo "make moto   - start moto_server by hand on 127.0.0.1:$(MOTO_PORT)"
 	@echo "make deploy - sam build + sam deploy (guided the first time, without samconfig.toml)"
 	@echo "make put-secrets STAGE=prod - write the service secrets to SSM (SecureString)"
@@ -65,7 +65,7 @@ build: venv
 # Every function on the Lambda runtime emulator; invoke with
 # cargo lambda invoke <function> --data-file tests/events/<function>/<event>.json
 watch: venv
-	cargo lambda watch --invoke-address 127.0.0.1 --invoke-port $(WATCH_PORT) \
+	cargo lambda watch --invoke-address ::1 --invoke-port $(WATCH_PORT) \
 		--env-file tests/events/dev.env
 
 # The SAM CLI is large (~350 MB): it has its own venv, installed only for deploying.

@@ -5,6 +5,10 @@
 use std::process::{Command, Output};
 
 use serde_json::json;
+use tglink_shared::{
+    auth::JwtVerifier,
+    config::{JwtConfig, MapEnv},
+};
 use tglink_tests::{
     cloud::{isolated_aws_env, put_secrets, venv_python},
     fake_telegram::FakeTelegram,
@@ -236,4 +240,58 @@ fn put_secrets_generates_missing_ones_once_and_never_prints_values() {
     assert_eq!(out.status.code(), Some(2));
     let missing = ssm_secrets(&["get", "--prefix", &prefix, "TELEGRAM_BOT_TOKEN"], &[]);
     assert_eq!(missing.status.code(), Some(2), "nothing was written");
+}
+
+/// `infra/dev_jwt.py` (README: "Try it") signs JWTs the functions accept.
+#[test]
+fn dev_jwt_signs_tokens_the_functions_accept() {
+    let secret = "a-jwt-secret-of-at-least-32-bytes-0123456789";
+    let run = |args: &[&str], vars: &[(&str, &str)]| {
+        let mut cmd = Command::new(venv_python());
+        cmd.arg(workspace_root().join("infra/dev_jwt.py"))
+            .args(args);
+        cmd.env_clear();
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run infra/dev_jwt.py")
+    };
+    let out = run(
+        &[
+            "--sub", "alice", "--iss", "my-app", "--aud", "tglink", "--roles", "admin",
+        ],
+        &[("APP_JWT_SECRET", secret)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jwt = stdout(&out).trim().to_owned();
+    let config = MapEnv::new()
+        .with("APP_JWT_SECRET", secret)
+        .with("APP_JWT_ISSUER", "my-app")
+        .with("APP_JWT_AUDIENCE", "tglink");
+    let verifier = JwtVerifier::new(&JwtConfig::from_env(&config).unwrap()).unwrap();
+    let user = verifier.verify(&jwt).expect("a valid JWT");
+    assert_eq!(user.user_id.as_str(), "alice");
+    assert!(user.is_admin());
+    let wrong = MapEnv::new()
+        .with(
+            "APP_JWT_SECRET",
+            "another-secret-of-at-least-32-bytes-000000",
+        )
+        .with("APP_JWT_ISSUER", "my-app")
+        .with("APP_JWT_AUDIENCE", "tglink");
+    assert!(
+        JwtVerifier::new(&JwtConfig::from_env(&wrong).unwrap())
+            .unwrap()
+            .verify(&jwt)
+            .is_err()
+    );
+    let refused = run(
+        &["--sub", "alice", "--iss", "a", "--aud", "b"],
+        &[("APP_JWT_SECRET", "short")],
+    );
+    assert!(!refused.status.success(), "a short secret is refused");
 }

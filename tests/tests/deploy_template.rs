@@ -12,7 +12,7 @@ use tglink_shared::{
 };
 use tglink_tests::{
     functions::{FUNCTIONS, crate_dirs, event_slug, route_key},
-    lambda_events::{DEV_USER, dev_env, event_path, events_dir, load_event},
+    lambda_events::{DEV_ADMIN_JWT, DEV_USER, dev_env, event_path, events_dir, load_event},
     template::Template,
     workspace_root,
 };
@@ -321,6 +321,20 @@ fn every_route_has_a_usable_event() {
         Vec::<&std::path::PathBuf>::new(),
         "event files that belong to no route (names: functions::event_slug)"
     );
+}
+
+/// The admin JWT the README offers for events of admin routes verifies under `dev.env`.
+#[test]
+fn the_documented_admin_jwt_is_valid() {
+    let env = dev_env()
+        .into_iter()
+        .fold(MapEnv::new(), |env, (k, v)| env.with(&k, v));
+    let verifier = JwtVerifier::new(&JwtConfig::from_env(&env).unwrap()).unwrap();
+    let admin = verifier.verify(DEV_ADMIN_JWT).expect("valid");
+    assert!(admin.is_admin());
+    assert_eq!(admin.user_id.as_str(), "dev-admin");
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    assert!(readme.contains(DEV_ADMIN_JWT), "the README shows it");
 }
 
 /// `infra/ssm_secrets.py` writes exactly the secrets the functions read from SSM.
