@@ -171,9 +171,24 @@ pub fn data_dir(env: &dyn Env) -> PathBuf {
     }
 }
 
-/// The axum router: every request goes through [`LocalApi::dispatch`].
+/// The OpenAPI 3.1 description of every route (the repository's `openapi.yaml`).
+pub const OPENAPI_YAML: &str = include_str!("../../../openapi.yaml");
+
+/// The axum router: `GET /openapi.yaml` serves [`OPENAPI_YAML`]; every other request goes
+/// through [`LocalApi::dispatch`].
 pub fn router(api: Arc<LocalApi>) -> Router {
-    Router::new().fallback(serve_one).with_state(api)
+    Router::new()
+        .route("/openapi.yaml", axum::routing::get(openapi))
+        .fallback(serve_one)
+        .with_state(api)
+}
+
+async fn openapi() -> axum::response::Response {
+    axum::response::Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/yaml")
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        .body(axum::body::Body::from(OPENAPI_YAML))
+        .expect("static response parts are valid")
 }
 
 async fn serve_one(
