@@ -45,6 +45,8 @@ functions! {
     "registration" => registration::Registration,
     "settings" => settings::Settings,
     "worker-credentials" => worker_credentials::WorkerCredentials,
+    "initdata-verify" => initdata_verify::InitDataVerify,
+    "link" => link::LinkFunction,
 }
 
 /// The function called `name`.
