@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use tglink_shared::{
     auth::JwtVerifier,
     config::{JwtConfig, MapEnv, SECRET_VARS},
+    telegram::miniapp::{MiniAppConfig, RawInitData},
+    time::UnixTime,
 };
 use tglink_tests::{
     functions::{FUNCTIONS, crate_dirs, event_slug, route_key},
@@ -235,7 +237,8 @@ fn no_secret_in_the_template() {
 
 /// One event per route in `tests/events/<function>/<method>-<path>.json`, and nothing else;
 /// each is an HTTP API v2 event for its route that `lambda_http` accepts, with a JWT (where
-/// one is sent) that verifies under `tests/events/dev.env`.
+/// one is sent: the dev user's, the admin JWT for admin routes) and initData (where sent) that
+/// verify under `tests/events/dev.env`.
 #[test]
 fn every_route_has_a_usable_event() {
     let env = dev_env()
@@ -243,6 +246,7 @@ fn every_route_has_a_usable_event() {
         .fold(MapEnv::new(), |env, (k, v)| env.with(&k, v));
     let verifier = JwtVerifier::new(&JwtConfig::from_env(&env).expect("dev.env JWT config"))
         .expect("verifier");
+    let miniapp = MiniAppConfig::from_env(&env).expect("dev.env Mini App config");
     let mut expected_files = BTreeSet::new();
     for function in FUNCTIONS {
         for route in function.routes {
@@ -283,11 +287,15 @@ fn every_route_has_a_usable_event() {
                 );
             }
             if let Some(body) = event["body"].as_str() {
-                assert!(
-                    serde_json::from_str::<Value>(body).is_ok(),
-                    "{at}: JSON body"
-                );
+                let body: Value = serde_json::from_str(body)
+                    .unwrap_or_else(|e| panic!("{at}: the body is not JSON: {e}"));
                 assert_eq!(event["headers"]["content-type"], "application/json", "{at}");
+                // Signed with dev.env's bot token, and young enough for its max age.
+                if let Some(init_data) = body["init_data"].as_str() {
+                    miniapp
+                        .verify(&RawInitData::new(init_data), UnixTime::now())
+                        .unwrap_or_else(|e| panic!("{at}: the initData is refused: {e}"));
+                }
             }
             let request = lambda_http::request::from_str(&event.to_string())
                 .unwrap_or_else(|e| panic!("{at}: lambda_http rejects it: {e}"));
@@ -298,7 +306,11 @@ fn every_route_has_a_usable_event() {
                 let user = verifier
                     .verify(jwt)
                     .unwrap_or_else(|e| panic!("{at}: the JWT does not verify: {e}"));
-                assert_eq!(user.user_id.as_str(), DEV_USER, "{at}");
+                if route.pattern.starts_with("/api/admin/") {
+                    assert_eq!(jwt, DEV_ADMIN_JWT, "{at}: admin routes get the admin JWT");
+                } else {
+                    assert_eq!(user.user_id.as_str(), DEV_USER, "{at}");
+                }
             }
         }
     }
