@@ -12,7 +12,9 @@
 //!
 //! The fixture files are usable as they are (a human runs them against `make watch`); values
 //! that only exist at run time are placeholders the scenario replaces (the `*_PLACEHOLDER`
-//! constants), and the callback's signature is made afresh.
+//! constants), and the callback's signature is made afresh. The Mini App events carry initData
+//! signed with `dev.env`'s bot token (valid there for 100 years); since initData is used up by
+//! a session or a link, the scenario signs fresh initData for those ([`fresh_init_data`]).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -25,7 +27,9 @@ use serde_json::Value;
 use tglink_shared::{
     config::{MapEnv, Platform},
     runtime::{Function, Startup},
+    telegram::initdata::signing,
     time::UnixTime,
+    token::OneTimeToken,
 };
 
 use crate::aws_recorder::{AuthzRequest, AwsRecorder};
@@ -38,6 +42,12 @@ pub const REGISTRATION_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_token_FROM_setup-
 pub const REGISTRATION_ID_PLACEHOLDER: &str = "0123456789abcdef0123456789abcdef";
 /// In `settings/delete-worker-tokens-id.json`.
 pub const WORKER_TOKEN_ID_PLACEHOLDER: &str = "wt_REPLACE_WITH_ID0";
+/// In `link/post-telegram-link.json`: the session token from `initdata-verify`'s session.
+pub const SESSION_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_session_token_FROM_session_000";
+/// The Telegram user of the events' initData and of the admin events' path.
+pub const DEV_TELEGRAM_USER: i64 = 42;
+/// The `user` field of the events' initData (and of [`fresh_init_data`]).
+pub const DEV_TELEGRAM_USER_JSON: &str = r#"{"id":42,"first_name":"Ann","username":"ann"}"#;
 /// The bot token of `settings/put-settings-bot-token.json` (a fake Bot API must know it).
 pub const DEV_BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0";
 /// The user of the events' JWTs (`sub`).
@@ -136,6 +146,28 @@ pub fn sign_callback(event: &mut Value, secret: &str) {
     let body = event["body"].as_str().expect("callback body").to_owned();
     let header = registration::signature::sign(secret.as_bytes(), UnixTime::now(), body.as_bytes());
     set_header(event, registration::signature::HEADER, &header);
+}
+
+/// initData of [`DEV_TELEGRAM_USER`] signed now with `dev.env`'s `TELEGRAM_BOT_TOKEN`, as
+/// Telegram would sign it, with a random `query_id`: never seen before, so it can be used up
+/// (a session, a link) however often the scenario runs. The events' own initData can be used
+/// up once per replay window only.
+pub fn fresh_init_data() -> String {
+    let query_id = format!("AAfresh{}", &OneTimeToken::mint().expose()[..16]);
+    let auth_date = UnixTime::now().secs().to_string();
+    signing::sign_hmac(
+        &[
+            ("query_id", query_id.as_str()),
+            ("user", DEV_TELEGRAM_USER_JSON),
+            ("auth_date", auth_date.as_str()),
+        ],
+        &dev_var("TELEGRAM_BOT_TOKEN"),
+    )
+}
+
+/// Makes an event's body `{"init_data": <init_data>}`.
+pub fn set_init_data(event: &mut Value, init_data: &str) {
+    event["body"] = Value::String(serde_json::json!({ "init_data": init_data }).to_string());
 }
 
 /// A function's answer to an event.
@@ -497,4 +529,116 @@ pub async fn run_scenario(s: &mut Session<'_>) {
         .await
         .expect(200, "registration status");
     assert_eq!(read.json()["status"], "completed", "{}", read.body);
+
+    miniapp_scenario(s).await;
+}
+
+fn code_of(outcome: &Outcome) -> String {
+    text_of(outcome, "/code")
+}
+
+/// initdata-verify and link: the events as they are, then a session from fresh initData, a link
+/// by that session and one by initData, unlink, and the admin's revoke, block and unblock.
+async fn miniapp_scenario(s: &mut Session<'_>) {
+    // As they are: the events' initData (auth_date 2025) verifies under dev.env; nothing is
+    // linked or blocked yet; the link event's session token is a placeholder.
+    let verified = s
+        .call("initdata-verify", "post-telegram-miniapp-verify", |_| {})
+        .await
+        .expect(200, "miniapp verify, the event as it is");
+    assert_eq!(verified.json()["telegram_user_id"], DEV_TELEGRAM_USER);
+    assert_eq!(verified.json()["init_data"]["user"]["username"], "ann");
+    let none = s
+        .call("link", "get-telegram-link", |_| {})
+        .await
+        .expect(404, "link read, the event as it is");
+    assert_eq!(code_of(&none), "link_not_found");
+    let placeholder = s
+        .call("link", "post-telegram-link", |_| {})
+        .await
+        .expect(401, "link, the event as it is");
+    assert_eq!(code_of(&placeholder), "session_invalid");
+    let none = s
+        .call("link", "delete-telegram-link", |_| {})
+        .await
+        .expect(404, "unlink, the event as it is");
+    assert_eq!(code_of(&none), "link_not_found");
+    let none = s
+        .call("link", "post-admin-telegram-links-telegram_user_id-revoke", |_| {})
+        .await
+        .expect(404, "admin revoke, the event as it is");
+    assert_eq!(code_of(&none), "link_not_found");
+    let none = s
+        .call("link", "post-admin-telegram-links-telegram_user_id-unblock", |_| {})
+        .await
+        .expect(404, "admin unblock, the event as it is");
+    assert_eq!(code_of(&none), "block_not_found");
+
+    // A session from fresh initData; the same initData again is a replay.
+    let init_data = fresh_init_data();
+    let created = s
+        .call("initdata-verify", "post-telegram-miniapp-session", |e| {
+            set_init_data(e, &init_data)
+        })
+        .await
+        .expect(201, "miniapp session");
+    assert_eq!(created.json()["user_id"], Value::Null, "{}", created.body);
+    let session_token = text_of(&created, "/session_token");
+    let replayed = s
+        .call("initdata-verify", "post-telegram-miniapp-session", |e| {
+            set_init_data(e, &init_data)
+        })
+        .await
+        .expect(401, "miniapp session, the same initData again");
+    assert_eq!(code_of(&replayed), "initdata_replayed");
+
+    // Link by the session (the session records the app user), read it, unlink.
+    let with_session = |e: &mut Value| replace_all(e, SESSION_TOKEN_PLACEHOLDER, &session_token);
+    let linked = s
+        .call("link", "post-telegram-link", with_session)
+        .await
+        .expect(201, "link by session token");
+    assert_eq!(linked.json()["telegram_user_id"], DEV_TELEGRAM_USER);
+    assert_eq!(linked.json()["user_id"], DEV_USER);
+    assert_eq!(linked.json()["source"], "miniapp");
+    s.call("link", "get-telegram-link", |_| {})
+        .await
+        .expect(200, "link read");
+    s.call("link", "delete-telegram-link", |_| {})
+        .await
+        .expect(204, "unlink");
+
+    // Link by initData (claim and link in one transaction); the admin revokes it.
+    let init_data = fresh_init_data();
+    s.call("link", "post-telegram-link", |e| set_init_data(e, &init_data))
+        .await
+        .expect(201, "link by initData");
+    let revoked = s
+        .call("link", "post-admin-telegram-links-telegram_user_id-revoke", |_| {})
+        .await
+        .expect(200, "admin revoke");
+    assert_eq!(revoked.json()["revoked"]["user_id"], DEV_USER);
+
+    // Linked again, then blocked: the block removes the link; a blocked user's initData is
+    // refused; unblocked.
+    let with_session = |e: &mut Value| replace_all(e, SESSION_TOKEN_PLACEHOLDER, &session_token);
+    s.call("link", "post-telegram-link", with_session)
+        .await
+        .expect(201, "link by session token again");
+    let blocked = s
+        .call("link", "post-admin-telegram-links-telegram_user_id-block", |_| {})
+        .await
+        .expect(200, "admin block");
+    assert_eq!(blocked.json()["already_blocked"], false, "{}", blocked.body);
+    assert_eq!(blocked.json()["revoked"]["user_id"], DEV_USER);
+    let refused = s
+        .call("initdata-verify", "post-telegram-miniapp-verify", |_| {})
+        .await
+        .expect(401, "miniapp verify of a blocked user");
+    assert_eq!(code_of(&refused), "telegram_user_blocked");
+    let unblocked = s
+        .call("link", "post-admin-telegram-links-telegram_user_id-unblock", |_| {})
+        .await
+        .expect(200, "admin unblock");
+    assert_eq!(unblocked.json()["blocked"], false);
 }
