@@ -564,12 +564,20 @@ async fn miniapp_scenario(s: &mut Session<'_>) {
         .expect(404, "unlink, the event as it is");
     assert_eq!(code_of(&none), "link_not_found");
     let none = s
-        .call("link", "post-admin-telegram-links-telegram_user_id-revoke", |_| {})
+        .call(
+            "link",
+            "post-admin-telegram-links-telegram_user_id-revoke",
+            |_| {},
+        )
         .await
         .expect(404, "admin revoke, the event as it is");
     assert_eq!(code_of(&none), "link_not_found");
     let none = s
-        .call("link", "post-admin-telegram-links-telegram_user_id-unblock", |_| {})
+        .call(
+            "link",
+            "post-admin-telegram-links-telegram_user_id-unblock",
+            |_| {},
+        )
         .await
         .expect(404, "admin unblock, the event as it is");
     assert_eq!(code_of(&none), "block_not_found");
@@ -610,11 +618,17 @@ async fn miniapp_scenario(s: &mut Session<'_>) {
 
     // Link by initData (claim and link in one transaction); the admin revokes it.
     let init_data = fresh_init_data();
-    s.call("link", "post-telegram-link", |e| set_init_data(e, &init_data))
-        .await
-        .expect(201, "link by initData");
+    s.call("link", "post-telegram-link", |e| {
+        set_init_data(e, &init_data)
+    })
+    .await
+    .expect(201, "link by initData");
     let revoked = s
-        .call("link", "post-admin-telegram-links-telegram_user_id-revoke", |_| {})
+        .call(
+            "link",
+            "post-admin-telegram-links-telegram_user_id-revoke",
+            |_| {},
+        )
         .await
         .expect(200, "admin revoke");
     assert_eq!(revoked.json()["revoked"]["user_id"], DEV_USER);
@@ -626,7 +640,11 @@ async fn miniapp_scenario(s: &mut Session<'_>) {
         .await
         .expect(201, "link by session token again");
     let blocked = s
-        .call("link", "post-admin-telegram-links-telegram_user_id-block", |_| {})
+        .call(
+            "link",
+            "post-admin-telegram-links-telegram_user_id-block",
+            |_| {},
+        )
         .await
         .expect(200, "admin block");
     assert_eq!(blocked.json()["already_blocked"], false, "{}", blocked.body);
@@ -637,7 +655,11 @@ async fn miniapp_scenario(s: &mut Session<'_>) {
         .expect(401, "miniapp verify of a blocked user");
     assert_eq!(code_of(&refused), "telegram_user_blocked");
     let unblocked = s
-        .call("link", "post-admin-telegram-links-telegram_user_id-unblock", |_| {})
+        .call(
+            "link",
+            "post-admin-telegram-links-telegram_user_id-unblock",
+            |_| {},
+        )
         .await
         .expect(200, "admin unblock");
     assert_eq!(unblocked.json()["blocked"], false);
