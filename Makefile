@@ -7,15 +7,17 @@ VENV_STAMP  := $(VENV)/.installed
 MOTO_PORT   ?= 5000
 STAGE       ?= prod
 DEPLOY_VENV := .venv-deploy
-# Every crate in functions/ is a Lambda function (package = binary = function name).
-FUNCTIONS   := $(notdir $(wildcard functions/*))
+# Every crate under functions/ is a Lambda function (crate = binary = function name).
+FUNCTIONS   := $(patsubst functions/%/Cargo.toml,%,$(wildcard functions/*/Cargo.toml))
 LAMBDA_DIR  ?= target/lambda
 WATCH_PORT  ?= 9000
+# Release build settings decided by measurement (not exported: debug and test builds keep theirs).
+include infra/release.env
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MOTO_PYTHON := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help run test lint build moto venv fmt clean watch deploy deploy-venv put-secrets set-webhook
+.PHONY: help run test lint build bench bench-opt-level moto venv fmt clean watch deploy deploy-venv put-secrets set-webhook
 
 help:
 	@echo "make run    - serve every function locally on SQLite + a local key (.data/)"
@@ -23,6 +25,7 @@ help:
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cfn-lint, OpenAPI validation"
 	@echo "make build  - cargo lambda build --release: a bootstrap.zip per function, arm64 and x86_64"
 	@echo "make watch  - cargo lambda watch on [::1]:$(WATCH_PORT) with tests/events/dev.env"
+	@echo "make bench  - cold start, sizes, AWS calls, hot paths, memory, load -> BENCHMARKS.md"
 	@echo "make moto   - start moto_server by hand on 127.0.0.1:$(MOTO_PORT)"
 	@echo "make deploy - sam build + sam deploy (guided the first time, without samconfig.toml)"
 	@echo "make put-secrets STAGE=prod - write the service secrets to SSM (SecureString)"
@@ -55,8 +58,10 @@ fmt:
 # $(LAMBDA_DIR)/<arm64|x86_64>/<function>/bootstrap.zip
 build: venv
 	rustup target add aarch64-unknown-linux-gnu x86_64-unknown-linux-gnu
+	AWS_LC_SYS_NO_JITTER_ENTROPY=$(AWS_LC_SYS_NO_JITTER_ENTROPY) \
 	cargo lambda build --release --arm64 --output-format zip \
 		--lambda-dir $(LAMBDA_DIR)/arm64 $(addprefix -p ,$(FUNCTIONS))
+	AWS_LC_SYS_NO_JITTER_ENTROPY=$(AWS_LC_SYS_NO_JITTER_ENTROPY) \
 	cargo lambda build --release --x86-64 --output-format zip \
 		--lambda-dir $(LAMBDA_DIR)/x86_64 $(addprefix -p ,$(FUNCTIONS))
 	@for zip in $(LAMBDA_DIR)/*/*/bootstrap.zip; do \
@@ -89,6 +94,14 @@ put-secrets: deploy-venv
 set-webhook: deploy-venv
 	@test -n "$(URL)" || { echo "usage: make set-webhook URL=https://…/api/telegram/webhook [STAGE=$(STAGE)]" >&2; exit 2; }
 	STAGE=$(STAGE) PYTHON=$(DEPLOY_VENV)/bin/python infra/set-webhook.sh "$(URL)"
+
+# Every benchmark, then BENCHMARKS.md (see infra/bench/run.sh for the knobs).
+bench: venv
+	infra/bench/run.sh
+
+# The opt-level sweep behind [profile.release] (long: one full arm64 build per level).
+bench-opt-level: venv
+	infra/bench/opt-level.sh
 
 moto: venv
 	$(MOTO_PYTHON) infra/moto_server_serialized.py -H 127.0.0.1 -p $(MOTO_PORT)

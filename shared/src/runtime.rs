@@ -47,10 +47,28 @@ pub struct Startup {
 impl Startup {
     /// Reads secrets from SSM (one `GetParameters` call) when `TGLINK_SSM_PREFIX` is set.
     pub async fn new(env: Arc<dyn Env>, platform: Platform) -> Result<Self, StartupError> {
+        Self::init(env, platform, OnceCell::new()).await
+    }
+
+    /// Like [`new`](Self::new), with the AWS SDK configuration given instead of loaded from
+    /// `env`: how tests observe every AWS call a function makes (e.g. a counting HTTP client).
+    pub async fn with_sdk_config(
+        env: Arc<dyn Env>,
+        platform: Platform,
+        sdk: SdkConfig,
+    ) -> Result<Self, StartupError> {
+        Self::init(env, platform, OnceCell::new_with(Some(sdk))).await
+    }
+
+    async fn init(
+        env: Arc<dyn Env>,
+        platform: Platform,
+        sdk: OnceCell<SdkConfig>,
+    ) -> Result<Self, StartupError> {
         let startup = Self {
             env,
             platform,
-            sdk: OnceCell::new(),
+            sdk,
             store: OnceCell::new(),
             sealer: OnceCell::new(),
         };

@@ -9,7 +9,7 @@ use tglink_shared::{
     store::Store,
 };
 
-use crate::{fixtures::Backend, http_client::Api};
+use crate::{aws_calls::AwsCalls, fixtures::Backend, http_client::Api};
 
 pub struct TestApp {
     pub backend: Backend,
@@ -33,9 +33,35 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, MapEnv::new()).await
 }
 
+/// Like [`spawn_app_with`], with every AWS call the app makes counted (see [`AwsCalls`]).
+pub async fn spawn_app_counting(backend: Backend, extra: MapEnv) -> (TestApp, AwsCalls) {
+    let dir = TempDir::new().expect("temp dir");
+    let vars = backend.app_env(dir.path()).await.merge(extra);
+    let calls = AwsCalls::default();
+    let app = spawn_in_with(backend, dir, vars, Some(&calls)).await;
+    (app, calls)
+}
+
 async fn spawn_in(backend: Backend, dir: TempDir, vars: MapEnv) -> TestApp {
+    spawn_in_with(backend, dir, vars, None).await
+}
+
+async fn spawn_in_with(
+    backend: Backend,
+    dir: TempDir,
+    vars: MapEnv,
+    calls: Option<&AwsCalls>,
+) -> TestApp {
     let env = local_api::local_env(Arc::new(vars.clone())).expect("local env");
-    let running = local_api::start(env.clone(), "127.0.0.1:0")
+    let startup = match calls {
+        None => Startup::new(env.clone(), Platform::Local).await,
+        Some(calls) => {
+            let sdk = calls.sdk_config(&tglink_shared::aws::sdk_config(env.as_ref()).await);
+            Startup::with_sdk_config(env.clone(), Platform::Local, sdk).await
+        }
+    }
+    .expect("startup");
+    let running = local_api::start_with(startup, "127.0.0.1:0")
         .await
         .expect("local API starts");
     TestApp {

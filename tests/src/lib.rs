@@ -6,6 +6,7 @@
 //! Telegram Bot API.
 
 pub mod app;
+pub mod aws_calls;
 pub mod aws_recorder;
 pub mod cloud;
 pub mod conformance;

@@ -265,7 +265,12 @@ pub enum StartError {
 
 /// Builds every function from `env` and serves them on `listen` (port 0 picks a free port).
 pub async fn start(env: Arc<dyn Env>, listen: &str) -> Result<Running, StartError> {
-    let startup = Startup::new(env, Platform::Local).await?;
+    start_with(Startup::new(env, Platform::Local).await?, listen).await
+}
+
+/// Like [`start`], from a [`Startup`] built by the caller (tests give it an SDK configuration
+/// that counts AWS calls).
+pub async fn start_with(startup: Startup, listen: &str) -> Result<Running, StartError> {
     let api = Arc::new(LocalApi::build(&startup).await?);
     let purge = match startup.store().await? {
         Store::Sqlite(store) => Some(tokio::spawn(purge_periodically(store))),
