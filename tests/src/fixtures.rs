@@ -216,3 +216,31 @@ impl KeyWrapper for CountingKeys {
 pub fn emulator() -> &'static Moto {
     moto()
 }
+
+/// A loopback port nothing listens on (bound, read, closed).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// AWS configuration pointing every SDK client at a closed loopback port: "the store (or KMS)
+/// is unreachable".
+pub fn unreachable_aws() -> MapEnv {
+    MapEnv::new()
+        .with(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", closed_port()),
+        )
+        .with("AWS_REGION", "us-east-1")
+        .with("AWS_ACCESS_KEY_ID", "testing")
+        .with("AWS_SECRET_ACCESS_KEY", "testing")
+}
+
+/// A DynamoDB store configuration whose endpoint is unreachable.
+pub fn unreachable_dynamodb() -> MapEnv {
+    unreachable_aws()
+        .with("TGLINK_STORE", "dynamodb")
+        .with("TGLINK_TABLE", "tglink-unreachable")
+}

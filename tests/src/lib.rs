@@ -7,13 +7,19 @@
 
 pub mod app;
 pub mod aws_calls;
+pub mod aws_recorder;
+pub mod cloud;
 pub mod conformance;
 pub mod fake_telegram;
 pub mod fixtures;
+pub mod functions;
 pub mod http_client;
+pub mod lambda_events;
 pub mod logs;
 pub mod moto;
+pub mod openapi;
 pub mod process;
+pub mod template;
 
 /// The workspace root (where `.venv/` and `target/` live).
 pub fn workspace_root() -> std::path::PathBuf {

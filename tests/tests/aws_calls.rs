@@ -505,11 +505,7 @@ async fn registration_calls() {
 
 /// `POST /api/telegram/miniapp/verify`: one AWS call (the design's budget). Verify validates
 /// initData and consumes no replay claim, so its one call is a read (the block check).
-//
-// To enable once `initdata-verify` is served by the local API (branch `miniapp`), replace the
-// `#[allow(dead_code)]` line below with
-// `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`.
-#[allow(dead_code)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_costs_one_call() {
     use tglink_shared::telegram::initdata::signing::sign_hmac;
 

@@ -513,20 +513,9 @@ async fn inputs_are_validated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_store_is_503() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let app = spawn_app_with(
         Backend::Sqlite,
-        MapEnv::new()
-            .with("TGLINK_STORE", "dynamodb")
-            .with("TGLINK_TABLE", "tglink-unreachable")
-            .with("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
-            .with("AWS_REGION", "us-east-1")
-            .with("AWS_ACCESS_KEY_ID", "testing")
-            .with("AWS_SECRET_ACCESS_KEY", "testing"),
+        tglink_tests::fixtures::unreachable_dynamodb(),
     )
     .await;
     let jwt = app.jwt("user-1");

@@ -851,22 +851,6 @@ async fn telegram_failures_store_nothing_dynamodb() {
     telegram_failures_store_nothing(Backend::DynamoDb).await;
 }
 
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn unreachable_aws(port: u16) -> MapEnv {
-    MapEnv::new()
-        .with("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
-        .with("AWS_REGION", "us-east-1")
-        .with("AWS_ACCESS_KEY_ID", "testing")
-        .with("AWS_SECRET_ACCESS_KEY", "testing")
-}
-
 /// KMS unreachable: 503 and nothing written, for new records and for existing ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kms_unavailable_is_503_and_nothing_is_written() {
@@ -885,7 +869,7 @@ async fn kms_unavailable_is_503_and_nothing_is_written() {
     // The same data, served with a KMS sealer that cannot be reached.
     let broken = spawn(
         Backend::Sqlite,
-        unreachable_aws(closed_port())
+        tglink_tests::fixtures::unreachable_aws()
             .with("TGLINK_SQLITE_PATH", db)
             .with("TGLINK_SEALER", "kms")
             .with("TGLINK_KMS_KEY_ID", "alias/tglink-unreachable"),
@@ -937,7 +921,7 @@ async fn kms_unavailable_is_503_and_nothing_is_written() {
 async fn store_unavailable_is_503() {
     let v = spawn(
         Backend::Sqlite,
-        unreachable_aws(closed_port())
+        tglink_tests::fixtures::unreachable_aws()
             .with("TGLINK_STORE", "dynamodb")
             .with("TGLINK_TABLE", "tglink-unreachable"),
     )

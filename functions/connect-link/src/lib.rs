@@ -12,11 +12,12 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::Serialize;
 use tglink_shared::{
     auth::JwtVerifier,
-    config::{ConfigError, positive_or, required},
+    config::positive_or,
     http::{Problem, json, route_path},
     routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
     store::{ConnectTokenRecord, ConnectTokens},
+    telegram::bot_username::BotUsername,
     time::UnixTime,
     token::OneTimeToken,
 };
@@ -33,29 +34,6 @@ pub struct ConnectLink {
     pub ttl_secs: u64,
 }
 
-/// A Telegram bot username (5–32 of `[A-Za-z0-9_]`, a leading `@` dropped).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BotUsername(String);
-
-impl BotUsername {
-    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
-        let name = raw.trim().trim_start_matches('@');
-        let valid = (5..=32).contains(&name.len())
-            && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
-        if !valid {
-            return Err(ConfigError::new(
-                "TELEGRAM_BOT_USERNAME",
-                "is malformed: expected 5-32 letters, digits or underscores",
-            ));
-        }
-        Ok(Self(name.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 #[derive(Debug, Serialize)]
 pub struct ConnectLinkCreated {
     pub token: String,
@@ -68,7 +46,7 @@ pub struct ConnectLinkCreated {
 impl Function for ConnectLink {
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
-        let bot_username = BotUsername::parse(&required(env, "TELEGRAM_BOT_USERNAME")?)?;
+        let bot_username = BotUsername::from_env(env)?;
         let ttl_secs = positive_or(env, "CONNECT_TOKEN_TTL_SEC", DEFAULT_TTL_SECS)?;
         Ok(Self {
             auth: startup.jwt()?,
@@ -124,17 +102,4 @@ async fn create(deps: &ConnectLink, req: &Request) -> Result<Response<Body>, Pro
             expires_at: expires_at.secs(),
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bot_username_validation() {
-        assert_eq!(BotUsername::parse("@my_bot").unwrap().as_str(), "my_bot");
-        assert!(BotUsername::parse("ab").is_err());
-        assert!(BotUsername::parse("bad-name").is_err());
-        assert!(BotUsername::parse(&"a".repeat(33)).is_err());
-    }
 }

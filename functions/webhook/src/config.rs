@@ -4,7 +4,7 @@
 use std::fmt;
 
 use aws_lc_rs::{constant_time, digest};
-use tglink_shared::config::{ConfigError, Env, positive_or, required};
+use tglink_shared::config::{ConfigError, Env, positive_or};
 
 /// Default `APP_NAME`.
 pub const DEFAULT_APP_NAME: &str = "tglink";
@@ -46,22 +46,6 @@ impl fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("WebhookSecret(<redacted>)")
     }
-}
-
-/// `TELEGRAM_BOT_USERNAME` (5-32 of `[A-Za-z0-9_]`, a leading `@` dropped): commands written
-/// `/start@<bot>` are for this bot only.
-pub fn bot_username(env: &dyn Env) -> Result<String, ConfigError> {
-    let raw = required(env, "TELEGRAM_BOT_USERNAME")?;
-    let name = raw.trim().trim_start_matches('@');
-    let valid = (5..=32).contains(&name.len())
-        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
-    if !valid {
-        return Err(ConfigError::new(
-            "TELEGRAM_BOT_USERNAME",
-            "is malformed: expected 5-32 letters, digits or underscores",
-        ));
-    }
-    Ok(name.to_owned())
 }
 
 /// The bot's replies, with `APP_NAME` and the connect-link lifetime filled in.
@@ -115,6 +99,13 @@ impl Texts {
     pub fn user_linked_elsewhere(&self) -> String {
         format!(
             "⚠️ Your {0} account is already connected to another Telegram account. Disconnect it in the {0} settings page first, then open the link again.",
+            self.app_name
+        )
+    }
+
+    pub fn blocked(&self) -> String {
+        format!(
+            "⛔ This Telegram account has been blocked from connecting to {}. Contact support if you think this is a mistake.",
             self.app_name
         )
     }
@@ -190,6 +181,10 @@ mod tests {
             "❌ Connection link expired or invalid. Please generate a new one from the IDL Sentinel settings page.\n\nLinks expire after 10 minutes."
         );
         assert_eq!(texts.connected(), "✅ Successfully connected!");
+        assert_eq!(
+            texts.blocked(),
+            "⛔ This Telegram account has been blocked from connecting to IDL Sentinel. Contact support if you think this is a mistake."
+        );
         assert_eq!(lifetime(60), "1 minute");
         assert_eq!(lifetime(90), "90 seconds");
         assert_eq!(lifetime(1), "1 second");
@@ -214,16 +209,5 @@ mod tests {
         );
         let bad = MapEnv::new().with("APP_NAME", "a\nb");
         assert_eq!(Texts::from_env(&bad).unwrap_err().var, "APP_NAME");
-    }
-
-    #[test]
-    fn bot_username_is_validated() {
-        let env = MapEnv::new().with("TELEGRAM_BOT_USERNAME", "@My_Bot");
-        assert_eq!(bot_username(&env).unwrap(), "My_Bot");
-        for bad in ["ab", "bad-name", &"a".repeat(33)] {
-            let env = MapEnv::new().with("TELEGRAM_BOT_USERNAME", bad);
-            assert_eq!(bot_username(&env).unwrap_err().var, "TELEGRAM_BOT_USERNAME");
-        }
-        assert!(bot_username(&MapEnv::new()).is_err());
     }
 }

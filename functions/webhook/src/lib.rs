@@ -7,7 +7,8 @@
 //!
 //! - `/start <token>` (or `/start@<bot> <token>`): consumes the connect token and links the
 //!   Telegram user and chat to the token's app user, atomically with the claim of the update
-//!   ([`ConnectFlow`]): ≤ 2 store calls, no outbound call.
+//!   ([`ConnectFlow`]): ≤ 2 store calls, no outbound call. A Telegram user blocked by an admin
+//!   is told so, and the token stays unconsumed.
 //! - `/status`: which app account this Telegram account is linked to (read only).
 //! - `/disconnect`: removes the link (both items, atomically), under a Powertools-style claim
 //!   of the update ([`Claims`]).
@@ -43,7 +44,7 @@ use tglink_shared::{
         ClaimKey, ClaimOutcome, ClaimTimes, Claims, ConnectAttempt, ConnectFlow, ConnectOutcome,
         LinkSide, Links, StoreError,
     },
-    telegram::update::Update,
+    telegram::{bot_username::BotUsername, update::Update},
     time::UnixTime,
     token::OneTimeToken,
 };
@@ -133,7 +134,7 @@ impl Function for Webhook {
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
         let secret = WebhookSecret::parse(&required(env, "TELEGRAM_WEBHOOK_SECRET")?)?;
-        let bot_username = config::bot_username(env)?;
+        let bot_username = BotUsername::from_env(env)?.as_str().to_owned();
         let texts = Texts::from_env(env)?;
         let store = startup.store().await?;
         Ok(Self {
@@ -270,6 +271,10 @@ impl Webhook {
             ConnectOutcome::TokenInvalid => {
                 tracing::info!(update_id, %telegram_user_id, outcome = "token_invalid", "/start");
                 Some(self.texts.link_invalid())
+            }
+            ConnectOutcome::Blocked => {
+                tracing::info!(update_id, %telegram_user_id, outcome = "blocked", "/start");
+                Some(self.texts.blocked())
             }
             ConnectOutcome::Conflict(side) => {
                 tracing::info!(

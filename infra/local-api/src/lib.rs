@@ -41,6 +41,8 @@ impl LocalApi {
             Arc::new(registration::Registration::build(startup).await?),
             Arc::new(settings::Settings::build(startup).await?),
             Arc::new(worker_credentials::WorkerCredentials::build(startup).await?),
+            Arc::new(initdata_verify::InitDataVerify::build(startup).await?),
+            Arc::new(link::LinkFunction::build(startup).await?),
         ];
         Ok(Self { functions })
     }
@@ -71,6 +73,9 @@ pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
         "APP_JWT_SECRET": OneTimeToken::mint().expose(),
         "TELEGRAM_WEBHOOK_SECRET": OneTimeToken::mint().expose(),
         "REGISTRATION_CALLBACK_SECRET": OneTimeToken::mint().expose(),
+        // A well-formed stand-in for a real bot token (`<bot id>:<secret>`), so the Mini App
+        // functions start and initData signed with it verifies.
+        "TELEGRAM_BOT_TOKEN": format!("{DEV_BOT_ID}:{}", OneTimeToken::mint().expose()),
     });
     let io = |e: std::io::Error| {
         ConfigError::new(
@@ -79,7 +84,7 @@ pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
         )
     };
     create_private_once(&secrets_path, fresh.to_string().as_bytes()).map_err(io)?;
-    let stored: serde_json::Map<String, serde_json::Value> =
+    let mut stored: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&std::fs::read(&secrets_path).map_err(io)?).map_err(|_| {
             ConfigError::new(
                 "TGLINK_SQLITE_PATH",
@@ -89,6 +94,7 @@ pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
                 ),
             )
         })?;
+    add_missing_secrets(&secrets_path, &mut stored, fresh).map_err(io)?;
 
     let listen = process
         .var("LISTEN_ADDR")
@@ -119,6 +125,40 @@ pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
     }))
 }
 
+/// The bot id of the generated development `TELEGRAM_BOT_TOKEN`.
+pub const DEV_BOT_ID: u64 = 7_000_000_001;
+
+/// A dev-secrets file written by an older version lacks secrets added since: they are
+/// generated and the file is rewritten (0600, atomically replaced), keeping every stored value.
+fn add_missing_secrets(
+    path: &std::path::Path,
+    stored: &mut serde_json::Map<String, serde_json::Value>,
+    fresh: serde_json::Value,
+) -> std::io::Result<()> {
+    let serde_json::Value::Object(fresh) = fresh else {
+        return Ok(());
+    };
+    let mut changed = false;
+    for (name, value) in fresh {
+        if !stored.contains_key(&name) {
+            stored.insert(name, value);
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(());
+    }
+    let tmp = path.with_extension(format!("upgrade{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    create_private_once(
+        &tmp,
+        serde_json::Value::Object(stored.clone())
+            .to_string()
+            .as_bytes(),
+    )?;
+    std::fs::rename(&tmp, path)
+}
+
 /// `.data/` by default: the directory of `TGLINK_SQLITE_PATH`.
 pub fn data_dir(env: &dyn Env) -> PathBuf {
     let db: PathBuf = env
@@ -131,9 +171,24 @@ pub fn data_dir(env: &dyn Env) -> PathBuf {
     }
 }
 
-/// The axum router: every request goes through [`LocalApi::dispatch`].
+/// The OpenAPI 3.1 description of every route (the repository's `openapi.yaml`).
+pub const OPENAPI_YAML: &str = include_str!("../../../openapi.yaml");
+
+/// The axum router: `GET /openapi.yaml` serves [`OPENAPI_YAML`]; every other request goes
+/// through [`LocalApi::dispatch`].
 pub fn router(api: Arc<LocalApi>) -> Router {
-    Router::new().fallback(serve_one).with_state(api)
+    Router::new()
+        .route("/openapi.yaml", axum::routing::get(openapi))
+        .fallback(serve_one)
+        .with_state(api)
+}
+
+async fn openapi() -> axum::response::Response {
+    axum::response::Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/yaml")
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        .body(axum::body::Body::from(OPENAPI_YAML))
+        .expect("static response parts are valid")
 }
 
 async fn serve_one(

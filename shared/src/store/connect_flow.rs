@@ -3,11 +3,13 @@
 //! `/start <token>` consumes the connect token, writes the link (both items) and records the
 //! update's claim as `COMPLETED`, all in one DynamoDB `TransactWriteItems` (one SQLite
 //! transaction): either all of it happens or none of it does. The claim makes a redelivered
-//! update a no-op; the token condition makes the token one-time; the link conditions refuse a
-//! Telegram user or app user that is linked to someone else, leaving the token unconsumed.
+//! update a no-op; the token condition makes the token one-time; the block condition refuses a
+//! blocked Telegram user and the link conditions a Telegram user or app user that is linked to
+//! someone else, each leaving the token unconsumed. Precedence: duplicate, token invalid,
+//! blocked, Telegram user linked elsewhere, app user linked elsewhere.
 //!
-//! DynamoDB cost: one `TransactGetItems` (claim, token, Telegram user's link; consistent) and
-//! one `TransactWriteItems`. The read learns the token's user id (needed for the `USER#<id>`
+//! DynamoDB cost: one `TransactGetItems` (claim, token, Telegram user's link, block;
+//! consistent) and one `TransactWriteItems`. The read learns the token's user id (needed for the `USER#<id>`
 //! item) and answers the refusals without a write.
 
 use async_trait::async_trait;
@@ -38,6 +40,9 @@ pub enum ConnectOutcome {
     Duplicate,
     /// The token is unknown, expired or consumed. Nothing written.
     TokenInvalid,
+    /// The Telegram user is blocked (`TGUSER#<id>` / `BLOCK`). Nothing written; the token
+    /// stays unconsumed.
+    Blocked,
     /// The token is valid but this side is linked elsewhere. Nothing written; the token stays
     /// unconsumed.
     Conflict(LinkSide),

@@ -75,6 +75,8 @@ pub enum LinkOutcome {
     AlreadyLinked(Link),
     /// Refused, nothing written: this side is linked elsewhere (when both are, `Telegram`).
     Conflict(LinkSide),
+    /// Refused, nothing written: the Telegram user is blocked (`TGUSER#<id>` / `BLOCK`).
+    Blocked,
 }
 
 #[async_trait]
@@ -85,7 +87,8 @@ pub trait Links: Send + Sync {
     /// The link of an app user (one consistent read).
     async fn get_by_user(&self, user: &UserId) -> Result<Option<Link>, StoreError>;
 
-    /// Writes both items atomically, unless either side is linked already.
+    /// Writes both items atomically, unless the Telegram user is blocked or either side is
+    /// linked already (checked in that order, in the same transaction as the write).
     async fn link(&self, link: &Link) -> Result<LinkOutcome, StoreError>;
 
     /// Deletes the app user's link (both items, atomically); returns what was deleted.

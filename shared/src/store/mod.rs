@@ -6,23 +6,29 @@
 //! condition, because DynamoDB TTL deletes items late. One conformance suite
 //! (`tests/tests/conformance_*.rs`) runs against both; a difference between them is a bug.
 
+pub mod blocks;
 pub mod claims;
 pub mod connect_flow;
 pub mod connect_tokens;
 pub mod credentials;
 pub mod dynamodb;
 pub mod links;
+pub mod miniapp_flow;
+pub mod miniapp_sessions;
 pub mod registrations;
 pub mod sqlite;
 pub mod worker_tokens;
 
 use std::sync::Arc;
 
+pub use blocks::{Block, BlockOutcome, Blocks};
 pub use claims::{ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims};
 pub use connect_flow::{ConnectAttempt, ConnectFlow, ConnectOutcome};
 pub use connect_tokens::{ConnectTokenRecord, ConnectTokens};
 pub use credentials::{Credentials, CredentialsRecord};
 pub use links::{Link, LinkOutcome, LinkSide, LinkSource, Links};
+pub use miniapp_flow::{MiniAppFlow, MiniAppLinkOutcome};
+pub use miniapp_sessions::{MiniAppSession, MiniAppSessions, ReplayClaim, SessionOutcome};
 pub use registrations::Registrations;
 pub use worker_tokens::{WorkerTokenRecord, WorkerTokens};
 
@@ -85,4 +91,7 @@ port_accessors! {
     credentials: Credentials,
     worker_tokens: WorkerTokens,
     registrations: Registrations,
+    blocks: Blocks,
+    miniapp_sessions: MiniAppSessions,
+    miniapp_flow: MiniAppFlow,
 }

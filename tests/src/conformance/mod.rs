@@ -2,11 +2,13 @@
 //! once and run against both adapters by [`conformance_suite!`] (see
 //! `tests/tests/conformance_sqlite.rs` and `conformance_dynamodb.rs`).
 
+pub mod blocks;
 pub mod claims;
 pub mod connect_flow;
 pub mod connect_tokens;
 pub mod credentials;
 pub mod links;
+pub mod miniapp;
 pub mod registrations;
 pub mod seal;
 pub mod worker_tokens;
@@ -59,6 +61,16 @@ macro_rules! conformance_suite {
             worker_tokens::tokens_are_listed_per_user_and_revoked,
             worker_tokens::revocation_is_seen_by_another_client_at_once,
             worker_tokens::concurrent_revokes_have_one_winner,
+            blocks::block_revokes_the_link_and_refuses_links,
+            blocks::blocked_users_cannot_connect_through_the_bot,
+            blocks::block_racing_links_ends_blocked_and_unlinked,
+            blocks::concurrent_unblocks_one_winner,
+            miniapp::session_and_claim_are_written_together,
+            miniapp::blocked_users_get_no_session_and_burn_nothing,
+            miniapp::attach_user_and_deactivate,
+            miniapp::one_initdata_one_session_under_concurrency,
+            miniapp::claim_and_link_outcomes,
+            miniapp::claim_and_link_one_winner_of_sixteen,
         );
     };
     (@tests $backend:expr; $($module:ident :: $name:ident),+ $(,)?) => {

@@ -1,21 +1,25 @@
-//! `/start <token>` in two calls: one `TransactGetItems` (claim, token, Telegram user's link)
-//! and one `TransactWriteItems`:
+//! `/start <token>` in two calls: one `TransactGetItems` (claim, token, Telegram user's link and
+//! block) and one `TransactWriteItems`:
 //!
 //! 0. Put the update's claim `COMPLETED` — if claimable (none, expired, or a dead attempt);
 //! 1. Update the token `SET consumed_at` — if it exists, is unconsumed, unexpired and still
 //!    belongs to the user read in the first call;
 //! 2. Put `TGUSER#<tg>` / `LINK` — if absent or linked to the same user;
-//! 3. Put `USER#<uid>` / `TGLINK` — if absent or linked to the same Telegram user.
+//! 3. Put `USER#<uid>` / `TGLINK` — if absent or linked to the same Telegram user;
+//! 4. Check `TGUSER#<tg>` / `BLOCK` — absent (the Telegram user is not blocked).
 //!
-//! The cancellation reasons say which condition failed, in that order of precedence:
-//! duplicate, token invalid, Telegram user linked elsewhere, app user linked elsewhere. A
+//! The cancellation reasons say which condition failed, in this order of precedence:
+//! duplicate, token invalid, blocked, Telegram user linked elsewhere, app user linked
+//! elsewhere. The first call reads the block too, so a blocked user costs no write. A
 //! cancellation by a concurrent transaction (`TransactionConflict`) is retried from the read.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Get, TransactGetItem, TransactWriteItem, Update};
 
 use super::{
-    DynamoStore, Item, attempt_id, claims, connect_tokens, get_s,
+    DynamoStore, Item, attempt_id,
+    blocks::{BLOCK_SK, not_blocked},
+    claims, connect_tokens, get_s,
     links::{
         LINK_SK, MAX_ATTEMPTS, TGLINK_SK, TxFailure, backoff, build_error, get_u64, link_item,
         parse_link, put, telegram_pk, tx_failure, user_pk, values,
@@ -38,27 +42,28 @@ impl DynamoStore {
         Ok(TransactGetItem::builder().get(get).build())
     }
 
-    /// The claim, the token and the Telegram user's link, read together (consistent).
+    /// The claim, the token, the Telegram user's link and block, read together (consistent).
     async fn read_connect_state(
         &self,
         attempt: &ConnectAttempt,
-    ) -> Result<[Option<Item>; 3], StoreError> {
+    ) -> Result<[Option<Item>; 4], StoreError> {
         let out = self
             .client
             .transact_get_items()
             .transact_items(self.get(claims::pk(&attempt.claim), claims::SK)?)
             .transact_items(self.get(connect_tokens::pk(&attempt.token), connect_tokens::SK)?)
             .transact_items(self.get(telegram_pk(attempt.telegram_user_id), LINK_SK)?)
+            .transact_items(self.get(telegram_pk(attempt.telegram_user_id), BLOCK_SK)?)
             .send()
             .await
             .map_err(unavailable)?;
         let responses = out.responses();
-        if responses.len() != 3 {
+        if responses.len() != 4 {
             return Err(StoreError::Corrupt(
                 "TransactGetItems returned the wrong number of items".into(),
             ));
         }
-        Ok([0, 1, 2].map(|i| responses[i].item().filter(|item| !item.is_empty()).cloned()))
+        Ok([0, 1, 2, 3].map(|i| responses[i].item().filter(|item| !item.is_empty()).cloned()))
     }
 
     fn connect_writes(
@@ -113,6 +118,7 @@ impl DynamoStore {
             TransactWriteItem::builder().update(token).build(),
             by_telegram,
             by_user,
+            not_blocked(self, link.telegram_user_id)?,
         ])
     }
 }
@@ -125,7 +131,7 @@ impl ConnectFlow for DynamoStore {
     ) -> Result<ConnectOutcome, StoreError> {
         let now = attempt.now;
         for round in 0..MAX_ATTEMPTS {
-            let [claim, token, existing] = self.read_connect_state(attempt).await?;
+            let [claim, token, existing, block] = self.read_connect_state(attempt).await?;
             if let Some(claim) = &claim
                 && claims::live_status(claim, now)?.is_some()
             {
@@ -136,6 +142,9 @@ impl ConnectFlow for DynamoStore {
             };
             if token.contains_key("consumed_at") || get_u64(&token, "expires_at")? <= now.secs() {
                 return Ok(ConnectOutcome::TokenInvalid);
+            }
+            if block.is_some() {
+                return Ok(ConnectOutcome::Blocked);
             }
             let user_id = UserId::parse(get_s(&token, "user_id")?)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -172,6 +181,8 @@ impl ConnectFlow for DynamoStore {
                             ConnectOutcome::Duplicate
                         } else if failed(1) {
                             ConnectOutcome::TokenInvalid
+                        } else if failed(4) {
+                            ConnectOutcome::Blocked
                         } else if failed(2) {
                             ConnectOutcome::Conflict(LinkSide::Telegram)
                         } else {

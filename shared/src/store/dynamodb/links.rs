@@ -1,5 +1,6 @@
 //! Links as two items, `TGUSER#<id>` / `LINK` and `USER#<id>` / `TGLINK`, each holding the
-//! whole record, always written and deleted together by `TransactWriteItems`. Also the
+//! whole record, always written and deleted together by `TransactWriteItems` (a link also
+//! checks that `TGUSER#<id>` / `BLOCK` does not exist). Also the
 //! transaction helpers shared with `claims` and `connect_flow`.
 
 use std::{collections::HashMap, time::Duration};
@@ -11,10 +12,10 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, Delete, Put, TransactWriteItem},
 };
 
-use super::{DynamoStore, Item, get_s, n, request_token, s, unavailable};
+use super::{DynamoStore, Item, blocks::not_blocked, get_s, n, request_token, s, unavailable};
 use crate::{
     ids::{TelegramUserId, UserId},
-    store::{Link, LinkOutcome, LinkSide, LinkSource, Links, StoreError},
+    store::{Blocks, Link, LinkOutcome, LinkSide, LinkSource, Links, StoreError},
     time::UnixTime,
 };
 
@@ -224,7 +225,7 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    async fn transact(
+    pub(super) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<Result<(), TxFailure>, StoreError> {
@@ -338,11 +339,15 @@ impl Links for DynamoStore {
                         None,
                         HashMap::new(),
                     )?,
+                    not_blocked(self, link.telegram_user_id)?,
                 ])
                 .await?;
             match written {
                 Ok(()) => return Ok(LinkOutcome::Linked(link.clone())),
-                Err(TxFailure::Conditions(_)) => {
+                Err(TxFailure::Conditions(failed)) => {
+                    if failed.get(2).copied().unwrap_or(false) {
+                        return Ok(LinkOutcome::Blocked);
+                    }
                     let by_telegram = self.get_by_telegram(link.telegram_user_id).await?;
                     if by_telegram
                         .as_ref()
@@ -359,6 +364,9 @@ impl Links for DynamoStore {
                     }
                     if let (Some(existing), Some(_)) = (by_telegram, by_user) {
                         return Ok(LinkOutcome::AlreadyLinked(existing));
+                    }
+                    if self.get_block(link.telegram_user_id).await?.is_some() {
+                        return Ok(LinkOutcome::Blocked);
                     }
                     // Unlinked between the write and the reads: try again.
                 }

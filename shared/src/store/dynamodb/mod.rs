@@ -1,10 +1,13 @@
 //! DynamoDB adapter: one table, keys `pk`/`sk` (S), TTL attribute `expires_at` (N).
 
+mod blocks;
 mod claims;
 mod connect_flow;
 mod connect_tokens;
 mod credentials;
 mod links;
+mod miniapp_flow;
+mod miniapp_sessions;
 mod registrations;
 mod worker_tokens;
 

@@ -1,12 +1,12 @@
 //! `/start <token>` in one `IMMEDIATE` transaction: the same checks, in the same order of
-//! precedence, as the DynamoDB transaction (duplicate, token invalid, Telegram user linked
-//! elsewhere, app user linked elsewhere), then the claim, the token's `consumed_at` and the
+//! precedence, as the DynamoDB transaction (duplicate, token invalid, blocked, Telegram user
+//! linked elsewhere, app user linked elsewhere), then the claim, the token's `consumed_at` and the
 //! link, committed together.
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::{SqliteStore, claims, links, sql_error};
+use super::{SqliteStore, blocks, claims, links, sql_error};
 use crate::{
     ids::UserId,
     store::{ConnectAttempt, ConnectFlow, ConnectOutcome, Link, LinkSource, StoreError},
@@ -39,6 +39,9 @@ impl ConnectFlow for SqliteStore {
             let Some(user) = user else {
                 return Ok(ConnectOutcome::TokenInvalid);
             };
+            if blocks::is_blocked(&tx, attempt.telegram_user_id)? {
+                return Ok(ConnectOutcome::Blocked);
+            }
             let user_id = UserId::parse(&user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let by_telegram = links::by_telegram(&tx, attempt.telegram_user_id)?;
             let by_user = links::by_user(&tx, &user_id)?;

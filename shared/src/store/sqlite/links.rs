@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{SqliteStore, sql_error};
+use super::{SqliteStore, blocks, sql_error};
 use crate::{
     ids::{TelegramUserId, UserId},
     store::{Link, LinkOutcome, LinkSide, LinkSource, Links, StoreError},
@@ -134,6 +134,14 @@ fn delete_returning(
     .transpose()
 }
 
+/// Deletes the Telegram user's link; returns what was deleted.
+pub(super) fn delete_by_telegram(
+    conn: &Connection,
+    id: TelegramUserId,
+) -> Result<Option<Link>, StoreError> {
+    delete_returning(conn, "telegram_user_id", &id.get())
+}
+
 #[async_trait]
 impl Links for SqliteStore {
     async fn get_by_telegram(&self, id: TelegramUserId) -> Result<Option<Link>, StoreError> {
@@ -151,6 +159,9 @@ impl Links for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_error)?;
+            if blocks::is_blocked(&tx, link.telegram_user_id)? {
+                return Ok(LinkOutcome::Blocked);
+            }
             let t = by_telegram(&tx, link.telegram_user_id)?;
             let u = by_user(&tx, &link.user_id)?;
             if let Some(side) = conflict(t.as_ref(), u.as_ref(), &link) {
@@ -173,7 +184,7 @@ impl Links for SqliteStore {
     }
 
     async fn unlink_by_telegram(&self, id: TelegramUserId) -> Result<Option<Link>, StoreError> {
-        self.with_conn(move |conn| delete_returning(conn, "telegram_user_id", &id.get()))
+        self.with_conn(move |conn| delete_by_telegram(conn, id))
             .await
     }
 }

@@ -2,11 +2,14 @@
 //! share it; every multi-statement operation runs in an `IMMEDIATE` transaction, every single
 //! conditional write is one statement.
 
+mod blocks;
 mod claims;
 mod connect_flow;
 mod connect_tokens;
 mod credentials;
 mod links;
+mod miniapp_flow;
+mod miniapp_sessions;
 mod registrations;
 mod worker_tokens;
 
@@ -29,6 +32,8 @@ const SCHEMA: &[&str] = &[
     links::SCHEMA,
     credentials::SCHEMA,
     worker_tokens::SCHEMA,
+    blocks::SCHEMA,
+    miniapp_sessions::SCHEMA,
 ];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
@@ -38,6 +43,7 @@ const PURGE: &[&str] = &[
     registrations::PURGE,
     claims::PURGE,
     worker_tokens::PURGE,
+    miniapp_sessions::PURGE,
 ];
 
 /// How long a writer waits for another process's lock before the store counts as unavailable.

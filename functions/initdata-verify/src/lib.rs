@@ -1,0 +1,251 @@
+//! `initdata-verify`: `POST /api/telegram/miniapp/verify` and `POST /api/telegram/miniapp/session`.
+//!
+//! Both take `{"init_data": "<Telegram.WebApp.initData>"}`, verified with
+//! [`tglink_shared::telegram::initdata`] (bot-token HMAC or Ed25519 third-party signature,
+//! `auth_date` bounded, bot users refused), and require a `user` in it.
+//!
+//! - `verify` is a pure check: `200` with the validated, typed data, after one store read (is
+//!   the Telegram user blocked?). It writes nothing and does **not** use the initData up, so a
+//!   Mini App can check its initData and then exchange it for a session.
+//! - `session` exchanges the initData for a session: `201` with a 43-character
+//!   `session_token` (stored only hashed), its `expires_at`, the Telegram user and the app user
+//!   it is linked to (or `null`). The initData's replay claim and the session are written in one
+//!   transaction (see [`MiniAppSessions::create`]), so the same initData gets at most one
+//!   session per replay window, across every instance, and a failure burns nothing.
+//!
+//! Refusals are `401` problems (`initdata_malformed`, `initdata_signature_invalid`,
+//! `initdata_expired`, `initdata_replayed`, `bot_user_rejected`, `telegram_user_blocked`);
+//! with `TELEGRAM_FEATURE_ENABLED` or `TELEGRAM_MINIAPP_ENABLED` off every route is `404`. The
+//! initData, its `hash`/`signature` and session tokens never reach a log line or an error.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use async_trait::async_trait;
+use lambda_http::{Body, Request, Response, http::StatusCode};
+use serde::{Deserialize, Serialize};
+use tglink_shared::{
+    http::{Problem, json, parse_json, route_path},
+    ids::{TelegramUserId, UserId},
+    routes::{Resolved, Route, resolve},
+    runtime::{Function, Startup, StartupError},
+    store::{Blocks, Links, MiniAppSession, MiniAppSessions, SessionOutcome},
+    telegram::{
+        initdata::{InitData, WebAppChat, WebAppUser},
+        miniapp::{Flags, MiniAppConfig, MiniAppError, RawInitData, Verified},
+    },
+    time::UnixTime,
+    token::OneTimeToken,
+};
+
+pub const VERIFY: Route = Route::new("POST", "/api/telegram/miniapp/verify");
+pub const SESSION: Route = Route::new("POST", "/api/telegram/miniapp/session");
+pub const ROUTES: &[Route] = &[VERIFY, SESSION];
+
+pub struct InitDataVerify {
+    /// `None` when the Mini App endpoints are switched off (every route is then `404`).
+    pub config: Option<MiniAppConfig>,
+    pub blocks: Arc<dyn Blocks>,
+    pub links: Arc<dyn Links>,
+    pub sessions: Arc<dyn MiniAppSessions>,
+}
+
+/// `{"init_data": "..."}`.
+#[derive(Deserialize)]
+pub struct InitDataBody {
+    pub init_data: RawInitData,
+}
+
+/// The `verify` answer: the Telegram user and the validated data, without `hash` and
+/// `signature` (and never the raw string).
+#[derive(Debug, Serialize)]
+pub struct Verification<'a> {
+    pub telegram_user_id: TelegramUserId,
+    pub init_data: InitDataView<'a>,
+}
+
+/// [`InitData`] as answered: every validated field except `hash` and `signature`.
+#[derive(Debug, Serialize)]
+pub struct InitDataView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a WebAppUser>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<&'a WebAppUser>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<&'a WebAppChat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_instance: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_param: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub can_send_after: Option<u64>,
+    pub auth_date: u64,
+    /// Top-level fields this version does not know, decoded.
+    #[serde(flatten)]
+    pub extra: &'a BTreeMap<String, String>,
+}
+
+impl<'a> From<&'a InitData> for InitDataView<'a> {
+    fn from(data: &'a InitData) -> Self {
+        Self {
+            query_id: data.query_id.as_deref(),
+            user: data.user.as_ref(),
+            receiver: data.receiver.as_ref(),
+            chat: data.chat.as_ref(),
+            chat_type: data.chat_type.as_deref(),
+            chat_instance: data.chat_instance.as_deref(),
+            start_param: data.start_param.as_deref(),
+            can_send_after: data.can_send_after,
+            auth_date: data.auth_date,
+            extra: &data.extra,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionCreated {
+    pub session_token: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub telegram_user_id: TelegramUserId,
+    /// The app user this Telegram user is linked to, if any.
+    pub user_id: Option<UserId>,
+}
+
+#[async_trait]
+impl Function for InitDataVerify {
+    async fn build(startup: &Startup) -> Result<Self, StartupError> {
+        let env = startup.env();
+        let config = if Flags::from_env(env)?.miniapp_enabled() {
+            Some(MiniAppConfig::from_env(env)?)
+        } else {
+            None
+        };
+        let store = startup.store().await?;
+        Ok(Self {
+            config,
+            blocks: store.blocks(),
+            links: store.links(),
+            sessions: store.miniapp_sessions(),
+        })
+    }
+
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
+    async fn handle(&self, req: Request) -> Response<Body> {
+        handle(self, req).await
+    }
+}
+
+pub async fn handle(deps: &InitDataVerify, req: Request) -> Response<Body> {
+    let Some(config) = &deps.config else {
+        return Problem::not_found().into_response();
+    };
+    let result = match resolve(ROUTES, req.method(), route_path(&req)) {
+        Resolved::Found { route, .. } if route == VERIFY => verify(deps, config, &req).await,
+        Resolved::Found { .. } => create_session(deps, config, &req).await,
+        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
+        Resolved::NotFound => Err(Problem::not_found()),
+    };
+    result.unwrap_or_else(Problem::into_response)
+}
+
+/// Validates the body's initData; a refusal is logged (code only) and becomes a problem.
+fn verified(
+    config: &MiniAppConfig,
+    req: &Request,
+    now: UnixTime,
+    what: &'static str,
+) -> Result<Verified, Problem> {
+    let body: InitDataBody = parse_json(req)?;
+    config
+        .verify(&body.init_data, now)
+        .map_err(|err| refused(err, None, what))
+}
+
+fn refused(err: MiniAppError, telegram_user_id: Option<TelegramUserId>, what: &str) -> Problem {
+    tracing::info!(
+        telegram_user_id = telegram_user_id.map(TelegramUserId::get),
+        outcome = err.code(),
+        "{what} refused"
+    );
+    err.into()
+}
+
+async fn verify(
+    deps: &InitDataVerify,
+    config: &MiniAppConfig,
+    req: &Request,
+) -> Result<Response<Body>, Problem> {
+    let verified = verified(config, req, UnixTime::now(), "miniapp verify")?;
+    let id = verified.telegram_user_id;
+    if deps.blocks.get_block(id).await?.is_some() {
+        return Err(refused(MiniAppError::Blocked, Some(id), "miniapp verify"));
+    }
+    tracing::info!(
+        telegram_user_id = id.get(),
+        outcome = "verified",
+        "miniapp verify"
+    );
+    Ok(json(
+        StatusCode::OK,
+        &Verification {
+            telegram_user_id: id,
+            init_data: InitDataView::from(&verified.data),
+        },
+    ))
+}
+
+async fn create_session(
+    deps: &InitDataVerify,
+    config: &MiniAppConfig,
+    req: &Request,
+) -> Result<Response<Body>, Problem> {
+    let now = UnixTime::now();
+    let verified = verified(config, req, now, "miniapp session")?;
+    let id = verified.telegram_user_id;
+    let linked = deps.links.get_by_telegram(id).await?.map(|l| l.user_id);
+    let token = OneTimeToken::mint();
+    let session = MiniAppSession {
+        hash: token.hash(),
+        telegram_user_id: id,
+        username: verified.user.username.clone(),
+        user_id: linked,
+        initdata_fingerprint: verified.data.replay_key(),
+        auth_date: UnixTime(verified.data.auth_date),
+        created_at: now,
+        expires_at: now.plus_secs(config.session_ttl_secs),
+        active: true,
+    };
+    let replay = config.replay_claim(&verified, now);
+    match deps.sessions.create(&session, &replay).await? {
+        SessionOutcome::Created => {}
+        SessionOutcome::Replayed => {
+            return Err(refused(MiniAppError::Replayed, Some(id), "miniapp session"));
+        }
+        SessionOutcome::Blocked => {
+            return Err(refused(MiniAppError::Blocked, Some(id), "miniapp session"));
+        }
+    }
+    tracing::info!(
+        telegram_user_id = id.get(),
+        user_id = session.user_id.as_ref().map(UserId::as_str),
+        expires_at = session.expires_at.secs(),
+        outcome = "created",
+        "miniapp session"
+    );
+    Ok(json(
+        StatusCode::CREATED,
+        &SessionCreated {
+            session_token: token.expose().to_owned(),
+            expires_at: session.expires_at.secs(),
+            telegram_user_id: id,
+            user_id: session.user_id,
+        },
+    ))
+}

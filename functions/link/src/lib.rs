@@ -1,0 +1,538 @@
+//! `link`: an app user's Telegram link, and the admin controls over links.
+//!
+//! App JWT (the user id is always the JWT's `sub`, never a body field):
+//!
+//! - `GET /api/telegram/link`: the caller's link, or `404 link_not_found`.
+//! - `POST /api/telegram/link` with exactly one of `{"session_token"}` (from
+//!   `POST /api/telegram/miniapp/session`) or `{"init_data"}`: links the caller to the Telegram
+//!   user the Mini App proved. `201` for a new link, `200` when this pair was linked already,
+//!   `409 link_conflict` when either side is linked elsewhere. The `init_data` form uses the
+//!   initData up and writes the link in one transaction ([`MiniAppFlow`]); the `session_token`
+//!   form links through [`Links::link`]. Both refuse a blocked Telegram user inside the same
+//!   transaction as the link.
+//! - `DELETE /api/telegram/link`: removes the caller's link (both items, atomically): `204`, or
+//!   `404 link_not_found`.
+//!
+//! Admin JWT (`roles` contains `admin`; others get `403 forbidden`):
+//!
+//! - `POST /api/admin/telegram/links/{telegram_user_id}/revoke`: removes that Telegram user's
+//!   link: `200 {"revoked": link}`, or `404 link_not_found`.
+//! - `POST …/block`: blocks the Telegram user and removes its link, atomically; blocking again
+//!   keeps the first block. A blocked Telegram user gets no session, no link (Mini App or bot).
+//! - `POST …/unblock`: removes the block: `200`, or `404 block_not_found`.
+//!
+//! `TELEGRAM_FEATURE_ENABLED` off: every route `404`. `TELEGRAM_MINIAPP_ENABLED` off:
+//! `POST /api/telegram/link` is `404` (both of its forms are Mini App proofs); reading and
+//! removing links and the admin routes stay.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lambda_http::{Body, Request, Response, http::StatusCode};
+use serde::{Deserialize, Serialize};
+use tglink_shared::{
+    auth::{AppUser, JwtVerifier},
+    http::{Problem, empty, json, parse_json, route_path},
+    ids::{TelegramUserId, UserId},
+    routes::{Resolved, Route, resolve},
+    runtime::{Function, Startup, StartupError},
+    store::{
+        Block, Blocks, Link, LinkOutcome, LinkSide, LinkSource, Links, MiniAppFlow,
+        MiniAppLinkOutcome, MiniAppSessions, StoreError,
+    },
+    telegram::miniapp::{Flags, MiniAppConfig, MiniAppError, RawInitData},
+    time::UnixTime,
+    token::OneTimeToken,
+};
+
+pub const LINK_GET: Route = Route::new("GET", "/api/telegram/link");
+pub const LINK_POST: Route = Route::new("POST", "/api/telegram/link");
+pub const LINK_DELETE: Route = Route::new("DELETE", "/api/telegram/link");
+pub const REVOKE: Route = Route::new(
+    "POST",
+    "/api/admin/telegram/links/{telegram_user_id}/revoke",
+);
+pub const BLOCK: Route = Route::new("POST", "/api/admin/telegram/links/{telegram_user_id}/block");
+pub const UNBLOCK: Route = Route::new(
+    "POST",
+    "/api/admin/telegram/links/{telegram_user_id}/unblock",
+);
+pub const ROUTES: &[Route] = &[LINK_GET, LINK_POST, LINK_DELETE, REVOKE, BLOCK, UNBLOCK];
+
+pub struct LinkFunction {
+    /// `TELEGRAM_FEATURE_ENABLED`.
+    pub enabled: bool,
+    /// `None` when the Mini App endpoints are switched off.
+    pub miniapp: Option<MiniAppConfig>,
+    pub auth: JwtVerifier,
+    pub links: Arc<dyn Links>,
+    pub flow: Arc<dyn MiniAppFlow>,
+    pub sessions: Arc<dyn MiniAppSessions>,
+    pub blocks: Arc<dyn Blocks>,
+}
+
+/// `POST /api/telegram/link`: exactly one of the two proofs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    #[serde(default)]
+    pub session_token: Option<SessionToken>,
+    #[serde(default)]
+    pub init_data: Option<RawInitData>,
+}
+
+/// A session token as presented. Never logged: `Debug` is redacted.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct SessionToken(String);
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(<redacted>)")
+    }
+}
+
+/// A link as answered.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct LinkView {
+    pub telegram_user_id: TelegramUserId,
+    pub user_id: UserId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<i64>,
+    /// `bot` or `miniapp`.
+    pub source: &'static str,
+    /// Unix seconds.
+    pub linked_at: u64,
+}
+
+impl From<Link> for LinkView {
+    fn from(link: Link) -> Self {
+        Self {
+            telegram_user_id: link.telegram_user_id,
+            user_id: link.user_id,
+            username: link.username,
+            chat_id: link.chat_id,
+            source: link.source.as_str(),
+            linked_at: link.linked_at.secs(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Revoked {
+    pub revoked: LinkView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BlockView {
+    pub telegram_user_id: TelegramUserId,
+    pub blocked: bool,
+    /// Unix seconds (of the first block, when blocked before).
+    pub blocked_at: u64,
+    pub blocked_by: UserId,
+    pub already_blocked: bool,
+    /// The link this call removed, if any.
+    pub revoked: Option<LinkView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Unblocked {
+    pub telegram_user_id: TelegramUserId,
+    pub blocked: bool,
+}
+
+/// Why a link request was refused. Mapped to HTTP in one place (`From` below).
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("send exactly one of session_token or init_data")]
+    ProofMissing,
+    #[error("the session token is unknown, expired or inactive")]
+    SessionInvalid,
+    #[error(transparent)]
+    MiniApp(#[from] MiniAppError),
+    #[error("linked elsewhere")]
+    Conflict(LinkSide),
+    #[error("no link")]
+    LinkNotFound,
+    #[error("not blocked")]
+    BlockNotFound,
+    #[error("the telegram user id must be a positive integer")]
+    TelegramUserIdInvalid,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<LinkError> for Problem {
+    fn from(err: LinkError) -> Self {
+        match err {
+            LinkError::ProofMissing => Problem::bad_request("body_invalid", err.to_string()),
+            LinkError::SessionInvalid => {
+                Problem::new(StatusCode::UNAUTHORIZED, "session_invalid", "Unauthorized")
+                    .detail(err.to_string())
+            }
+            LinkError::MiniApp(e) => e.into(),
+            LinkError::Conflict(side) => {
+                Problem::new(StatusCode::CONFLICT, "link_conflict", "Link conflict").detail(
+                    match side {
+                        LinkSide::Telegram => {
+                            "this Telegram account is linked to another account; unlink it first"
+                        }
+                        LinkSide::User => {
+                            "your account is linked to another Telegram account; unlink it first"
+                        }
+                    },
+                )
+            }
+            LinkError::LinkNotFound => {
+                Problem::new(StatusCode::NOT_FOUND, "link_not_found", "Not found")
+                    .detail("no Telegram link")
+            }
+            LinkError::BlockNotFound => {
+                Problem::new(StatusCode::NOT_FOUND, "block_not_found", "Not found")
+                    .detail("this Telegram user is not blocked")
+            }
+            LinkError::TelegramUserIdInvalid => {
+                Problem::bad_request("telegram_user_id_invalid", err.to_string())
+            }
+            LinkError::Store(e) => e.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Function for LinkFunction {
+    async fn build(startup: &Startup) -> Result<Self, StartupError> {
+        let env = startup.env();
+        let flags = Flags::from_env(env)?;
+        let miniapp = if flags.miniapp_enabled() {
+            Some(MiniAppConfig::from_env(env)?)
+        } else {
+            None
+        };
+        let store = startup.store().await?;
+        Ok(Self {
+            enabled: flags.feature,
+            miniapp,
+            auth: startup.jwt()?,
+            links: store.links(),
+            flow: store.miniapp_flow(),
+            sessions: store.miniapp_sessions(),
+            blocks: store.blocks(),
+        })
+    }
+
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
+    async fn handle(&self, req: Request) -> Response<Body> {
+        handle(self, req).await
+    }
+}
+
+pub async fn handle(deps: &LinkFunction, req: Request) -> Response<Body> {
+    if !deps.enabled {
+        return Problem::not_found().into_response();
+    }
+    let resolved = resolve(ROUTES, req.method(), route_path(&req));
+    let result = match &resolved {
+        Resolved::Found { route, .. } => {
+            let id = resolved.param("telegram_user_id");
+            match *route {
+                LINK_GET => get(deps, &req).await,
+                LINK_POST => match &deps.miniapp {
+                    Some(config) => create(deps, config, &req).await,
+                    None => Err(Problem::not_found()),
+                },
+                LINK_DELETE => delete(deps, &req).await,
+                REVOKE => revoke(deps, &req, id).await,
+                BLOCK => block(deps, &req, id).await,
+                _ => unblock(deps, &req, id).await,
+            }
+        }
+        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
+        Resolved::NotFound => Err(Problem::not_found()),
+    };
+    result.unwrap_or_else(Problem::into_response)
+}
+
+async fn get(deps: &LinkFunction, req: &Request) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    match deps.links.get_by_user(&user.user_id).await? {
+        Some(link) => Ok(json(StatusCode::OK, &LinkView::from(link))),
+        None => Err(LinkError::LinkNotFound.into()),
+    }
+}
+
+async fn delete(deps: &LinkFunction, req: &Request) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    match deps.links.unlink_by_user(&user.user_id).await? {
+        Some(link) => {
+            tracing::info!(
+                user_id = %user.user_id,
+                telegram_user_id = link.telegram_user_id.get(),
+                outcome = "unlinked",
+                "link delete"
+            );
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        None => Err(LinkError::LinkNotFound.into()),
+    }
+}
+
+async fn create(
+    deps: &LinkFunction,
+    config: &MiniAppConfig,
+    req: &Request,
+) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let body: LinkRequest = parse_json(req)?;
+    let now = UnixTime::now();
+    let result = match (body.session_token, body.init_data) {
+        (Some(token), None) => link_session(deps, &user, &token, now).await,
+        (None, Some(raw)) => link_init_data(deps, config, &user, &raw, now).await,
+        _ => Err(LinkError::ProofMissing),
+    };
+    match result {
+        Ok((link, created)) => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json(status, &LinkView::from(link)))
+        }
+        Err(err) => {
+            if !matches!(err, LinkError::Store(_)) {
+                tracing::info!(user_id = %user.user_id, outcome = ?err, "link refused");
+            }
+            Err(err.into())
+        }
+    }
+}
+
+/// `{"session_token"}`: the session's Telegram user, through [`Links::link`]. On success the
+/// session records the app user (best effort: the link is what counts).
+async fn link_session(
+    deps: &LinkFunction,
+    user: &AppUser,
+    token: &SessionToken,
+    now: UnixTime,
+) -> Result<(Link, bool), LinkError> {
+    let token = OneTimeToken::parse(&token.0).map_err(|_| LinkError::SessionInvalid)?;
+    let hash = token.hash();
+    let session = deps
+        .sessions
+        .get_session(&hash, now)
+        .await?
+        .ok_or(LinkError::SessionInvalid)?;
+    let link = Link {
+        telegram_user_id: session.telegram_user_id,
+        user_id: user.user_id.clone(),
+        chat_id: None,
+        username: session.username.clone(),
+        source: LinkSource::MiniApp,
+        linked_at: now,
+    };
+    let (link, created) = match deps.links.link(&link).await? {
+        LinkOutcome::Linked(link) => (link, true),
+        LinkOutcome::AlreadyLinked(link) => (link, false),
+        LinkOutcome::Conflict(side) => return Err(LinkError::Conflict(side)),
+        LinkOutcome::Blocked => return Err(MiniAppError::Blocked.into()),
+    };
+    if session.user_id.as_ref() != Some(&user.user_id)
+        && let Err(err) = deps.sessions.attach_user(&hash, &user.user_id, now).await
+    {
+        tracing::warn!(error = %err, "session not updated with the linked user");
+    }
+    log_linked(&link, created, "session_token");
+    Ok((link, created))
+}
+
+/// `{"init_data"}`: verify, then use the initData up and link in one step.
+async fn link_init_data(
+    deps: &LinkFunction,
+    config: &MiniAppConfig,
+    user: &AppUser,
+    raw: &RawInitData,
+    now: UnixTime,
+) -> Result<(Link, bool), LinkError> {
+    let verified = config.verify(raw, now)?;
+    let link = Link {
+        telegram_user_id: verified.telegram_user_id,
+        user_id: user.user_id.clone(),
+        chat_id: None,
+        username: verified.user.username.clone(),
+        source: LinkSource::MiniApp,
+        linked_at: now,
+    };
+    let replay = config.replay_claim(&verified, now);
+    let (link, created) = match deps.flow.claim_and_link(&link, &replay).await? {
+        MiniAppLinkOutcome::Linked(link) => (link, true),
+        MiniAppLinkOutcome::AlreadyLinked(link) => (link, false),
+        MiniAppLinkOutcome::Replayed => return Err(MiniAppError::Replayed.into()),
+        MiniAppLinkOutcome::Blocked => return Err(MiniAppError::Blocked.into()),
+        MiniAppLinkOutcome::Conflict(side) => return Err(LinkError::Conflict(side)),
+    };
+    log_linked(&link, created, "init_data");
+    Ok((link, created))
+}
+
+fn log_linked(link: &Link, created: bool, proof: &'static str) {
+    tracing::info!(
+        user_id = %link.user_id,
+        telegram_user_id = link.telegram_user_id.get(),
+        proof,
+        outcome = if created { "linked" } else { "already_linked" },
+        "link"
+    );
+}
+
+fn telegram_user_id(raw: Option<&str>) -> Result<TelegramUserId, LinkError> {
+    raw.and_then(|r| TelegramUserId::parse(r).ok())
+        .ok_or(LinkError::TelegramUserIdInvalid)
+}
+
+async fn revoke(
+    deps: &LinkFunction,
+    req: &Request,
+    id: Option<&str>,
+) -> Result<Response<Body>, Problem> {
+    let admin = deps.auth.authenticate_admin(req)?;
+    let id = telegram_user_id(id)?;
+    match deps.links.unlink_by_telegram(id).await? {
+        Some(link) => {
+            tracing::info!(
+                admin = %admin.user_id,
+                telegram_user_id = id.get(),
+                user_id = %link.user_id,
+                outcome = "revoked",
+                "admin revoke"
+            );
+            Ok(json(
+                StatusCode::OK,
+                &Revoked {
+                    revoked: link.into(),
+                },
+            ))
+        }
+        None => Err(LinkError::LinkNotFound.into()),
+    }
+}
+
+async fn block(
+    deps: &LinkFunction,
+    req: &Request,
+    id: Option<&str>,
+) -> Result<Response<Body>, Problem> {
+    let admin = deps.auth.authenticate_admin(req)?;
+    let id = telegram_user_id(id)?;
+    let outcome = deps
+        .blocks
+        .block(&Block {
+            telegram_user_id: id,
+            blocked_at: UnixTime::now(),
+            blocked_by: admin.user_id.clone(),
+        })
+        .await?;
+    tracing::info!(
+        admin = %admin.user_id,
+        telegram_user_id = id.get(),
+        already_blocked = outcome.already,
+        revoked_user_id = outcome.revoked.as_ref().map(|l| l.user_id.as_str()),
+        outcome = "blocked",
+        "admin block"
+    );
+    Ok(json(
+        StatusCode::OK,
+        &BlockView {
+            telegram_user_id: id,
+            blocked: true,
+            blocked_at: outcome.block.blocked_at.secs(),
+            blocked_by: outcome.block.blocked_by,
+            already_blocked: outcome.already,
+            revoked: outcome.revoked.map(LinkView::from),
+        },
+    ))
+}
+
+async fn unblock(
+    deps: &LinkFunction,
+    req: &Request,
+    id: Option<&str>,
+) -> Result<Response<Body>, Problem> {
+    let admin = deps.auth.authenticate_admin(req)?;
+    let id = telegram_user_id(id)?;
+    match deps.blocks.unblock(id).await? {
+        Some(_) => {
+            tracing::info!(
+                admin = %admin.user_id,
+                telegram_user_id = id.get(),
+                outcome = "unblocked",
+                "admin unblock"
+            );
+            Ok(json(
+                StatusCode::OK,
+                &Unblocked {
+                    telegram_user_id: id,
+                    blocked: false,
+                },
+            ))
+        }
+        None => Err(LinkError::BlockNotFound.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_have_stable_codes() {
+        let cases: Vec<(LinkError, u16, &str)> = vec![
+            (LinkError::ProofMissing, 400, "body_invalid"),
+            (LinkError::SessionInvalid, 401, "session_invalid"),
+            (MiniAppError::Replayed.into(), 401, "initdata_replayed"),
+            (MiniAppError::Blocked.into(), 401, "telegram_user_blocked"),
+            (
+                LinkError::Conflict(LinkSide::Telegram),
+                409,
+                "link_conflict",
+            ),
+            (LinkError::Conflict(LinkSide::User), 409, "link_conflict"),
+            (LinkError::LinkNotFound, 404, "link_not_found"),
+            (LinkError::BlockNotFound, 404, "block_not_found"),
+            (
+                LinkError::TelegramUserIdInvalid,
+                400,
+                "telegram_user_id_invalid",
+            ),
+            (
+                LinkError::Store(StoreError::Unavailable("x".into())),
+                503,
+                "service_unavailable",
+            ),
+        ];
+        for (err, status, code) in cases {
+            let problem = Problem::from(err);
+            assert_eq!(problem.status.as_u16(), status);
+            assert_eq!(problem.code, code);
+        }
+    }
+
+    #[test]
+    fn path_ids_must_be_positive_integers() {
+        assert_eq!(telegram_user_id(Some("42")).unwrap().get(), 42);
+        for bad in [None, Some("0"), Some("-1"), Some("x"), Some("1e3")] {
+            assert!(telegram_user_id(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn session_tokens_are_redacted() {
+        let token: SessionToken = serde_json::from_str(r#""abc-secret""#).unwrap();
+        assert!(!format!("{token:?}").contains("abc-secret"));
+    }
+}

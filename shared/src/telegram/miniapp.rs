@@ -1,0 +1,289 @@
+//! What the Mini App endpoints (`initdata-verify` and `link`) have in common: their
+//! configuration, the raw initData as received, verification down to a Telegram user, the
+//! replay claim, and the mapping of every refusal to a `401` problem with a stable code.
+//!
+//! | refusal | code |
+//! |---|---|
+//! | not initData, or initData without `user` | `initdata_malformed` |
+//! | signature (HMAC or Ed25519) does not verify | `initdata_signature_invalid` |
+//! | `auth_date` too old or in the future | `initdata_expired` |
+//! | used before within the replay window | `initdata_replayed` |
+//! | `user.is_bot` | `bot_user_rejected` |
+//! | the Telegram user is blocked by an admin | `telegram_user_blocked` |
+
+use std::fmt;
+
+use http::StatusCode;
+use serde::Deserialize;
+
+use super::initdata::{InitData, InitDataError, Validator, WebAppUser};
+use crate::{
+    config::{ConfigError, Env, flag, positive_or},
+    http::Problem,
+    ids::TelegramUserId,
+    store::ReplayClaim,
+    time::UnixTime,
+};
+
+/// Default `TELEGRAM_INITDATA_REPLAY_WINDOW_MS`: one day.
+pub const DEFAULT_REPLAY_WINDOW_MS: u64 = 86_400_000;
+
+/// Default `TELEGRAM_SESSION_TTL_SEC`: one day.
+pub const DEFAULT_SESSION_TTL_SECS: u64 = 86_400;
+
+/// `TELEGRAM_FEATURE_ENABLED` and `TELEGRAM_MINIAPP_ENABLED` (both default `true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags {
+    /// The whole Telegram feature.
+    pub feature: bool,
+    /// Mini App sessions and linking (only when `feature` is on too).
+    pub miniapp: bool,
+}
+
+impl Flags {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            feature: flag(env, "TELEGRAM_FEATURE_ENABLED", true)?,
+            miniapp: flag(env, "TELEGRAM_MINIAPP_ENABLED", true)?,
+        })
+    }
+
+    /// Whether the Mini App endpoints are served.
+    pub fn miniapp_enabled(&self) -> bool {
+        self.feature && self.miniapp
+    }
+}
+
+/// The Mini App configuration, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct MiniAppConfig {
+    /// `TELEGRAM_BOT_TOKEN` (HMAC) or `TELEGRAM_BOT_ID` + `TELEGRAM_ENV` (Ed25519), and
+    /// `TELEGRAM_INITDATA_MAX_AGE_SEC`.
+    pub validator: Validator,
+    /// `TELEGRAM_INITDATA_REPLAY_WINDOW_MS`, rounded up to whole seconds (claims expire by the
+    /// second).
+    pub replay_window_secs: u64,
+    /// `TELEGRAM_SESSION_TTL_SEC`.
+    pub session_ttl_secs: u64,
+}
+
+impl MiniAppConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let window_ms = positive_or(
+            env,
+            "TELEGRAM_INITDATA_REPLAY_WINDOW_MS",
+            DEFAULT_REPLAY_WINDOW_MS,
+        )?;
+        Ok(Self {
+            validator: Validator::from_env(env)?,
+            replay_window_secs: window_ms.div_ceil(1000),
+            session_ttl_secs: positive_or(
+                env,
+                "TELEGRAM_SESSION_TTL_SEC",
+                DEFAULT_SESSION_TTL_SECS,
+            )?,
+        })
+    }
+
+    /// Validates `raw` and requires a (human) user in it.
+    pub fn verify(&self, raw: &RawInitData, now: UnixTime) -> Result<Verified, MiniAppError> {
+        let data = self.validator.validate(raw.expose(), now)?;
+        let user = data.user.clone().ok_or(MiniAppError::NoUser)?;
+        // The validator refuses non-positive user ids, so this cannot fail.
+        let telegram_user_id = TelegramUserId::new(user.id)
+            .map_err(|_| MiniAppError::InitData(InitDataError::Malformed("user id")))?;
+        Ok(Verified {
+            data,
+            user,
+            telegram_user_id,
+        })
+    }
+
+    /// The claim that uses `verified` up for the replay window.
+    pub fn replay_claim(&self, verified: &Verified, now: UnixTime) -> ReplayClaim {
+        ReplayClaim::initdata(&verified.data.replay_key(), self.replay_window_secs, now)
+    }
+}
+
+/// initData exactly as the Mini App sent it (`Telegram.WebApp.initData`). Never logged or
+/// echoed: `Debug` is redacted and there is no `Display`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct RawInitData(String);
+
+impl RawInitData {
+    pub fn new(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RawInitData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RawInitData(<redacted>)")
+    }
+}
+
+/// Verified initData of a human user.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub data: InitData,
+    pub user: WebAppUser,
+    pub telegram_user_id: TelegramUserId,
+}
+
+/// Why a Mini App request was refused. Messages never contain input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MiniAppError {
+    #[error(transparent)]
+    InitData(#[from] InitDataError),
+    #[error("initData has no user")]
+    NoUser,
+    #[error("this initData was used before; open the Mini App again")]
+    Replayed,
+    #[error("this Telegram user is blocked")]
+    Blocked,
+}
+
+impl MiniAppError {
+    /// The stable code (see the module docs).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InitData(e) => e.code(),
+            Self::NoUser => "initdata_malformed",
+            Self::Replayed => "initdata_replayed",
+            Self::Blocked => "telegram_user_blocked",
+        }
+    }
+}
+
+impl From<MiniAppError> for Problem {
+    /// `401` without `WWW-Authenticate`: the Telegram proof was refused, not the app JWT.
+    fn from(err: MiniAppError) -> Self {
+        Problem::new(StatusCode::UNAUTHORIZED, err.code(), "Unauthorized").detail(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::MapEnv,
+        telegram::initdata::signing::{encode, sign_hmac},
+    };
+
+    const TOKEN: &str = "123456:AAH-miniapp-unit-test-token";
+    const NOW: UnixTime = UnixTime(1_700_000_000);
+
+    fn config(env: MapEnv) -> MiniAppConfig {
+        MiniAppConfig::from_env(&env.with("TELEGRAM_BOT_TOKEN", TOKEN)).unwrap()
+    }
+
+    #[test]
+    fn defaults_and_rounding() {
+        let c = config(MapEnv::new());
+        assert_eq!(c.replay_window_secs, 86_400);
+        assert_eq!(c.session_ttl_secs, 86_400);
+        let c = config(MapEnv::new().with("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", "1500"));
+        assert_eq!(c.replay_window_secs, 2);
+        let c = config(MapEnv::new().with("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", "1"));
+        assert_eq!(c.replay_window_secs, 1);
+        for (var, bad) in [
+            ("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", "0"),
+            ("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", "soon"),
+            ("TELEGRAM_SESSION_TTL_SEC", "0"),
+            ("TELEGRAM_SESSION_TTL_SEC", "-1"),
+        ] {
+            let env = MapEnv::new()
+                .with("TELEGRAM_BOT_TOKEN", TOKEN)
+                .with(var, bad);
+            assert_eq!(MiniAppConfig::from_env(&env).unwrap_err().var, var);
+        }
+        let err = MiniAppConfig::from_env(&MapEnv::new()).unwrap_err();
+        assert_eq!(err.var, "TELEGRAM_BOT_TOKEN");
+    }
+
+    #[test]
+    fn flags() {
+        let on = Flags::from_env(&MapEnv::new()).unwrap();
+        assert!(on.miniapp_enabled());
+        let off =
+            Flags::from_env(&MapEnv::new().with("TELEGRAM_FEATURE_ENABLED", "false")).unwrap();
+        assert!(!off.miniapp_enabled());
+        let off = Flags::from_env(&MapEnv::new().with("TELEGRAM_MINIAPP_ENABLED", "0")).unwrap();
+        assert!(off.feature && !off.miniapp_enabled());
+        let err = Flags::from_env(&MapEnv::new().with("TELEGRAM_MINIAPP_ENABLED", "maybe"));
+        assert_eq!(err.unwrap_err().var, "TELEGRAM_MINIAPP_ENABLED");
+    }
+
+    #[test]
+    fn verify_requires_a_user_and_maps_codes() {
+        let c = config(MapEnv::new());
+        let user = r#"{"id":42,"first_name":"Ann","username":"ann"}"#;
+        let ok = sign_hmac(&[("auth_date", "1700000000"), ("user", user)], TOKEN);
+        let verified = c.verify(&RawInitData::new(ok.clone()), NOW).unwrap();
+        assert_eq!(verified.telegram_user_id.get(), 42);
+        assert_eq!(verified.user.username.as_deref(), Some("ann"));
+        let claim = c.replay_claim(&verified, NOW);
+        assert_eq!(claim.retain_secs, 86_400);
+        assert_eq!(
+            claim.key.as_str(),
+            format!("initdata#{}", verified.data.replay_key().as_str())
+        );
+
+        let no_user = sign_hmac(&[("auth_date", "1700000000"), ("query_id", "q")], TOKEN);
+        let err = c.verify(&RawInitData::new(no_user), NOW).unwrap_err();
+        assert_eq!(err, MiniAppError::NoUser);
+        assert_eq!(err.code(), "initdata_malformed");
+
+        let bot = sign_hmac(
+            &[
+                ("auth_date", "1700000000"),
+                ("user", r#"{"id":7,"first_name":"B","is_bot":true}"#),
+            ],
+            TOKEN,
+        );
+        assert_eq!(
+            c.verify(&RawInitData::new(bot), NOW).unwrap_err().code(),
+            "bot_user_rejected"
+        );
+        let forged = sign_hmac(&[("auth_date", "1700000000"), ("user", user)], "1:other");
+        assert_eq!(
+            c.verify(&RawInitData::new(forged), NOW).unwrap_err().code(),
+            "initdata_signature_invalid"
+        );
+        let unsigned = encode(&[("auth_date", "1700000000"), ("user", user)]);
+        assert_eq!(
+            c.verify(&RawInitData::new(unsigned), NOW)
+                .unwrap_err()
+                .code(),
+            "initdata_malformed"
+        );
+        assert_eq!(
+            c.verify(&RawInitData::new(ok), NOW.plus_secs(86_401))
+                .unwrap_err()
+                .code(),
+            "initdata_expired"
+        );
+
+        let problem = Problem::from(MiniAppError::Replayed);
+        assert_eq!(problem.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(problem.code, "initdata_replayed");
+        assert!(problem.headers.is_empty(), "no WWW-Authenticate");
+        assert_eq!(
+            Problem::from(MiniAppError::Blocked).code,
+            "telegram_user_blocked"
+        );
+    }
+
+    #[test]
+    fn raw_init_data_is_redacted() {
+        let raw = RawInitData::new("auth_date=1&hash=secret-ish");
+        assert!(!format!("{raw:?}").contains("secret-ish"));
+        let parsed: RawInitData = serde_json::from_str(r#""a=b""#).unwrap();
+        assert_eq!(parsed.expose(), "a=b");
+    }
+}

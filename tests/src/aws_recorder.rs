@@ -1,0 +1,312 @@
+//! A recording proxy in front of moto: functions get its URL as `AWS_ENDPOINT_URL`, it forwards
+//! every request to moto unchanged and records, per AWS call, the IAM authorization requests the
+//! call makes — action, resource ARN and the request's condition context.
+//!
+//! This is what the IAM tests compare `template.yaml` with: the actions each function is *seen*
+//! to need while it serves real requests, not a hand-written list. Transactions are authorized
+//! per item (AWS: "Permissions for Put, Update, Delete, and Get actions are governed by the
+//! permissions used for the underlying PutItem, UpdateItem, DeleteItem, and GetItem operations";
+//! `ConditionCheck` needs `dynamodb:ConditionCheckItem`), so a `TransactWriteItems` call is
+//! recorded as one request per item action and never as an action of its own.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, response::Response};
+use serde_json::Value;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// The account and region moto uses; recorded ARNs are in them.
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+/// One IAM authorization request made by an AWS call.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AuthzRequest {
+    /// `dynamodb:PutItem`, `kms:Decrypt`, `ssm:GetParameters`, …
+    pub action: String,
+    /// The resource ARN.
+    pub resource: String,
+    /// Condition keys of the request (e.g. `kms:EncryptionContext:purpose`).
+    pub context: BTreeMap<String, String>,
+}
+
+/// One AWS call as seen on the wire.
+#[derive(Debug, Clone)]
+pub struct AwsCall {
+    /// `X-Amz-Target`, e.g. `DynamoDB_20120810.TransactWriteItems`.
+    pub target: String,
+    pub requests: Vec<AuthzRequest>,
+}
+
+struct Inner {
+    upstream: String,
+    client: reqwest::Client,
+    calls: Mutex<Vec<AwsCall>>,
+}
+
+pub struct AwsRecorder {
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl AwsRecorder {
+    /// Starts a proxy to `upstream` (moto's endpoint) on a free loopback port.
+    pub async fn start(upstream: &str) -> Self {
+        let inner = Arc::new(Inner {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("reqwest client"),
+            calls: Mutex::new(Vec::new()),
+        });
+        let router = Router::new().fallback(forward).with_state(inner.clone());
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the AWS recorder");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Self {
+            addr,
+            inner,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The calls recorded since the last `take`, in order.
+    pub fn take(&self) -> Vec<AwsCall> {
+        std::mem::take(&mut *self.inner.calls.lock().unwrap())
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn forward(State(inner): State<Arc<Inner>>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let target = header(&parts.headers, "x-amz-target").unwrap_or_default();
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    inner.calls.lock().unwrap().push(AwsCall {
+        requests: authz_requests(&target, &json),
+        target,
+    });
+
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let mut upstream = inner
+        .client
+        .request(parts.method.clone(), format!("{}{path}", inner.upstream));
+    for (name, value) in &parts.headers {
+        if !hop_by_hop(name.as_str()) {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let answer = match upstream.body(body.to_vec()).send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            return Response::builder()
+                .status(502)
+                .body(axum::body::Body::from(format!(
+                    "recorder: upstream failed: {e}"
+                )))
+                .expect("static response");
+        }
+    };
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if !hop_by_hop(name.as_str()) {
+            response = response.header(name, value);
+        }
+    }
+    let bytes: Bytes = answer.bytes().await.unwrap_or_default();
+    response
+        .body(axum::body::Body::from(bytes))
+        .expect("forwarded response")
+}
+
+fn hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "host" | "content-length" | "connection" | "transfer-encoding" | "keep-alive"
+    )
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+pub fn table_arn(table: &str) -> String {
+    format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}")
+}
+
+pub fn key_arn(key: &str) -> String {
+    if key.starts_with("arn:") {
+        key.to_owned()
+    } else {
+        format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{key}")
+    }
+}
+
+pub fn parameter_arn(name: &str) -> String {
+    format!(
+        "arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{}",
+        name.trim_start_matches('/')
+    )
+}
+
+fn request(action: String, resource: String) -> AuthzRequest {
+    AuthzRequest {
+        action,
+        resource,
+        context: BTreeMap::new(),
+    }
+}
+
+/// The IAM authorization requests of one call (JSON protocols: DynamoDB, KMS, SSM).
+pub fn authz_requests(target: &str, body: &Value) -> Vec<AuthzRequest> {
+    let Some((service, operation)) = target.split_once('.') else {
+        return vec![request(format!("unknown:{target}"), "*".into())];
+    };
+    let str_of = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    match service {
+        s if s.starts_with("DynamoDB_") => match operation {
+            "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|item| {
+                    item.as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(kind, spec)| {
+                            let action = match kind.as_str() {
+                                "ConditionCheck" => "ConditionCheckItem".to_owned(),
+                                other => format!("{other}Item"),
+                            };
+                            request(
+                                format!("dynamodb:{action}"),
+                                table_arn(&str_of(&spec["TableName"])),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+            "BatchGetItem" | "BatchWriteItem" => body["RequestItems"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(table, _)| request(format!("dynamodb:{operation}"), table_arn(table)))
+                .collect(),
+            _ => vec![request(
+                format!("dynamodb:{operation}"),
+                table_arn(&str_of(&body["TableName"])),
+            )],
+        },
+        "TrentService" => {
+            let mut r = request(format!("kms:{operation}"), key_arn(&str_of(&body["KeyId"])));
+            if let Some(context) = body["EncryptionContext"].as_object() {
+                for (k, v) in context {
+                    r.context
+                        .insert(format!("kms:EncryptionContext:{k}"), str_of(v));
+                }
+            }
+            vec![r]
+        }
+        "AmazonSSM" => match body["Names"].as_array() {
+            Some(names) => names
+                .iter()
+                .map(|n| request(format!("ssm:{operation}"), parameter_arn(&str_of(n))))
+                .collect(),
+            None => vec![request(
+                format!("ssm:{operation}"),
+                parameter_arn(&str_of(&body["Name"])),
+            )],
+        },
+        other => vec![request(format!("{other}:{operation}"), "*".into())],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn transactions_are_authorized_per_item() {
+        let body = json!({"TransactItems": [
+            {"Put": {"TableName": "t"}},
+            {"Update": {"TableName": "t"}},
+            {"ConditionCheck": {"TableName": "t"}},
+            {"Delete": {"TableName": "t"}},
+        ]});
+        let actions: Vec<String> = authz_requests("DynamoDB_20120810.TransactWriteItems", &body)
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:DeleteItem"
+            ]
+        );
+        let get = authz_requests(
+            "DynamoDB_20120810.TransactGetItems",
+            &json!({"TransactItems": [{"Get": {"TableName": "t"}}]}),
+        );
+        assert_eq!(get[0].action, "dynamodb:GetItem");
+        assert_eq!(get[0].resource, table_arn("t"));
+    }
+
+    #[test]
+    fn kms_context_and_ssm_names() {
+        let kms = authz_requests(
+            "TrentService.GenerateDataKey",
+            &json!({"KeyId": "k1", "EncryptionContext": {"service": "tglink", "purpose": "p"}}),
+        );
+        assert_eq!(kms[0].action, "kms:GenerateDataKey");
+        assert_eq!(kms[0].resource, key_arn("k1"));
+        assert_eq!(kms[0].context["kms:EncryptionContext:service"], "tglink");
+        let ssm = authz_requests(
+            "AmazonSSM.GetParameters",
+            &json!({"Names": ["/tglink/x/A", "/tglink/x/B"], "WithDecryption": true}),
+        );
+        assert_eq!(ssm.len(), 2);
+        assert_eq!(ssm[1].resource, parameter_arn("/tglink/x/B"));
+    }
+}

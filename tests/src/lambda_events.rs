@@ -1,0 +1,666 @@
+//! The Lambda events of `tests/events/` (API Gateway HTTP API v2, one per route, as
+//! `cargo lambda invoke --data-file` sends them), the development configuration beside them
+//! (`tests/events/dev.env`), and the scenario that replays them: every route of every function,
+//! in an order in which each one succeeds (a connect link, then its `/start`; a worker token,
+//! then a fetch with it; …).
+//!
+//! The scenario runs through an [`Invoker`]: in-process (`tests/tests/deploy_iam.rs`) or through
+//! `cargo lambda watch` / `cargo lambda invoke` (`tests/tests/deploy_cargo_lambda.rs`). Every
+//! AWS call each function makes on the way is recorded (see [`crate::aws_recorder`]) and
+//! attributed to it, so the tests can hold the template's IAM policies against what the
+//! functions really do.
+//!
+//! The fixture files are usable as they are (a human runs them against `make watch`); values
+//! that only exist at run time are placeholders the scenario replaces (the `*_PLACEHOLDER`
+//! constants), and the callback's signature is made afresh. The Mini App events carry initData
+//! signed with `dev.env`'s bot token (valid there for 100 years); since initData is used up by
+//! a session or a link, the scenario signs fresh initData for those ([`fresh_init_data`]).
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::PathBuf,
+    sync::Arc,
+};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tglink_shared::{
+    config::{MapEnv, Platform},
+    runtime::{Function, Startup},
+    telegram::initdata::signing,
+    time::UnixTime,
+    token::OneTimeToken,
+};
+
+use crate::aws_recorder::{AuthzRequest, AwsRecorder};
+
+/// In `webhook/post-telegram-webhook.json`: the `/start` token (from connect-link).
+pub const CONNECT_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_token_FROM_connect-link_000000";
+/// In `registration/post-auth-registration-callback.json`: the token from setup-2fa.
+pub const REGISTRATION_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_token_FROM_setup-2fa_000000000";
+/// In `registration/get-auth-registration-registration_id.json`.
+pub const REGISTRATION_ID_PLACEHOLDER: &str = "0123456789abcdef0123456789abcdef";
+/// In `settings/delete-worker-tokens-id.json`.
+pub const WORKER_TOKEN_ID_PLACEHOLDER: &str = "wt_REPLACE_WITH_ID0";
+/// In `link/post-telegram-link.json`: the session token from `initdata-verify`'s session.
+pub const SESSION_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_session_token_FROM_session_000";
+/// The Telegram user of the events' initData and of the admin events' path.
+pub const DEV_TELEGRAM_USER: i64 = 42;
+/// The `user` field of the events' initData (and of [`fresh_init_data`]).
+pub const DEV_TELEGRAM_USER_JSON: &str = r#"{"id":42,"first_name":"Ann","username":"ann"}"#;
+/// The bot token of `settings/put-settings-bot-token.json` (a fake Bot API must know it).
+pub const DEV_BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0";
+/// The user of the events' JWTs (`sub`).
+pub const DEV_USER: &str = "dev-user";
+/// A JWT for `dev.env` with `roles: ["admin"]` (user `dev-admin`, valid until 2100), for the
+/// events of admin routes; printed in the README.
+pub const DEV_ADMIN_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZXYtYWRtaW4iLCJpc3MiOiJ0Z2xpbmstZGV2IiwiYXVkIjoidGdsaW5rLWRldiIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNzUwMDAwMDAwLCJyb2xlcyI6WyJhZG1pbiJdfQ.kcrB5-VJ8CoNycWXWsTv0gEAPxwTeb9VNUDEQjsOoxw";
+
+/// Variables of `dev.env` that configure the embedded store and key; a cloud-like run replaces
+/// them with DynamoDB and KMS.
+pub const EMBEDDED_VARS: &[&str] = &[
+    "TGLINK_STORE",
+    "TGLINK_SQLITE_PATH",
+    "TGLINK_SEALER",
+    "TGLINK_LOCAL_KEY_PATH",
+];
+
+pub fn events_dir() -> PathBuf {
+    crate::workspace_root().join("tests/events")
+}
+
+pub fn event_path(function: &str, slug: &str) -> PathBuf {
+    events_dir().join(function).join(format!("{slug}.json"))
+}
+
+pub fn load_event(function: &str, slug: &str) -> Value {
+    let path = event_path(function, slug);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `tests/events/dev.env`, in file order.
+pub fn dev_env() -> Vec<(String, String)> {
+    let path = events_dir().join("dev.env");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("dev.env: not KEY=VALUE: {l}"));
+            (k.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect()
+}
+
+pub fn dev_var(name: &str) -> String {
+    dev_env()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("dev.env has no {name}"))
+}
+
+/// The service secrets of `dev.env` (for SSM in a cloud-like run).
+pub fn dev_secrets() -> Vec<(String, String)> {
+    dev_env()
+        .into_iter()
+        .filter(|(k, _)| tglink_shared::config::SECRET_VARS.contains(&k.as_str()))
+        .collect()
+}
+
+/// The plain configuration of `dev.env`: neither secrets nor the embedded store and key.
+pub fn dev_config() -> MapEnv {
+    let mut env = MapEnv::new();
+    for (k, v) in dev_env() {
+        if !tglink_shared::config::SECRET_VARS.contains(&k.as_str())
+            && !EMBEDDED_VARS.contains(&k.as_str())
+        {
+            env.set(&k, v);
+        }
+    }
+    env
+}
+
+/// Replaces `from` by `to` in every string of `event` (body, path, path parameters, headers).
+pub fn replace_all(event: &mut Value, from: &str, to: &str) {
+    match event {
+        Value::String(s) if s.contains(from) => *s = s.replace(from, to),
+        Value::Array(items) => items.iter_mut().for_each(|v| replace_all(v, from, to)),
+        Value::Object(map) => map.values_mut().for_each(|v| replace_all(v, from, to)),
+        _ => {}
+    }
+}
+
+/// Sets a request header (API Gateway sends them in lower case).
+pub fn set_header(event: &mut Value, name: &str, value: &str) {
+    event["headers"][name.to_ascii_lowercase()] = Value::String(value.to_owned());
+}
+
+/// Signs the callback event's body afresh with `secret` at the current time.
+pub fn sign_callback(event: &mut Value, secret: &str) {
+    let body = event["body"].as_str().expect("callback body").to_owned();
+    let header = registration::signature::sign(secret.as_bytes(), UnixTime::now(), body.as_bytes());
+    set_header(event, registration::signature::HEADER, &header);
+}
+
+/// initData of [`DEV_TELEGRAM_USER`] signed now with `dev.env`'s `TELEGRAM_BOT_TOKEN`, as
+/// Telegram would sign it, with a random `query_id`: never seen before, so it can be used up
+/// (a session, a link) however often the scenario runs. The events' own initData can be used
+/// up once per replay window only.
+pub fn fresh_init_data() -> String {
+    let query_id = format!("AAfresh{}", &OneTimeToken::mint().expose()[..16]);
+    let auth_date = UnixTime::now().secs().to_string();
+    signing::sign_hmac(
+        &[
+            ("query_id", query_id.as_str()),
+            ("user", DEV_TELEGRAM_USER_JSON),
+            ("auth_date", auth_date.as_str()),
+        ],
+        &dev_var("TELEGRAM_BOT_TOKEN"),
+    )
+}
+
+/// Makes an event's body `{"init_data": <init_data>}`.
+pub fn set_init_data(event: &mut Value, init_data: &str) {
+    event["body"] = Value::String(serde_json::json!({ "init_data": init_data }).to_string());
+}
+
+/// A function's answer to an event.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+impl Outcome {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn expect(self, status: u16, what: &str) -> Self {
+        assert_eq!(self.status, status, "{what}: body {}", self.body);
+        self
+    }
+
+    /// The API Gateway proxy response a Lambda returns (`statusCode`, `headers`, `body`).
+    pub fn from_proxy_response(response: &Value) -> Self {
+        let status = response["statusCode"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no statusCode in {response}"));
+        let headers = response["headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    v.as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let body = response["body"].as_str().unwrap_or_default();
+        let body = if response["isBase64Encoded"] == true {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .expect("base64 body");
+            String::from_utf8_lossy(&bytes).into_owned()
+        } else {
+            body.to_owned()
+        };
+        Self {
+            status: status as u16,
+            headers,
+            body,
+        }
+    }
+}
+
+/// Delivers an event to a function, as Lambda would.
+#[async_trait]
+pub trait Invoker: Send {
+    async fn invoke(&mut self, function: &str, event: &Value) -> Outcome;
+}
+
+/// Every function built in-process, once, on first use (its cold start), from its own
+/// `Startup` with `Platform::Lambda` — as its `main.rs` builds it in Lambda — and handed the
+/// event as `lambda_http` parses it.
+pub struct InProcess {
+    env: MapEnv,
+    built: HashMap<String, Arc<dyn Function>>,
+}
+
+impl InProcess {
+    pub fn new(env: MapEnv) -> Self {
+        Self {
+            env,
+            built: HashMap::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Invoker for InProcess {
+    async fn invoke(&mut self, function: &str, event: &Value) -> Outcome {
+        if !self.built.contains_key(function) {
+            let startup = Startup::new(Arc::new(self.env.clone()), Platform::Lambda)
+                .await
+                .unwrap_or_else(|e| panic!("{function}: cold start: {e}"));
+            let built = crate::functions::build(function, &startup)
+                .await
+                .unwrap_or_else(|e| panic!("{function}: build: {e}"));
+            self.built.insert(function.to_owned(), built);
+        }
+        let request = lambda_http::request::from_str(&event.to_string())
+            .unwrap_or_else(|e| panic!("{function}: not an API Gateway event: {e}"));
+        let response = self.built[function].handle(request).await;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let body = match response.into_body() {
+            lambda_http::Body::Text(text) => text,
+            lambda_http::Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            _ => String::new(),
+        };
+        Outcome {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// One invocation of a session.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub function: String,
+    pub slug: String,
+    /// The event's route (`METHOD /path/{param}`).
+    pub method: String,
+    pub route: String,
+    pub outcome: Outcome,
+}
+
+/// A run of the scenario: invokes functions one at a time and attributes the AWS calls recorded
+/// during each invocation (its cold start included) to the function invoked.
+pub struct Session<'a> {
+    invoker: &'a mut dyn Invoker,
+    recorder: &'a AwsRecorder,
+    /// The IAM authorization requests each function made.
+    pub observed: BTreeMap<String, Vec<AuthzRequest>>,
+    /// `(function, event slug)` of every invocation.
+    pub invoked: BTreeSet<(String, String)>,
+    pub invocations: Vec<Invocation>,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(invoker: &'a mut dyn Invoker, recorder: &'a AwsRecorder) -> Self {
+        Self {
+            invoker,
+            recorder,
+            observed: BTreeMap::new(),
+            invoked: BTreeSet::new(),
+            invocations: Vec::new(),
+        }
+    }
+
+    /// Every response as JSON lines for `tests/openapi_responses.py`.
+    pub fn responses_jsonl(&self) -> String {
+        self.invocations
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "method": i.method,
+                    "route": i.route,
+                    "status": i.outcome.status,
+                    "headers": i.outcome.headers,
+                    "body": i.outcome.body,
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect()
+    }
+
+    /// Invokes `function` with its event `slug`, changed by `edit`.
+    pub async fn call(
+        &mut self,
+        function: &str,
+        slug: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Outcome {
+        let mut event = load_event(function, slug);
+        edit(&mut event);
+        let stray = self.recorder.take();
+        assert!(stray.is_empty(), "AWS calls between invocations: {stray:?}");
+        let outcome = self.invoker.invoke(function, &event).await;
+        let requests = self
+            .recorder
+            .take()
+            .into_iter()
+            .flat_map(|call| call.requests);
+        self.observed
+            .entry(function.to_owned())
+            .or_default()
+            .extend(requests);
+        self.invoked.insert((function.to_owned(), slug.to_owned()));
+        let route_key = event["routeKey"].as_str().unwrap_or_default();
+        let (method, route) = route_key.split_once(' ').unwrap_or_default();
+        self.invocations.push(Invocation {
+            function: function.to_owned(),
+            slug: slug.to_owned(),
+            method: method.to_owned(),
+            route: route.to_owned(),
+            outcome: outcome.clone(),
+        });
+        outcome
+    }
+}
+
+fn text_of(outcome: &Outcome, pointer: &str) -> String {
+    outcome
+        .json()
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no {pointer} in {}", outcome.body))
+        .to_owned()
+}
+
+/// Every route of every function, each answered with success. Add the steps of a new function
+/// here (README "Adding a function"): the IAM tests require every action its policy grants to be
+/// used somewhere in this scenario.
+pub async fn run_scenario(s: &mut Session<'_>) {
+    // The events as they are in tests/events/ (what `cargo lambda invoke --data-file` gets
+    // without editing them): placeholders and a stale signature give documented refusals.
+    let as_is = s
+        .call("webhook", "post-telegram-webhook", |_| {})
+        .await
+        .expect(200, "webhook, the event as it is");
+    assert!(as_is.body.contains("expired or invalid"), "{}", as_is.body);
+    let stale = s
+        .call("registration", "post-auth-registration-callback", |_| {})
+        .await
+        .expect(401, "registration callback, the event as it is");
+    assert_eq!(stale.json()["code"], "signature_stale");
+    let unknown = s
+        .call(
+            "registration",
+            "get-auth-registration-registration_id",
+            |_| {},
+        )
+        .await
+        .expect(404, "registration status, the event as it is");
+    assert_eq!(unknown.json()["code"], "registration_not_found");
+    let unknown = s
+        .call("settings", "delete-worker-tokens-id", |_| {})
+        .await
+        .expect(404, "worker token revocation, the event as it is");
+    assert_eq!(unknown.json()["code"], "worker_token_not_found");
+    let unauthenticated = s
+        .call("connect-link", "post-telegram-connect-link", |e| {
+            e["headers"]
+                .as_object_mut()
+                .expect("headers")
+                .remove("authorization");
+        })
+        .await
+        .expect(401, "connect-link without a JWT");
+    assert_eq!(unauthenticated.json()["code"], "auth_required");
+
+    // connect-link, then the bot's webhook: /start with that token links; /disconnect unlinks.
+    let link = s
+        .call("connect-link", "post-telegram-connect-link", |_| {})
+        .await
+        .expect(201, "connect-link");
+    let token = text_of(&link, "/token");
+    let start = s
+        .call("webhook", "post-telegram-webhook", |e| {
+            replace_all(e, CONNECT_TOKEN_PLACEHOLDER, &token);
+            replace_all(e, "\"update_id\":100001", "\"update_id\":100002");
+        })
+        .await
+        .expect(200, "webhook /start");
+    assert!(
+        start.body.contains("Successfully connected"),
+        "webhook /start: {}",
+        start.body
+    );
+    let disconnect = s
+        .call("webhook", "post-telegram-webhook", |e| {
+            replace_all(
+                e,
+                &format!("/start {CONNECT_TOKEN_PLACEHOLDER}"),
+                "/disconnect",
+            );
+            replace_all(e, "\"update_id\":100001", "\"update_id\":100003");
+        })
+        .await
+        .expect(200, "webhook /disconnect");
+    assert!(
+        disconnect.body.contains("Disconnected"),
+        "webhook /disconnect: {}",
+        disconnect.body
+    );
+
+    // settings: bot token (getMe on the fake Bot API), session, status, worker tokens.
+    let saved = s
+        .call("settings", "put-settings-bot-token", |_| {})
+        .await
+        .expect(200, "settings bot token");
+    assert_eq!(saved.json()["success"], true);
+    s.call("settings", "put-telegram-session", |_| {})
+        .await
+        .expect(200, "settings session");
+    let status = s
+        .call("settings", "get-telegram-status", |_| {})
+        .await
+        .expect(200, "settings status");
+    assert_eq!(status.json()["user_auth"], true, "{}", status.body);
+    let created = s
+        .call("settings", "post-worker-tokens", |_| {})
+        .await
+        .expect(201, "settings worker token");
+    let (worker_id, worker_token) = (text_of(&created, "/id"), text_of(&created, "/worker_token"));
+    s.call("settings", "get-worker-tokens", |_| {})
+        .await
+        .expect(200, "settings worker token list");
+
+    // worker-credentials: with the app JWT, then with the worker token.
+    let credentials = s
+        .call("worker-credentials", "get-worker-credentials", |_| {})
+        .await
+        .expect(200, "worker credentials (JWT)");
+    assert_eq!(credentials.json()["bot_token"], DEV_BOT_TOKEN);
+    s.call("worker-credentials", "get-worker-credentials", |e| {
+        set_header(e, "authorization", &format!("Bearer {worker_token}"))
+    })
+    .await
+    .expect(200, "worker credentials (worker token)");
+
+    // The worker reports the session dead; the user clears it; the worker token is revoked.
+    s.call("settings", "post-telegram-session-report", |_| {})
+        .await
+        .expect(200, "settings session report");
+    s.call("settings", "delete-telegram-session", |_| {})
+        .await
+        .expect(204, "settings delete session");
+    s.call("settings", "delete-worker-tokens-id", |e| {
+        replace_all(e, WORKER_TOKEN_ID_PLACEHOLDER, &worker_id)
+    })
+    .await
+    .expect(204, "settings revoke worker token");
+
+    // registration: setup, the provider's signed callback with a TOTP seed, the status read.
+    let setup = s
+        .call("registration", "post-auth-setup-2fa", |_| {})
+        .await
+        .expect(201, "registration setup");
+    let (id, reg_token) = (
+        text_of(&setup, "/registration_id"),
+        text_of(&setup, "/token"),
+    );
+    let secret = dev_var("REGISTRATION_CALLBACK_SECRET");
+    s.call("registration", "post-auth-registration-callback", |e| {
+        replace_all(e, REGISTRATION_TOKEN_PLACEHOLDER, &reg_token);
+        sign_callback(e, &secret);
+    })
+    .await
+    .expect(200, "registration callback");
+    let read = s
+        .call(
+            "registration",
+            "get-auth-registration-registration_id",
+            |e| replace_all(e, REGISTRATION_ID_PLACEHOLDER, &id),
+        )
+        .await
+        .expect(200, "registration status");
+    assert_eq!(read.json()["status"], "completed", "{}", read.body);
+
+    miniapp_scenario(s).await;
+}
+
+fn code_of(outcome: &Outcome) -> String {
+    text_of(outcome, "/code")
+}
+
+/// initdata-verify and link: the events as they are, then a session from fresh initData, a link
+/// by that session and one by initData, unlink, and the admin's revoke, block and unblock.
+async fn miniapp_scenario(s: &mut Session<'_>) {
+    // As they are: the events' initData (auth_date 2025) verifies under dev.env; nothing is
+    // linked or blocked yet; the link event's session token is a placeholder.
+    let verified = s
+        .call("initdata-verify", "post-telegram-miniapp-verify", |_| {})
+        .await
+        .expect(200, "miniapp verify, the event as it is");
+    assert_eq!(verified.json()["telegram_user_id"], DEV_TELEGRAM_USER);
+    assert_eq!(verified.json()["init_data"]["user"]["username"], "ann");
+    let none = s
+        .call("link", "get-telegram-link", |_| {})
+        .await
+        .expect(404, "link read, the event as it is");
+    assert_eq!(code_of(&none), "link_not_found");
+    let placeholder = s
+        .call("link", "post-telegram-link", |_| {})
+        .await
+        .expect(401, "link, the event as it is");
+    assert_eq!(code_of(&placeholder), "session_invalid");
+    let none = s
+        .call("link", "delete-telegram-link", |_| {})
+        .await
+        .expect(404, "unlink, the event as it is");
+    assert_eq!(code_of(&none), "link_not_found");
+    let none = s
+        .call(
+            "link",
+            "post-admin-telegram-links-telegram_user_id-revoke",
+            |_| {},
+        )
+        .await
+        .expect(404, "admin revoke, the event as it is");
+    assert_eq!(code_of(&none), "link_not_found");
+    let none = s
+        .call(
+            "link",
+            "post-admin-telegram-links-telegram_user_id-unblock",
+            |_| {},
+        )
+        .await
+        .expect(404, "admin unblock, the event as it is");
+    assert_eq!(code_of(&none), "block_not_found");
+
+    // A session from fresh initData; the same initData again is a replay.
+    let init_data = fresh_init_data();
+    let created = s
+        .call("initdata-verify", "post-telegram-miniapp-session", |e| {
+            set_init_data(e, &init_data)
+        })
+        .await
+        .expect(201, "miniapp session");
+    assert_eq!(created.json()["user_id"], Value::Null, "{}", created.body);
+    let session_token = text_of(&created, "/session_token");
+    let replayed = s
+        .call("initdata-verify", "post-telegram-miniapp-session", |e| {
+            set_init_data(e, &init_data)
+        })
+        .await
+        .expect(401, "miniapp session, the same initData again");
+    assert_eq!(code_of(&replayed), "initdata_replayed");
+
+    // Link by the session (the session records the app user), read it, unlink.
+    let with_session = |e: &mut Value| replace_all(e, SESSION_TOKEN_PLACEHOLDER, &session_token);
+    let linked = s
+        .call("link", "post-telegram-link", with_session)
+        .await
+        .expect(201, "link by session token");
+    assert_eq!(linked.json()["telegram_user_id"], DEV_TELEGRAM_USER);
+    assert_eq!(linked.json()["user_id"], DEV_USER);
+    assert_eq!(linked.json()["source"], "miniapp");
+    s.call("link", "get-telegram-link", |_| {})
+        .await
+        .expect(200, "link read");
+    s.call("link", "delete-telegram-link", |_| {})
+        .await
+        .expect(204, "unlink");
+
+    // Link by initData (claim and link in one transaction); the admin revokes it.
+    let init_data = fresh_init_data();
+    s.call("link", "post-telegram-link", |e| {
+        set_init_data(e, &init_data)
+    })
+    .await
+    .expect(201, "link by initData");
+    let revoked = s
+        .call(
+            "link",
+            "post-admin-telegram-links-telegram_user_id-revoke",
+            |_| {},
+        )
+        .await
+        .expect(200, "admin revoke");
+    assert_eq!(revoked.json()["revoked"]["user_id"], DEV_USER);
+
+    // Linked again, then blocked: the block removes the link; a blocked user's initData is
+    // refused; unblocked.
+    let with_session = |e: &mut Value| replace_all(e, SESSION_TOKEN_PLACEHOLDER, &session_token);
+    s.call("link", "post-telegram-link", with_session)
+        .await
+        .expect(201, "link by session token again");
+    let blocked = s
+        .call(
+            "link",
+            "post-admin-telegram-links-telegram_user_id-block",
+            |_| {},
+        )
+        .await
+        .expect(200, "admin block");
+    assert_eq!(blocked.json()["already_blocked"], false, "{}", blocked.body);
+    assert_eq!(blocked.json()["revoked"]["user_id"], DEV_USER);
+    let refused = s
+        .call("initdata-verify", "post-telegram-miniapp-verify", |_| {})
+        .await
+        .expect(401, "miniapp verify of a blocked user");
+    assert_eq!(code_of(&refused), "telegram_user_blocked");
+    let unblocked = s
+        .call(
+            "link",
+            "post-admin-telegram-links-telegram_user_id-unblock",
+            |_| {},
+        )
+        .await
+        .expect(200, "admin unblock");
+    assert_eq!(unblocked.json()["blocked"], false);
+}

@@ -1,0 +1,1064 @@
+//! End-to-end: Mini App verification, sessions, linking and the admin controls, through the
+//! local API over HTTP, on both adapters.
+
+use std::sync::Arc;
+
+use http::Method;
+use serde_json::{Value, json};
+use tglink_shared::{
+    auth::{DevClaims, sign_hs256},
+    config::{Env, JwtConfig, JwtKey, MapEnv},
+    ids::{TelegramUserId, UserId},
+    store::{ClaimKey, ClaimStatus, Link, LinkSource, Store},
+    telegram::initdata::{Validator, signing::sign_hmac},
+    time::UnixTime,
+    token::OneTimeToken,
+};
+use tglink_tests::{
+    app::{TestApp, spawn_app, spawn_app_with},
+    fixtures::Backend,
+    http_client::{Api, ApiResponse},
+    logs,
+};
+
+const VERIFY: &str = "/api/telegram/miniapp/verify";
+const SESSION: &str = "/api/telegram/miniapp/session";
+const LINK: &str = "/api/telegram/link";
+
+fn tg(id: i64) -> TelegramUserId {
+    TelegramUserId::new(id).unwrap()
+}
+
+fn uid(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
+}
+
+fn admin_path(telegram: &str, action: &str) -> String {
+    format!("/api/admin/telegram/links/{telegram}/{action}")
+}
+
+fn bot_token(app: &TestApp) -> String {
+    app.env
+        .var("TELEGRAM_BOT_TOKEN")
+        .expect("the local API has a dev bot token")
+}
+
+/// A JWT whose `roles` claim holds `admin`.
+fn admin_jwt(app: &TestApp, user: &str) -> String {
+    let config = JwtConfig::from_env(app.env.as_ref()).unwrap();
+    let JwtKey::Secret(secret) = &config.key else {
+        panic!("the local API signs HS256")
+    };
+    let mut claims = DevClaims::new(user, &config, 3600);
+    claims.roles = vec!["admin".into()];
+    sign_hs256(secret, &claims)
+}
+
+/// The user JSON of a Mini App launch, as Telegram sends it.
+fn user_json(telegram: i64) -> String {
+    json!({
+        "id": telegram,
+        "first_name": "Ann Lee",
+        "last_name": "Smith",
+        "username": format!("user{telegram}"),
+        "language_code": "en",
+        "allows_write_to_pm": true,
+        "photo_url": "https://t.me/i/userpic/320/x.svg"
+    })
+    .to_string()
+}
+
+/// Fresh initData of Telegram user `telegram`, signed with `token` (each `query_id` is another
+/// launch, hence another replay key).
+fn init_data_with(token: &str, telegram: i64, query_id: &str, auth_date: u64) -> String {
+    sign_hmac(
+        &[
+            ("query_id", query_id),
+            ("user", &user_json(telegram)),
+            ("auth_date", &auth_date.to_string()),
+            ("chat_instance", "-8134722200314281151"),
+            ("chat_type", "private"),
+        ],
+        token,
+    )
+}
+
+fn init_data(app: &TestApp, telegram: i64, query_id: &str) -> String {
+    init_data_with(
+        &bot_token(app),
+        telegram,
+        query_id,
+        UnixTime::now().secs() - 5,
+    )
+}
+
+/// The `hash` value of signed initData.
+fn hash_of(init_data: &str) -> String {
+    init_data
+        .split('&')
+        .find_map(|f| f.strip_prefix("hash="))
+        .unwrap()
+        .to_owned()
+}
+
+async fn post(api: &Api, path: &str, jwt: Option<&str>, body: Value) -> ApiResponse {
+    api.post(path, jwt, Some(&body)).await
+}
+
+async fn session(api: &Api, init_data: &str) -> ApiResponse {
+    post(api, SESSION, None, json!({"init_data": init_data})).await
+}
+
+async fn session_token(api: &Api, init_data: &str) -> String {
+    let resp = session(api, init_data).await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    resp.json["session_token"].as_str().unwrap().to_owned()
+}
+
+async fn link_with(api: &Api, jwt: &str, body: Value) -> ApiResponse {
+    post(api, LINK, Some(jwt), body).await
+}
+
+/// Both items of the link agree (or both are absent).
+async fn stored_link(store: &Store, telegram: i64) -> Option<Link> {
+    let by_telegram = store.links().get_by_telegram(tg(telegram)).await.unwrap();
+    if let Some(l) = &by_telegram {
+        assert_eq!(
+            store
+                .links()
+                .get_by_user(&l.user_id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(l),
+            "both items of a link agree"
+        );
+    }
+    by_telegram
+}
+
+/// Every response body seen, to check that no secret is ever echoed.
+#[derive(Default)]
+struct Seen(Vec<String>);
+
+impl Seen {
+    fn add(&mut self, resp: &ApiResponse) {
+        self.0.push(resp.text.clone());
+    }
+
+    fn assert_free_of(&self, secrets: &[&str]) {
+        for text in &self.0 {
+            for secret in secrets {
+                assert!(!text.contains(secret), "a response echoes a secret: {text}");
+            }
+        }
+    }
+}
+
+async fn verify_session_link_read_unlink(backend: Backend) {
+    let log = logs::capture();
+    let app = spawn_app(backend).await;
+    let api = &app.api;
+    let store = app.store().await;
+    let token = bot_token(&app);
+    let jwt1 = app.jwt("user-1");
+    let mut seen = Seen::default();
+    let mut sessions = Vec::new();
+
+    // verify: the typed data, no hash or signature, no raw string; and it uses nothing up.
+    let data1 = init_data(&app, 4001, "AAQ1");
+    for _ in 0..2 {
+        let resp = post(api, VERIFY, None, json!({"init_data": data1})).await;
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        assert_eq!(resp.json["telegram_user_id"], 4001);
+        let data = &resp.json["init_data"];
+        assert_eq!(data["user"]["id"], 4001);
+        assert_eq!(data["user"]["username"], "user4001");
+        assert_eq!(data["user"]["first_name"], "Ann Lee");
+        assert_eq!(data["query_id"], "AAQ1");
+        assert_eq!(data["chat_type"], "private");
+        assert!(data["auth_date"].is_u64());
+        assert!(data.get("hash").is_none() && data.get("signature").is_none());
+        seen.add(&resp);
+    }
+
+    // session: once per initData.
+    let before = UnixTime::now().secs();
+    let resp = session(api, &data1).await;
+    let after = UnixTime::now().secs();
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    let s1 = resp.json["session_token"].as_str().unwrap().to_owned();
+    assert_eq!(s1.len(), 43);
+    let expires_at = resp.json["expires_at"].as_u64().unwrap();
+    assert!((before + 86_400..=after + 86_400).contains(&expires_at));
+    assert_eq!(resp.json["telegram_user_id"], 4001);
+    assert_eq!(resp.json["user_id"], Value::Null);
+    sessions.push(s1.clone());
+    for _ in 0..2 {
+        let resp = session(api, &data1).await;
+        resp.assert_problem(401, "initdata_replayed");
+        assert!(resp.header("www-authenticate").is_none());
+        seen.add(&resp);
+    }
+    let resp = link_with(api, &jwt1, json!({"init_data": data1})).await;
+    resp.assert_problem(401, "initdata_replayed");
+    seen.add(&resp);
+
+    // link with the session: 201, then 200 for the same pair.
+    let resp = link_with(api, &jwt1, json!({"session_token": s1})).await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    assert_eq!(resp.json["telegram_user_id"], 4001);
+    assert_eq!(resp.json["user_id"], "user-1");
+    assert_eq!(resp.json["username"], "user4001");
+    assert_eq!(resp.json["source"], "miniapp");
+    let linked = resp.json.clone();
+    seen.add(&resp);
+    let resp = link_with(api, &jwt1, json!({"session_token": s1})).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json, linked);
+    seen.add(&resp);
+    let resp = api.get(LINK, Some(&jwt1)).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json, linked);
+    seen.add(&resp);
+    let stored = stored_link(&store, 4001).await.expect("linked");
+    assert_eq!(stored.user_id, uid("user-1"));
+    assert_eq!(stored.source, LinkSource::MiniApp);
+    assert_eq!(
+        stored.linked_at.secs(),
+        linked["linked_at"].as_u64().unwrap()
+    );
+
+    // A new session of this Telegram user names its app user.
+    let resp = session(api, &init_data(&app, 4001, "AAQ2")).await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    assert_eq!(resp.json["user_id"], "user-1");
+    sessions.push(resp.json["session_token"].as_str().unwrap().to_owned());
+
+    // Another app user cannot take this Telegram user, nor can user-1 take another one.
+    let jwt2 = app.jwt("user-2");
+    let resp = link_with(api, &jwt2, json!({"session_token": s1})).await;
+    resp.assert_problem(409, "link_conflict");
+    let data5 = init_data(&app, 4002, "AAQ5");
+    let resp = link_with(api, &jwt1, json!({"init_data": data5})).await;
+    resp.assert_problem(409, "link_conflict");
+    seen.add(&resp);
+    assert_eq!(stored_link(&store, 4002).await, None);
+    assert_eq!(
+        store.links().get_by_user(&uid("user-2")).await.unwrap(),
+        None
+    );
+
+    // DELETE removes both items; then nothing to read or delete.
+    let resp = api.call(Method::DELETE, LINK, Some(&jwt1), None).await;
+    assert_eq!(resp.status, 204, "{}", resp.text);
+    assert_eq!(stored_link(&store, 4001).await, None);
+    assert_eq!(
+        store.links().get_by_user(&uid("user-1")).await.unwrap(),
+        None
+    );
+    api.get(LINK, Some(&jwt1))
+        .await
+        .assert_problem(404, "link_not_found");
+    api.call(Method::DELETE, LINK, Some(&jwt1), None)
+        .await
+        .assert_problem(404, "link_not_found");
+
+    // The refused initData was not used up: now that user-1 is free, it links.
+    let resp = link_with(api, &jwt1, json!({"init_data": data5})).await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    assert_eq!(resp.json["telegram_user_id"], 4002);
+    seen.add(&resp);
+    link_with(api, &jwt1, json!({"init_data": data5}))
+        .await
+        .assert_problem(401, "initdata_replayed");
+    // Fresh initData for the same pair: 200.
+    let resp = link_with(
+        api,
+        &jwt1,
+        json!({"init_data": init_data(&app, 4002, "AAQ6")}),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(
+        stored_link(&store, 4002).await.unwrap().user_id,
+        uid("user-1")
+    );
+
+    // Malformed requests.
+    for body in [
+        json!({"session_token": s1, "init_data": data5}),
+        json!({}),
+        json!({"session_token": s1, "user_id": "user-9"}),
+        json!({"session_token": 5}),
+    ] {
+        let resp = link_with(api, &jwt2, body).await;
+        resp.assert_problem(400, "body_invalid");
+        seen.add(&resp);
+    }
+    let unknown = OneTimeToken::mint();
+    for bad in ["short", unknown.expose()] {
+        link_with(api, &jwt2, json!({"session_token": bad}))
+            .await
+            .assert_problem(401, "session_invalid");
+    }
+    post(api, LINK, None, json!({"session_token": s1}))
+        .await
+        .assert_problem(401, "auth_required");
+    api.get(LINK, None)
+        .await
+        .assert_problem(401, "auth_required");
+    api.call(Method::PUT, LINK, Some(&jwt1), None)
+        .await
+        .assert_problem(405, "method_not_allowed");
+    api.get(VERIFY, None)
+        .await
+        .assert_problem(405, "method_not_allowed");
+
+    let datas = [data1.clone(), data5.clone()];
+    let hashes = [hash_of(&data1), hash_of(&data5)];
+    let mut secrets: Vec<&str> = vec![&token];
+    secrets.extend(datas.iter().map(String::as_str));
+    secrets.extend(hashes.iter().map(String::as_str));
+    seen.assert_free_of(&secrets);
+    secrets.extend(sessions.iter().map(String::as_str));
+    log.assert_free_of(&secrets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_session_link_read_unlink_sqlite() {
+    verify_session_link_read_unlink(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_session_link_read_unlink_dynamodb() {
+    verify_session_link_read_unlink(Backend::DynamoDb).await;
+}
+
+/// The seed kept replay protection in process memory. Here a second local API, built
+/// independently on the same store, refuses initData the first one accepted, even re-encoded.
+async fn replay_is_refused_by_another_instance(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let other = local_api::start(app.env.clone(), "127.0.0.1:0")
+        .await
+        .expect("a second local API on the same store");
+    let b = Api::new(other.base_url());
+    let data = init_data(&app, 4101, "AAR1");
+    session_token(&app.api, &data).await;
+
+    session(&b, &data)
+        .await
+        .assert_problem(401, "initdata_replayed");
+    link_with(&b, &app.jwt("user-r"), json!({"init_data": data}))
+        .await
+        .assert_problem(401, "initdata_replayed");
+    // The same content in another encoding (fields reversed, `+` written `%20`) still
+    // verifies, and is still the same initData.
+    let reencoded = data
+        .split('&')
+        .rev()
+        .collect::<Vec<_>>()
+        .join("&")
+        .replace('+', "%20");
+    assert_ne!(reencoded, data);
+    let resp = post(&b, VERIFY, None, json!({"init_data": reencoded})).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    session(&b, &reencoded)
+        .await
+        .assert_problem(401, "initdata_replayed");
+
+    // The claim is in the shared store, seen by an independent client.
+    let now = UnixTime::now();
+    let key = Validator::from_env(app.env.as_ref())
+        .unwrap()
+        .validate(&data, now)
+        .unwrap()
+        .replay_key();
+    assert_eq!(
+        app.store()
+            .await
+            .claims()
+            .status(&ClaimKey::new("initdata", key.as_str()), now)
+            .await
+            .unwrap(),
+        Some(ClaimStatus::Completed)
+    );
+
+    // Sessions are shared too: one made on the second instance links on the first.
+    let s = session_token(&b, &init_data(&app, 4101, "AAR2")).await;
+    let resp = link_with(&app.api, &app.jwt("user-r"), json!({"session_token": s})).await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    other.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_is_refused_by_another_instance_sqlite() {
+    replay_is_refused_by_another_instance(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_is_refused_by_another_instance_dynamodb() {
+    replay_is_refused_by_another_instance(Backend::DynamoDb).await;
+}
+
+/// 32 app users race to link one Telegram user; `proofs[i]` is the body user i sends.
+async fn one_winner_of_32(app: &TestApp, telegram: i64, proofs: Vec<Value>) {
+    let racer = |i: usize| format!("racer-{telegram}-{i}");
+    let mut tasks = Vec::new();
+    for (i, proof) in proofs.into_iter().enumerate() {
+        let api = app.api.clone();
+        let jwt = app.jwt(&racer(i));
+        tasks.push(tokio::spawn(async move {
+            (i, link_with(&api, &jwt, proof).await)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (i, resp) = task.await.unwrap();
+        if resp.status == 201 {
+            assert_eq!(resp.json["telegram_user_id"], telegram);
+            assert_eq!(resp.json["user_id"], racer(i));
+            winners.push(i);
+        } else {
+            resp.assert_problem(409, "link_conflict");
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one of 32 links wins");
+    let store = app.store().await;
+    let link = stored_link(&store, telegram).await.expect("linked");
+    assert_eq!(link.user_id, uid(&racer(winners[0])));
+    for i in 0..32 {
+        assert_eq!(
+            store
+                .links()
+                .get_by_user(&uid(&racer(i)))
+                .await
+                .unwrap()
+                .is_some(),
+            i == winners[0],
+            "no half-written link"
+        );
+    }
+}
+
+async fn thirty_two_concurrent_links_one_winner(backend: Backend) {
+    // Each with its own fresh initData.
+    let app = spawn_app(backend).await;
+    let proofs = (0..32)
+        .map(|i| json!({"init_data": init_data(&app, 4201, &format!("AAC{i}"))}))
+        .collect();
+    one_winner_of_32(&app, 4201, proofs).await;
+
+    // Each with its own session of the same Telegram user.
+    let mut proofs = Vec::new();
+    for i in 0..32 {
+        let s = session_token(&app.api, &init_data(&app, 4202, &format!("AAS{i}"))).await;
+        proofs.push(json!({"session_token": s}));
+    }
+    one_winner_of_32(&app, 4202, proofs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_two_concurrent_links_one_winner_sqlite() {
+    thirty_two_concurrent_links_one_winner(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_two_concurrent_links_one_winner_dynamodb() {
+    thirty_two_concurrent_links_one_winner(Backend::DynamoDb).await;
+}
+
+async fn refusals_are_401_problems(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let api = &app.api;
+    let jwt = app.jwt("user-x");
+    let token = bot_token(&app);
+    let now = UnixTime::now().secs();
+    let user = user_json(4301);
+    let tampered = init_data(&app, 4301, "AAT1").replace("4301", "4302");
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "initdata_malformed"),
+        ("garbage".into(), "initdata_malformed"),
+        ("user=x&auth_date=1".into(), "initdata_malformed"),
+        (
+            format!("a=1&&hash={}", "0".repeat(64)),
+            "initdata_malformed",
+        ),
+        (
+            init_data_with("1234:another-bot", 4301, "AAT2", now),
+            "initdata_signature_invalid",
+        ),
+        (tampered, "initdata_signature_invalid"),
+        (
+            init_data_with(&token, 4301, "AAT3", now - 86_401),
+            "initdata_expired",
+        ),
+        (
+            init_data_with(&token, 4301, "AAT4", now + 3_600),
+            "initdata_expired",
+        ),
+        (
+            sign_hmac(
+                &[
+                    ("user", r#"{"id":4303,"first_name":"Bot","is_bot":true}"#),
+                    ("auth_date", &now.to_string()),
+                ],
+                &token,
+            ),
+            "bot_user_rejected",
+        ),
+        (
+            sign_hmac(
+                &[("query_id", "AAT5"), ("auth_date", &now.to_string())],
+                &token,
+            ),
+            "initdata_malformed",
+        ),
+        (
+            sign_hmac(
+                &[("user", "{not json"), ("auth_date", &now.to_string())],
+                &token,
+            ),
+            "initdata_malformed",
+        ),
+    ];
+    for (data, code) in &cases {
+        for path in [VERIFY, SESSION] {
+            let resp = post(api, path, None, json!({"init_data": data})).await;
+            resp.assert_problem(401, code);
+            assert!(resp.header("www-authenticate").is_none());
+            if data.len() > 8 {
+                assert!(!resp.text.contains(data.as_str()));
+            }
+        }
+        let resp = link_with(api, &jwt, json!({"init_data": data})).await;
+        resp.assert_problem(401, code);
+    }
+    // The user JSON of a good launch never comes back in an error either.
+    let resp = post(
+        api,
+        SESSION,
+        None,
+        json!({"init_data": format!("user={user}")}),
+    )
+    .await;
+    resp.assert_problem(401, "initdata_malformed");
+    assert!(!resp.text.contains("Ann Lee"));
+
+    // Bodies that are not `{"init_data": "<string>"}`: 4xx, never 5xx.
+    let raw = |path: &str, body: &'static str| {
+        api.request(Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    for path in [VERIFY, SESSION] {
+        api.send(raw(path, ""))
+            .await
+            .assert_problem(400, "body_missing");
+        for body in [
+            "{}",
+            r#"{"init_data": 5}"#,
+            "[]",
+            "{",
+            r#"{"init_data": null}"#,
+        ] {
+            api.send(raw(path, body))
+                .await
+                .assert_problem(400, "body_invalid");
+        }
+    }
+    let big = "x".repeat(70_000);
+    post(api, SESSION, None, json!({"init_data": big}))
+        .await
+        .assert_problem(413, "payload_too_large");
+    // Nothing was linked or used up by any of this.
+    let store = app.store().await;
+    assert_eq!(stored_link(&store, 4301).await, None);
+    let fresh = init_data(&app, 4301, "AAT9");
+    session_token(api, &fresh).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_401_problems_sqlite() {
+    refusals_are_401_problems(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_401_problems_dynamodb() {
+    refusals_are_401_problems(Backend::DynamoDb).await;
+}
+
+async fn admin_revoke_block_unblock(backend: Backend) {
+    let log = logs::capture();
+    let app = spawn_app(backend).await;
+    let api = &app.api;
+    let store = app.store().await;
+    let admin = admin_jwt(&app, "admin-1");
+    let jwt1 = app.jwt("user-1");
+    let s1 = session_token(api, &init_data(&app, 4401, "AAB1")).await;
+    assert_eq!(
+        link_with(api, &jwt1, json!({"session_token": s1}))
+            .await
+            .status,
+        201
+    );
+
+    // Only admins; ids must be positive integers.
+    for action in ["revoke", "block", "unblock"] {
+        let path = admin_path("4401", action);
+        post(api, &path, Some(&jwt1), json!({}))
+            .await
+            .assert_problem(403, "forbidden");
+        api.post(&path, None, None)
+            .await
+            .assert_problem(401, "auth_required");
+        for bad in ["abc", "0", "-4", "1.5"] {
+            api.post(&admin_path(bad, action), Some(&admin), None)
+                .await
+                .assert_problem(400, "telegram_user_id_invalid");
+        }
+        api.get(&path, Some(&admin))
+            .await
+            .assert_problem(405, "method_not_allowed");
+    }
+    assert!(stored_link(&store, 4401).await.is_some());
+
+    // revoke: the link goes (both items); once.
+    let resp = api
+        .post(&admin_path("4401", "revoke"), Some(&admin), None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["revoked"]["user_id"], "user-1");
+    assert_eq!(resp.json["revoked"]["telegram_user_id"], 4401);
+    assert_eq!(stored_link(&store, 4401).await, None);
+    assert_eq!(
+        store.links().get_by_user(&uid("user-1")).await.unwrap(),
+        None
+    );
+    api.post(&admin_path("4401", "revoke"), Some(&admin), None)
+        .await
+        .assert_problem(404, "link_not_found");
+
+    // Linked again (the session is still valid), then blocked: the link goes with the block.
+    assert_eq!(
+        link_with(api, &jwt1, json!({"session_token": s1}))
+            .await
+            .status,
+        201
+    );
+    let resp = api
+        .post(&admin_path("4401", "block"), Some(&admin), None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["blocked"], true);
+    assert_eq!(resp.json["already_blocked"], false);
+    assert_eq!(resp.json["blocked_by"], "admin-1");
+    assert_eq!(resp.json["revoked"]["user_id"], "user-1");
+    let blocked_at = resp.json["blocked_at"].clone();
+    assert_eq!(stored_link(&store, 4401).await, None);
+    assert_eq!(
+        store.links().get_by_user(&uid("user-1")).await.unwrap(),
+        None
+    );
+    assert!(store.blocks().get_block(tg(4401)).await.unwrap().is_some());
+
+    // A blocked user gets nothing: no verify, no session, no link by session or initData.
+    let refused = init_data(&app, 4401, "AAB2");
+    post(api, VERIFY, None, json!({"init_data": refused}))
+        .await
+        .assert_problem(401, "telegram_user_blocked");
+    session(api, &refused)
+        .await
+        .assert_problem(401, "telegram_user_blocked");
+    link_with(api, &jwt1, json!({"session_token": s1}))
+        .await
+        .assert_problem(401, "telegram_user_blocked");
+    link_with(api, &app.jwt("user-3"), json!({"init_data": refused}))
+        .await
+        .assert_problem(401, "telegram_user_blocked");
+    // Nor through the bot: `/start` is answered with a refusal and the token is kept.
+    let webhook_secret = app.env.var("TELEGRAM_WEBHOOK_SECRET").unwrap();
+    let connect = api
+        .post("/api/telegram/connect-link", Some(&app.jwt("user-9")), None)
+        .await;
+    let connect_token = connect.json["token"].as_str().unwrap().to_owned();
+    let start = |update_id: i64| {
+        json!({"update_id": update_id, "message": {"message_id": 1, "date": 0,
+            "chat": {"id": 4401, "type": "private"},
+            "from": {"id": 4401, "is_bot": false, "first_name": "A"},
+            "text": format!("/start {connect_token}")}})
+    };
+    let deliver = |update: Value| {
+        api.send(
+            api.request(Method::POST, "/api/telegram/webhook")
+                .header("X-Telegram-Bot-Api-Secret-Token", &webhook_secret)
+                .json(&update),
+        )
+    };
+    let resp = deliver(start(1)).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(
+        resp.json["text"],
+        "⛔ This Telegram account has been blocked from connecting to tglink. Contact support if you think this is a mistake."
+    );
+    assert_eq!(stored_link(&store, 4401).await, None);
+
+    // Blocking again keeps the first block.
+    let resp = api
+        .post(
+            &admin_path("4401", "block"),
+            Some(&admin_jwt(&app, "admin-2")),
+            None,
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["already_blocked"], true);
+    assert_eq!(resp.json["blocked_at"], blocked_at);
+    assert_eq!(resp.json["blocked_by"], "admin-1");
+    assert_eq!(resp.json["revoked"], Value::Null);
+
+    // unblock: once; then everything refused before works, nothing was used up.
+    let resp = api
+        .post(&admin_path("4401", "unblock"), Some(&admin), None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(
+        resp.json,
+        json!({"telegram_user_id": 4401, "blocked": false})
+    );
+    api.post(&admin_path("4401", "unblock"), Some(&admin), None)
+        .await
+        .assert_problem(404, "block_not_found");
+    assert_eq!(store.blocks().get_block(tg(4401)).await.unwrap(), None);
+    let resp = deliver(start(2)).await;
+    assert_eq!(
+        resp.json["text"], "✅ Successfully connected!",
+        "{}",
+        resp.text
+    );
+    let link = stored_link(&store, 4401).await.expect("linked by the bot");
+    assert_eq!(
+        (link.user_id, link.source),
+        (uid("user-9"), LinkSource::Bot)
+    );
+    let resp = post(api, VERIFY, None, json!({"init_data": refused})).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    link_with(api, &jwt1, json!({"init_data": refused}))
+        .await
+        .assert_problem(409, "link_conflict");
+    // The bot's link is revoked like any other.
+    let resp = api
+        .post(&admin_path("4401", "revoke"), Some(&admin), None)
+        .await;
+    assert_eq!(resp.json["revoked"]["source"], "bot");
+    let resp = link_with(api, &jwt1, json!({"init_data": refused})).await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+
+    log.assert_free_of(&[&s1, &refused, &connect_token, &webhook_secret, &admin]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_revoke_block_unblock_sqlite() {
+    admin_revoke_block_unblock(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_revoke_block_unblock_dynamodb() {
+    admin_revoke_block_unblock(Backend::DynamoDb).await;
+}
+
+async fn feature_flags(backend: Backend) {
+    // Everything off: every route of both functions is 404.
+    let app = spawn_app_with(
+        backend,
+        MapEnv::new().with("TELEGRAM_FEATURE_ENABLED", "false"),
+    )
+    .await;
+    let api = &app.api;
+    let jwt = app.jwt("user-f");
+    let admin = admin_jwt(&app, "admin-f");
+    let data = init_data(&app, 4501, "AAF1");
+    for path in [VERIFY, SESSION] {
+        post(api, path, None, json!({"init_data": data}))
+            .await
+            .assert_problem(404, "not_found");
+        api.get(path, None).await.assert_problem(404, "not_found");
+    }
+    link_with(api, &jwt, json!({"init_data": data}))
+        .await
+        .assert_problem(404, "not_found");
+    api.get(LINK, Some(&jwt))
+        .await
+        .assert_problem(404, "not_found");
+    api.call(Method::DELETE, LINK, Some(&jwt), None)
+        .await
+        .assert_problem(404, "not_found");
+    for action in ["revoke", "block", "unblock"] {
+        api.post(&admin_path("4501", action), Some(&admin), None)
+            .await
+            .assert_problem(404, "not_found");
+    }
+    app.stop().await;
+
+    // Mini App off: no verify, session or linking by Mini App proof; links stay readable and
+    // removable, and the admin controls stay.
+    let app = spawn_app_with(
+        backend,
+        MapEnv::new().with("TELEGRAM_MINIAPP_ENABLED", "off"),
+    )
+    .await;
+    let api = &app.api;
+    let jwt = app.jwt("user-f");
+    let admin = admin_jwt(&app, "admin-f");
+    let data = init_data(&app, 4501, "AAF2");
+    for path in [VERIFY, SESSION] {
+        post(api, path, None, json!({"init_data": data}))
+            .await
+            .assert_problem(404, "not_found");
+    }
+    for body in [
+        json!({"init_data": data}),
+        json!({"session_token": OneTimeToken::mint().expose()}),
+    ] {
+        link_with(api, &jwt, body)
+            .await
+            .assert_problem(404, "not_found");
+    }
+    let store = app.store().await;
+    store
+        .links()
+        .link(&Link {
+            telegram_user_id: tg(4501),
+            user_id: uid("user-f"),
+            chat_id: Some(4501),
+            username: None,
+            source: LinkSource::Bot,
+            linked_at: UnixTime::now(),
+        })
+        .await
+        .unwrap();
+    let resp = api.get(LINK, Some(&jwt)).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["source"], "bot");
+    assert_eq!(resp.json["chat_id"], 4501);
+    let resp = api
+        .post(&admin_path("4501", "block"), Some(&admin), None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    api.get(LINK, Some(&jwt))
+        .await
+        .assert_problem(404, "link_not_found");
+    api.call(Method::DELETE, LINK, Some(&jwt), None)
+        .await
+        .assert_problem(404, "link_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feature_flags_sqlite() {
+    feature_flags(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feature_flags_dynamodb() {
+    feature_flags(Backend::DynamoDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_store_is_503() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        MapEnv::new()
+            .with("TGLINK_STORE", "dynamodb")
+            .with("TGLINK_TABLE", "tglink-unreachable")
+            .with("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+            .with("AWS_REGION", "us-east-1")
+            .with("AWS_ACCESS_KEY_ID", "testing")
+            .with("AWS_SECRET_ACCESS_KEY", "testing"),
+    )
+    .await;
+    let api = &app.api;
+    let jwt = app.jwt("user-u");
+    let data = init_data(&app, 4601, "AAU1");
+    for resp in [
+        post(api, VERIFY, None, json!({"init_data": data})).await,
+        session(api, &data).await,
+        link_with(api, &jwt, json!({"init_data": data})).await,
+        link_with(
+            api,
+            &jwt,
+            json!({"session_token": OneTimeToken::mint().expose()}),
+        )
+        .await,
+        api.get(LINK, Some(&jwt)).await,
+        api.call(Method::DELETE, LINK, Some(&jwt), None).await,
+        api.post(
+            &admin_path("4601", "block"),
+            Some(&admin_jwt(&app, "a")),
+            None,
+        )
+        .await,
+    ] {
+        resp.assert_problem(503, "service_unavailable");
+        assert_eq!(resp.header("retry-after"), Some("2"));
+    }
+}
+
+/// A data directory made before the Mini App functions existed has no `TELEGRAM_BOT_TOKEN`
+/// in its dev secrets: one is added, the stored secrets are kept, and it stays the same.
+#[test]
+fn old_dev_secrets_get_a_bot_token() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("dev-secrets.json");
+    let old = json!({
+        "APP_JWT_SECRET": OneTimeToken::mint().expose(),
+        "TELEGRAM_WEBHOOK_SECRET": "kept-webhook-secret",
+        "REGISTRATION_CALLBACK_SECRET": OneTimeToken::mint().expose(),
+    });
+    std::fs::write(&path, old.to_string()).unwrap();
+    let process = MapEnv::new().with(
+        "TGLINK_SQLITE_PATH",
+        dir.path().join("tglink.db").display().to_string(),
+    );
+    let env = local_api::local_env(Arc::new(process.clone())).unwrap();
+    let token = env
+        .var("TELEGRAM_BOT_TOKEN")
+        .expect("a generated bot token");
+    Validator::from_env(env.as_ref()).expect("a well-formed bot token");
+    assert_eq!(
+        env.var("APP_JWT_SECRET").as_deref(),
+        old["APP_JWT_SECRET"].as_str()
+    );
+    assert_eq!(
+        env.var("TELEGRAM_WEBHOOK_SECRET").as_deref(),
+        Some("kept-webhook-secret")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = local_api::local_env(Arc::new(process)).unwrap();
+    assert_eq!(again.var("TELEGRAM_BOT_TOKEN"), Some(token));
+    let stored: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(stored.as_object().unwrap().len(), 4);
+}
+
+/// Counts DynamoDB operations of one client, by name.
+#[derive(Debug, Clone, Default)]
+struct CountingCalls(Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for CountingCalls {
+    fn name(&self) -> &'static str {
+        "CountingCalls"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        use aws_sdk_dynamodb::operation::{
+            get_item::GetItemInput, transact_write_items::TransactWriteItemsInput,
+            update_item::UpdateItemInput,
+        };
+        let input = context.input();
+        let name = if input.downcast_ref::<TransactWriteItemsInput>().is_some() {
+            "TransactWriteItems"
+        } else if input.downcast_ref::<GetItemInput>().is_some() {
+            "GetItem"
+        } else if input.downcast_ref::<UpdateItemInput>().is_some() {
+            "UpdateItem"
+        } else {
+            "other"
+        };
+        self.0.lock().unwrap().push(name);
+        Ok(())
+    }
+}
+
+impl CountingCalls {
+    fn take(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// The design's budget: verify costs one DynamoDB call (the block read); a session two (the
+/// link read, then claim + session + block check in one transaction); a link by initData one
+/// transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_calls_per_request() {
+    use tglink_shared::{
+        auth::JwtVerifier, store::dynamodb::DynamoStore, telegram::miniapp::MiniAppConfig,
+    };
+
+    const TOKEN: &str = "7000000009:budget-bot-token";
+    const SECRET: &str = "a-budget-test-jwt-secret-of-32-bytes!!";
+    let moto = tglink_tests::fixtures::emulator();
+    let table = moto.new_table().await;
+    let calls = CountingCalls::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&moto.sdk().await)
+        .interceptor(calls.clone())
+        .build();
+    let counted = Store::DynamoDb(Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        table.table(),
+    )));
+    let env = MapEnv::new()
+        .with("TELEGRAM_BOT_TOKEN", TOKEN)
+        .with("APP_JWT_SECRET", SECRET)
+        .with("APP_JWT_ISSUER", "budget")
+        .with("APP_JWT_AUDIENCE", "budget");
+    let miniapp = MiniAppConfig::from_env(&env).unwrap();
+    let verify = initdata_verify::InitDataVerify {
+        config: Some(miniapp.clone()),
+        blocks: counted.blocks(),
+        links: counted.links(),
+        sessions: counted.miniapp_sessions(),
+    };
+    let jwt_config = JwtConfig::from_env(&env).unwrap();
+    let link = link::LinkFunction {
+        enabled: true,
+        miniapp: Some(miniapp),
+        auth: JwtVerifier::new(&jwt_config).unwrap(),
+        links: counted.links(),
+        flow: counted.miniapp_flow(),
+        sessions: counted.miniapp_sessions(),
+        blocks: counted.blocks(),
+    };
+    let jwt = sign_hs256(SECRET, &DevClaims::new("user-b", &jwt_config, 600));
+    let request = |path: &str, body: Value| {
+        http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {jwt}"))
+            .body(lambda_http::Body::Text(body.to_string()))
+            .unwrap()
+    };
+    let now = UnixTime::now().secs();
+    let data = |q: &str| init_data_with(TOKEN, 4701, q, now);
+
+    let resp =
+        initdata_verify::handle(&verify, request(VERIFY, json!({"init_data": data("q1")}))).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(calls.take(), ["GetItem"]);
+    let resp =
+        initdata_verify::handle(&verify, request(SESSION, json!({"init_data": data("q1")}))).await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(calls.take(), ["GetItem", "TransactWriteItems"]);
+    let resp = link::handle(&link, request(LINK, json!({"init_data": data("q2")}))).await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(calls.take(), ["TransactWriteItems"]);
+    // Refused before the store: costs nothing.
+    let resp = initdata_verify::handle(&verify, request(VERIFY, json!({"init_data": "x"}))).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(calls.take(), Vec::<&str>::new());
+}
