@@ -102,11 +102,23 @@ def os_name():
 
 
 def release_profile():
+    """`[profile.release]` settings and its per-package opt-levels, as written in Cargo.toml."""
     text = open(os.path.join(ROOT, "Cargo.toml"), encoding="utf-8").read()
-    m = re.search(r"\[profile\.release\]\n((?:[^\[\n][^\n]*\n?)*)", text)
-    if not m:
-        return []
-    return [line.strip() for line in m.group(1).splitlines() if line.strip() and not line.strip().startswith("#")]
+    settings, overrides = [], {}
+    section = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        if not line or line.startswith("#") or section is None:
+            continue
+        if section == "profile.release":
+            settings.append(line)
+        elif section.startswith("profile.release.package.") and line.startswith("opt-level"):
+            level = line.split("=", 1)[1].strip().strip('"')
+            overrides.setdefault(level, []).append(section[len("profile.release.package."):].strip('"'))
+    return settings, overrides
 
 
 out = []
@@ -332,7 +344,12 @@ if sizes:
         if deployed is not None:
             summary.append(("zip ≤ 4 MB", f"`{fn}` ({'arm64' if a.get('zip') else 'x86_64'})", f"{deployed / MB:.2f} MB", ok))
     s_("")
-    s_("Profile (`[profile.release]` in `Cargo.toml`): " + ", ".join(f"`{p}`" for p in release_profile()) + ".")
+    settings, overrides = release_profile()
+    line = "Profile (`[profile.release]` in `Cargo.toml`): " + ", ".join(f"`{p}`" for p in settings)
+    for level, pkgs in overrides.items():
+        names = ", ".join("every dependency" if p == "*" else f"`{p}`" for p in pkgs)
+        line += f"; `opt-level = \"{level}\"` for {names}"
+    s_(line + " (a named package's level wins over `*`).")
     s_("")
     for paragraph in sizes.get("notes", []):
         s_(paragraph)
@@ -344,19 +361,26 @@ sweep_path = os.path.join(ROOT, "infra/bench/results/opt-level.json")
 if os.path.exists(sweep_path):
     sweep = json.load(open(sweep_path, encoding="utf-8"))
     fns = sorted({fn for row in sweep["levels"] for fn in row["functions"]})
-    profile_level = next((p.split("=", 1)[1].strip().strip('"') for p in release_profile() if p.startswith("opt-level")), "?")
+    hot = any("initdata_ns" in row for row in sweep["levels"])
     s_(f"**`opt-level`**, from `make bench-opt-level` (`infra/bench/results/opt-level.json`, {sweep['date']}, commit")
-    s_(f"`{sweep['commit']}`): every function's arm64 zip at each level, the rest of the profile unchanged. MB:")
+    s_(f"`{sweep['commit']}`): every function's arm64 zip (MB) per level, `profile` being `[profile.release]` as")
+    s_("written (its per-package levels included) and a letter or digit that level for every crate" + (", with" if hot else "."))
+    if hot:
+        s_("the x86_64 hot paths at that level (criterion median, 3 s).")
     s_("")
-    s_("| opt-level | " + " | ".join(f"`{fn}`" for fn in fns) + " | largest |")
-    s_("|---|" + "---|" * (len(fns) + 1))
+    head = "| opt-level | " + " | ".join(f"`{fn}`" for fn in fns) + " | largest |"
+    rule = "|---|" + "---|" * (len(fns) + 1)
+    if hot:
+        head += " initData HMAC validation | JWT HS256 verification |"
+        rule += "---|---|"
+    s_(head)
+    s_(rule)
     for row in sweep["levels"]:
         zips = [row["functions"].get(fn, {}).get("zip") for fn in fns]
-        mark = " (in use)" if row["level"] == profile_level else ""
-        s_(f"| `{row['level']}`{mark} | " + " | ".join(f"{z / MB:.2f}" if z else "—" for z in zips) + f" | {max(z for z in zips if z) / MB:.2f} |")
-    s_("")
-    best = min(sweep["levels"], key=lambda r: max(v["zip"] for v in r["functions"].values()))
-    s_(f"The smallest artifacts come with `opt-level = \"{best['level']}\"`; `[profile.release]` uses `\"{profile_level}\"`.")
+        line = f"| `{row['level']}` | " + " | ".join(f"{z / MB:.2f}" if z else "—" for z in zips) + f" | {max(z for z in zips if z) / MB:.2f} |"
+        if hot:
+            line += f" {fmt_ns(row['initdata_ns']) if row.get('initdata_ns') else '—'} | {fmt_ns(row['jwt_ns']) if row.get('jwt_ns') else '—'} |"
+        s_(line)
     s_("")
 
 # AWS calls.
@@ -576,7 +600,7 @@ w("## Reproducing")
 w("")
 w("`make bench` (after `make test` on a fresh clone). Knobs: `BENCH_RUNS` (cold-start runs, default 15),")
 w("`BENCH_WARM` (warm invocations per run, 3), `BENCH_LOAD_SECONDS` (10), `BENCH_LOAD_ROUTES`")
-w("(`worker-credentials`), `BENCH_VARIANT=0` (skip the jitter-entropy comparison build), `BENCH_ARM64=0`")
+w("(`worker-credentials verify`), `BENCH_VARIANT=0` (skip the jitter-entropy comparison build), `BENCH_ARM64=0`")
 w("(skip the arm64 build). Raw results stay in the output directory (`$CARGO_TARGET_DIR/bench`).")
 w("`make bench-opt-level` measures the artifact sizes per `opt-level` (long; results in")
 w("`infra/bench/results/opt-level.json`).")

@@ -6,7 +6,7 @@
 #   BENCH_RUNS=15          cold-start runs per binary and configuration
 #   BENCH_WARM=3           warm invocations per cold-start run
 #   BENCH_LOAD_SECONDS=10  wrk run per route and backend
-#   BENCH_LOAD_ROUTES="worker-credentials"   add "verify" once initdata-verify is in the build
+#   BENCH_LOAD_ROUTES="worker-credentials verify"
 #   BENCH_VARIANT=1        build and measure the other AWS_LC_SYS_NO_JITTER_ENTROPY setting
 #   BENCH_ARM64=1          build the arm64 deployment zips (the deployed architecture)
 set -euo pipefail
@@ -19,7 +19,7 @@ out=${BENCH_OUT:-$target/bench}
 runs=${BENCH_RUNS:-15}
 warm=${BENCH_WARM:-3}
 load_seconds=${BENCH_LOAD_SECONDS:-10}
-load_routes=${BENCH_LOAD_ROUTES:-worker-credentials}
+load_routes=${BENCH_LOAD_ROUTES:-worker-credentials verify}
 variant=${BENCH_VARIANT:-1}
 arm64=${BENCH_ARM64:-1}
 
