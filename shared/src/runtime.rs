@@ -14,6 +14,7 @@ use tokio::sync::OnceCell;
 
 use crate::{
     auth::JwtVerifier,
+    aws::AwsTrustStore,
     config::{
         ConfigError, Env, Layered, Platform, ProcessEnv, SECRET_VARS, SealerConfig, StoreConfig,
     },
@@ -39,6 +40,7 @@ pub enum StartupError {
 pub struct Startup {
     env: Arc<dyn Env>,
     platform: Platform,
+    trust: AwsTrustStore,
     sdk: OnceCell<SdkConfig>,
     store: OnceCell<Store>,
     sealer: OnceCell<Sealer>,
@@ -66,6 +68,7 @@ impl Startup {
         sdk: OnceCell<SdkConfig>,
     ) -> Result<Self, StartupError> {
         let startup = Self {
+            trust: AwsTrustStore::from_env(env.as_ref())?,
             env,
             platform,
             sdk,
@@ -99,7 +102,7 @@ impl Startup {
 
     pub async fn sdk(&self) -> &SdkConfig {
         self.sdk
-            .get_or_init(|| crate::aws::sdk_config(self.env.as_ref()))
+            .get_or_init(|| crate::aws::sdk_config_with(self.env.as_ref(), self.trust))
             .await
     }
 

@@ -56,7 +56,11 @@ async fn spawn_in_with(
     let startup = match calls {
         None => Startup::new(env.clone(), Platform::Local).await,
         Some(calls) => {
-            let sdk = calls.sdk_config(&tglink_shared::aws::sdk_config(env.as_ref()).await);
+            let sdk = calls.sdk_config(
+                &tglink_shared::aws::sdk_config(env.as_ref())
+                    .await
+                    .expect("valid AWS configuration"),
+            );
             Startup::with_sdk_config(env.clone(), Platform::Local, sdk).await
         }
     }
