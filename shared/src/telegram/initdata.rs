@@ -107,7 +107,7 @@
 //! `initdata_malformed`; `FromFuture` means "outside the accepted time window", like `Expired`.
 //! No error message ever contains a piece of the input.
 
-use std::{collections::BTreeMap, fmt, str::FromStr};
+use std::{borrow::Cow, collections::BTreeMap, fmt, str::FromStr};
 
 use aws_lc_rs::{hmac, signature};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -179,33 +179,35 @@ impl InitDataError {
 /// `secret_key = HMAC-SHA256(key = "WebAppData", message = bot_token)`: everything the HMAC
 /// scheme needs, without holding the bot token. Zeroized on drop; `Debug` is redacted.
 #[derive(Clone)]
-pub struct WebAppSecret(Zeroizing<[u8; 32]>);
+pub struct WebAppSecret {
+    /// The HMAC key schedule of the secret, computed once, not per validation (boxed: it is
+    /// over a kilobyte).
+    key: Box<hmac::Key>,
+}
 
 impl WebAppSecret {
     /// Derives the secret from the bot token (`<bot id>:<secret>`).
     pub fn from_bot_token(bot_token: &str) -> Self {
         let key = hmac::Key::new(hmac::HMAC_SHA256, WEB_APP_DATA.as_bytes());
-        Self::from_tag(hmac::sign(&key, bot_token.as_bytes()))
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        bytes.copy_from_slice(hmac::sign(&key, bot_token.as_bytes()).as_ref());
+        Self::new(bytes)
     }
 
     /// Wraps a secret derived elsewhere (the 32 bytes of `HMAC-SHA256("WebAppData", token)`).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(Zeroizing::new(bytes))
+        Self::new(Zeroizing::new(bytes))
     }
 
-    fn from_tag(tag: hmac::Tag) -> Self {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        bytes.copy_from_slice(tag.as_ref());
-        Self(bytes)
-    }
-
-    fn key(&self) -> hmac::Key {
-        hmac::Key::new(hmac::HMAC_SHA256, self.0.as_slice())
+    fn new(bytes: Zeroizing<[u8; 32]>) -> Self {
+        Self {
+            key: Box::new(hmac::Key::new(hmac::HMAC_SHA256, bytes.as_slice())),
+        }
     }
 
     /// `HMAC-SHA256(key = secret_key, message)`.
     fn sign(&self, message: &[u8]) -> hmac::Tag {
-        hmac::sign(&self.key(), message)
+        hmac::sign(&self.key, message)
     }
 }
 
@@ -383,40 +385,51 @@ impl InitData {
     }
 }
 
-/// initData that is well-formed but not yet authenticated: the decoded fields, by key.
+/// initData that is well-formed but not yet authenticated (or, from
+/// [`Validator::authenticate`], authenticated but not yet typed): the decoded fields, sorted by
+/// key, borrowed from the input where a field needed no decoding.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParsedInitData {
-    fields: BTreeMap<String, String>,
+pub struct ParsedInitData<'a> {
+    /// Sorted by key (byte order); keys are unique.
+    fields: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     auth_date: u64,
 }
 
 /// Parses the raw initData string (see the module docs for the rules). Checks no signature.
-pub fn parse(raw: &str) -> Result<ParsedInitData, InitDataError> {
+pub fn parse(raw: &str) -> Result<ParsedInitData<'_>, InitDataError> {
     if raw.len() > MAX_INIT_DATA_BYTES {
         return Err(InitDataError::Malformed("longer than 16 KiB"));
     }
     if raw.is_empty() {
         return Err(InitDataError::Malformed("empty"));
     }
-    let mut fields = BTreeMap::new();
+    let mut fields = Vec::with_capacity(8);
     for segment in raw.split('&') {
-        let (key, value) = decode_field(segment)?;
-        if fields.insert(key, value).is_some() {
-            return Err(InitDataError::Malformed("duplicate key"));
-        }
+        fields.push(decode_field(segment)?);
     }
-    if !fields.contains_key("hash") {
+    fields.sort_unstable_by(|a: &(Cow<str>, Cow<str>), b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    if fields.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+        return Err(InitDataError::Malformed("duplicate key"));
+    }
+    let parsed = ParsedInitData {
+        fields,
+        auth_date: 0,
+    };
+    if parsed.get("hash").is_none() {
         return Err(InitDataError::HashMissing);
     }
-    let auth_date = fields
+    let auth_date = parsed
         .get("auth_date")
         .ok_or(InitDataError::AuthDateMissing)
         .and_then(|v| parse_decimal(v).ok_or(InitDataError::AuthDateInvalid))?;
-    Ok(ParsedInitData { fields, auth_date })
+    Ok(ParsedInitData {
+        auth_date,
+        ..parsed
+    })
 }
 
-/// One `key=value` segment (no `&`), form-decoded.
-fn decode_field(segment: &str) -> Result<(String, String), InitDataError> {
+/// One `key=value` segment (no `&`), form-decoded; borrowed when nothing needed decoding.
+fn decode_field(segment: &str) -> Result<(Cow<'_, str>, Cow<'_, str>), InitDataError> {
     let Some((raw_key, raw_value)) = segment.split_once('=') else {
         return Err(if segment.is_empty() {
             InitDataError::Malformed("empty field")
@@ -424,16 +437,8 @@ fn decode_field(segment: &str) -> Result<(String, String), InitDataError> {
             InitDataError::Malformed("field without '='")
         });
     };
-    // The segment is non-empty and has no '&', so this yields exactly one pair: the key up to
-    // the first '=', the value after it.
-    let (key, value) = form_urlencoded::parse(segment.as_bytes())
-        .next()
-        .ok_or(InitDataError::Malformed("empty field"))?;
-    if !decoded_losslessly(raw_key, &key) || !decoded_losslessly(raw_value, &value) {
-        return Err(InitDataError::Malformed(
-            "percent-escapes are not valid UTF-8",
-        ));
-    }
+    let key = form_decode(raw_key)?;
+    let value = form_decode(raw_value)?;
     if key.is_empty() {
         return Err(InitDataError::Malformed("empty key"));
     }
@@ -442,26 +447,32 @@ fn decode_field(segment: &str) -> Result<(String, String), InitDataError> {
             "key has characters other than ASCII letters, digits and '_'",
         ));
     }
-    if value.chars().any(|c| c < ' ') {
+    // C0 controls are single bytes below 0x20; no byte of a multi-byte UTF-8 character is.
+    if value.bytes().any(|b| b < 0x20) {
         return Err(InitDataError::Malformed(
             "value contains a control character",
         ));
     }
-    Ok((key.into_owned(), value.into_owned()))
+    Ok((key, value))
 }
 
-/// `form_urlencoded` replaces invalid UTF-8 by U+FFFD. `raw` is valid UTF-8, so a genuine
-/// U+FFFD in the decoded text comes either from the literal character or from the escape
-/// `%EF%BF%BD` (an escape sequence cannot be completed by a literal character, and an invalid
-/// sequence never absorbs a following EF byte); any other U+FFFD is a replacement.
-fn decoded_losslessly(raw: &str, decoded: &str) -> bool {
-    let replaced = decoded.matches('\u{FFFD}').count();
-    if replaced == 0 {
-        return true;
+/// `application/x-www-form-urlencoded` decoding of one key or value, as `form_urlencoded`
+/// does it (`+` is a space, then `%XX` escapes with `percent-encoding`; a `%` not followed by
+/// two hex digits stays as it is), except that escapes decoding to invalid UTF-8 are refused
+/// instead of replaced by U+FFFD. Borrowed from `raw` when there is nothing to decode.
+fn form_decode(raw: &str) -> Result<Cow<'_, str>, InitDataError> {
+    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
+        return Ok(Cow::Borrowed(raw));
     }
-    let genuine =
-        raw.matches('\u{FFFD}').count() + raw.to_ascii_lowercase().matches("%ef%bf%bd").count();
-    replaced == genuine
+    let spaced: Cow<'_, str> = if raw.contains('+') {
+        Cow::Owned(raw.replace('+', " "))
+    } else {
+        Cow::Borrowed(raw)
+    };
+    let decoded: Cow<'_, [u8]> = percent_encoding::percent_decode_str(&spaced).into();
+    String::from_utf8(decoded.into_owned())
+        .map(Cow::Owned)
+        .map_err(|_| InitDataError::Malformed("percent-escapes are not valid UTF-8"))
 }
 
 /// A plain decimal `u64`: ASCII digits only (no sign, no whitespace), no overflow.
@@ -472,7 +483,8 @@ fn parse_decimal(text: &str) -> Option<u64> {
     text.parse().ok()
 }
 
-/// `prefix` followed by the sorted `key=value` lines of `fields` without `excluded` keys.
+/// `prefix` followed by the sorted `key=value` lines of `fields` without `excluded` keys (for
+/// [`signing`], whose fields come in any order).
 fn check_string<'a>(
     prefix: &str,
     fields: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -499,15 +511,18 @@ fn third_party_prefix(bot_id: i64) -> String {
     format!("{bot_id}:{WEB_APP_DATA}\n")
 }
 
-impl ParsedInitData {
+impl<'a> ParsedInitData<'a> {
     /// A decoded field.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields.get(key).map(String::as_str)
+        self.fields
+            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+            .ok()
+            .map(|i| self.fields[i].1.as_ref())
     }
 
     /// All decoded fields, sorted by key.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
 
     /// The `hash` field as sent (not checked by parsing).
@@ -526,21 +541,42 @@ impl ParsedInitData {
 
     /// The HMAC scheme's data-check-string: every field except `hash`.
     pub fn data_check_string(&self) -> String {
-        check_string("", self.fields(), &["hash"])
+        self.check_string("", &["hash"])
     }
 
     /// The Ed25519 scheme's data-check-string: `<bot_id>:WebAppData\n` and every field except
     /// `hash` and `signature`.
     pub fn third_party_data_check_string(&self, bot_id: i64) -> String {
-        check_string(
-            &third_party_prefix(bot_id),
-            self.fields(),
-            &["hash", "signature"],
-        )
+        self.check_string(&third_party_prefix(bot_id), &["hash", "signature"])
     }
 
     fn canonical_string(&self) -> String {
-        check_string("", self.fields(), &["hash", "signature"])
+        self.check_string("", &["hash", "signature"])
+    }
+
+    /// `prefix` followed by the (already sorted) `key=value` lines without `excluded` keys.
+    fn check_string(&self, prefix: &str, excluded: &[&str]) -> String {
+        let len = self
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>();
+        let mut out = String::with_capacity(prefix.len() + len);
+        out.push_str(prefix);
+        let mut first = true;
+        for (k, v) in &self.fields {
+            if excluded.contains(&k.as_ref()) {
+                continue;
+            }
+            if !first {
+                out.push('\n');
+            }
+            first = false;
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+        }
+        out
     }
 
     /// The `hash` field as 32 bytes: exactly 64 lowercase hex digits.
@@ -556,12 +592,8 @@ impl ParsedInitData {
 
     fn verify_hmac(&self, secret: &WebAppSecret) -> Result<(), InitDataError> {
         let expected = self.hash_bytes()?;
-        hmac::verify(
-            &secret.key(),
-            self.data_check_string().as_bytes(),
-            &expected,
-        )
-        .map_err(|_| InitDataError::SignatureInvalid)
+        hmac::verify(&secret.key, self.data_check_string().as_bytes(), &expected)
+            .map_err(|_| InitDataError::SignatureInvalid)
     }
 
     fn verify_ed25519(&self, bot_id: i64, key: &TelegramPublicKey) -> Result<(), InitDataError> {
@@ -577,7 +609,11 @@ impl ParsedInitData {
     fn into_init_data(self) -> Result<InitData, InitDataError> {
         let replay_key = TokenHash::of(self.canonical_string().as_bytes());
         let auth_date = self.auth_date;
-        let mut fields = self.fields;
+        let mut fields: BTreeMap<String, String> = self
+            .fields
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         let user: Option<WebAppUser> = take_json(&mut fields, "user", "user is not a valid user")?;
         let receiver: Option<WebAppUser> =
             take_json(&mut fields, "receiver", "receiver is not a valid user")?;
@@ -649,16 +685,25 @@ fn check_auth_date(auth_date: u64, max_age_secs: u64, now: UnixTime) -> Result<(
     Ok(())
 }
 
-fn validate_with(
-    raw: &str,
+fn authenticate_with<'a>(
+    raw: &'a str,
     max_age_secs: u64,
     now: UnixTime,
-    verify: impl FnOnce(&ParsedInitData) -> Result<(), InitDataError>,
-) -> Result<InitData, InitDataError> {
+    verify: impl FnOnce(&ParsedInitData<'a>) -> Result<(), InitDataError>,
+) -> Result<ParsedInitData<'a>, InitDataError> {
     let parsed = parse(raw)?;
     verify(&parsed)?;
     check_auth_date(parsed.auth_date, max_age_secs, now)?;
-    parsed.into_init_data()
+    Ok(parsed)
+}
+
+fn validate_with<'a>(
+    raw: &'a str,
+    max_age_secs: u64,
+    now: UnixTime,
+    verify: impl FnOnce(&ParsedInitData<'a>) -> Result<(), InitDataError>,
+) -> Result<InitData, InitDataError> {
+    authenticate_with(raw, max_age_secs, now, verify)?.into_init_data()
 }
 
 /// Validates initData under the bot-token HMAC scheme.
@@ -772,6 +817,26 @@ impl Validator {
             scheme,
             max_age_secs,
         })
+    }
+
+    /// Checks initData's signature and age with the configured scheme, without typing its
+    /// content: the decoded fields, borrowed from `raw` where possible. What
+    /// [`validate`](Self::validate) does before decoding `user`, `receiver` and `chat`.
+    pub fn authenticate<'a>(
+        &self,
+        raw: &'a str,
+        now: UnixTime,
+    ) -> Result<ParsedInitData<'a>, InitDataError> {
+        match &self.scheme {
+            Scheme::Hmac(secret) => {
+                authenticate_with(raw, self.max_age_secs, now, |p| p.verify_hmac(secret))
+            }
+            Scheme::ThirdParty { bot_id, public_key } => {
+                authenticate_with(raw, self.max_age_secs, now, |p| {
+                    p.verify_ed25519(*bot_id, public_key)
+                })
+            }
+        }
     }
 
     /// Validates initData with the configured scheme and maximum age.
@@ -1099,7 +1164,8 @@ mod tests {
             let input = format!("x={good}&auth_date={AUTH}&hash=00");
             assert!(parse(&input).is_ok(), "{good}");
         }
-        let parsed = parse(&format!("x=%EF%BF%BD%C3%A9&auth_date={AUTH}&hash=00")).unwrap();
+        let raw = format!("x=%EF%BF%BD%C3%A9&auth_date={AUTH}&hash=00");
+        let parsed = parse(&raw).unwrap();
         assert_eq!(parsed.get("x"), Some("\u{FFFD}é"));
     }
 
@@ -1542,7 +1608,11 @@ mod tests {
         let secret = WebAppSecret::from_bot_token(TOKEN);
         let shown = format!("{secret:?}");
         assert_eq!(shown, "WebAppSecret(<redacted>)");
-        let bytes = hex::encode(secret.0.as_slice());
+        let derived = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, WEB_APP_DATA.as_bytes()),
+            TOKEN.as_bytes(),
+        );
+        let bytes = hex::encode(derived.as_ref());
         let validator =
             Validator::from_env(&crate::config::MapEnv::new().with("TELEGRAM_BOT_TOKEN", TOKEN))
                 .unwrap();
@@ -1609,10 +1679,6 @@ mod tests {
         // the HMAC of "abc" under it.
         let derived = WebAppSecret::from_bot_token("my-secret-token");
         assert_eq!(
-            hex::encode(derived.0.as_slice()),
-            "fe37f490481d351837ed49f3b369c886c61013d6d036656fc3c9c92e163e3477"
-        );
-        assert_eq!(
             hex::encode(derived.sign(b"abc")),
             "6ecc2e9b51f30dde6877ce374ede54eb626c84e78a5d9a9dcac54d2d248f6bde"
         );
@@ -1629,6 +1695,47 @@ mod tests {
     /// Real initData for bot 7342037359, as published in @tma.js/init-data-node's docs and
     /// tests: signed by Telegram (Ed25519) and by the bot token below (HMAC).
     const PUBLISHED: &str = "user=%7B%22id%22%3A279058397%2C%22first_name%22%3A%22Vladislav%20%2B%20-%20%3F%20%5C%2F%22%2C%22last_name%22%3A%22Kibenko%22%2C%22username%22%3A%22vdkfrost%22%2C%22language_code%22%3A%22ru%22%2C%22is_premium%22%3Atrue%2C%22allows_write_to_pm%22%3Atrue%2C%22photo_url%22%3A%22https%3A%5C%2F%5C%2Ft.me%5C%2Fi%5C%2Fuserpic%5C%2F320%5C%2F4FPEE4tmP3ATHa57u6MqTDih13LTOiMoKoLDRG4PnSA.svg%22%7D&chat_instance=8134722200314281151&chat_type=private&auth_date=1733584787&signature=zL-ucjNyREiHDE8aihFwpfR9aggP2xiAo3NSpfe-p7IbCisNlDKlo7Kb6G4D0Ao2mBrSgEk4maLSdv6MLIlADQ&hash=2174df5b000556d044f3f020384e879c8efcab55ddea2ced4eb752e93e7080d6";
+
+    #[test]
+    fn authenticate_checks_signature_and_age_and_returns_the_decoded_fields() {
+        let now = UnixTime(1_733_584_787);
+        let token = "7342037359:AAFZehRPBRs8Seg40oDjTMIW8uTGPuW1zfQ";
+        let hmac = Validator {
+            scheme: Scheme::Hmac(WebAppSecret::from_bot_token(token)),
+            max_age_secs: DAY,
+        };
+        let ed25519 = Validator {
+            scheme: Scheme::ThirdParty {
+                bot_id: 7_342_037_359,
+                public_key: TelegramEnv::Prod.public_key(),
+            },
+            max_age_secs: DAY,
+        };
+        for validator in [&hmac, &ed25519] {
+            let fields = validator.authenticate(PUBLISHED, now).unwrap();
+            assert_eq!(fields.auth_date(), 1_733_584_787);
+            assert_eq!(fields.get("chat_type"), Some("private"));
+            assert!(
+                fields
+                    .get("user")
+                    .unwrap()
+                    .starts_with("{\"id\":279058397,")
+            );
+            // The same checks as `validate`, which only adds typing.
+            assert!(validator.validate(PUBLISHED, now).is_ok());
+            let tampered = PUBLISHED.replace("private", "group");
+            assert_eq!(
+                validator.authenticate(&tampered, now).err(),
+                Some(InitDataError::SignatureInvalid)
+            );
+            assert_eq!(
+                validator
+                    .authenticate(PUBLISHED, UnixTime(now.secs() + DAY + 1))
+                    .err(),
+                Some(InitDataError::Expired)
+            );
+        }
+    }
 
     #[test]
     fn published_vector_validates_under_both_schemes() {

@@ -1,7 +1,8 @@
 //! Criterion benchmarks of tglink's hot paths, on realistic inputs, built with the release
 //! profile (`make bench` builds and runs it; `CRITERION_HOME` says where results go):
 //!
-//! - initData validation: bot-token HMAC, and Telegram's Ed25519 third-party signature;
+//! - initData validation: bot-token HMAC, and Telegram's Ed25519 third-party signature; and
+//!   HMAC authentication alone (signature and age, fields decoded but not typed);
 //! - app JWT verification (HS256, `iss`/`aud`/`exp`/`sub` required);
 //! - one-time token mint, hash, and both;
 //! - envelope seal and open with the local key (two attributes: bot token and session);
@@ -134,6 +135,12 @@ fn hot_paths(c: &mut Criterion) {
     });
     g.bench_function("ed25519_validate", |b| {
         b.iter(|| ed25519.validate(black_box(&inputs.init_data), inputs.now))
+    });
+    // Signature and age only, fields decoded but not typed: the work of the peers' `validate`.
+    hmac.authenticate(&inputs.init_data, inputs.now)
+        .expect("authentic under HMAC");
+    g.bench_function("hmac_authenticate", |b| {
+        b.iter(|| hmac.authenticate(black_box(&inputs.init_data), inputs.now))
     });
     // The unavoidable pieces, for scale: splitting and decoding the fields, and the HMAC.
     g.bench_function("parse_only", |b| {
