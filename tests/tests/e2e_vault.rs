@@ -37,7 +37,9 @@ const BACKEND: &str = "https://backend.example";
 
 /// The secret part of a worker token (`tgw_<base64url(user id)>.<secret>`).
 fn secret_of(worker: &str) -> &str {
-    let (_, secret) = worker.rsplit_once('.').expect("a worker token has a secret part");
+    let (_, secret) = worker
+        .rsplit_once('.')
+        .expect("a worker token has a secret part");
     assert_eq!(secret.len(), 43, "{worker}");
     secret
 }
@@ -577,7 +579,10 @@ async fn users_are_isolated(backend: Backend) {
     assert_eq!(resp.status, 200, "{}", resp.text);
     assert_eq!(resp.json["user_id"], "dora");
     assert_eq!(resp.json["telegram_session"], "dora-session");
-    assert_eq!(v.get(CREDS, &dora_again).await.json["bot_token"], dora_token.as_str());
+    assert_eq!(
+        v.get(CREDS, &dora_again).await.json["bot_token"],
+        dora_token.as_str()
+    );
     v.get(CREDS, &v.app.jwt("bob")[1..])
         .await
         .assert_problem(401, "token_invalid");

@@ -136,6 +136,10 @@ pub enum WorkerAuth<'a> {
 
 /// The outcome of [`Credentials::read_for_worker`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per request, as large as the Option<CredentialsRecord> it wraps"
+)]
 pub enum WorkerRead {
     /// Authorized: the user's record, `None` if there is none (yet).
     Record(Option<CredentialsRecord>),

@@ -86,7 +86,10 @@ pub async fn absent_record_reads_as_none(backend: Backend) {
     let port = fx.store.credentials();
     let u = user("nobody");
     assert_eq!(port.get(&u).await.unwrap(), None);
-    assert_eq!(app_read(port.as_ref(), &u, UnixTime(1_000), IDLE).await, None);
+    assert_eq!(
+        app_read(port.as_ref(), &u, UnixTime(1_000), IDLE).await,
+        None
+    );
     // The worker read did not create anything.
     assert_eq!(port.get(&u).await.unwrap(), None);
 }
@@ -205,7 +208,9 @@ pub async fn worker_read_records_activity_without_a_new_version(backend: Backend
     let u = user("dave");
     let t0 = UnixTime(10_000);
     written(port.as_ref(), &full(&u, t0)).await;
-    let read = app_read(port.as_ref(), &u, t0.plus_secs(5), IDLE).await.unwrap();
+    let read = app_read(port.as_ref(), &u, t0.plus_secs(5), IDLE)
+        .await
+        .unwrap();
     assert_eq!(read.last_used_at, Some(t0.plus_secs(5)));
     assert_eq!(read.version, 1);
     assert!(read.session_live(t0.plus_secs(5), IDLE));
@@ -233,7 +238,9 @@ pub async fn worker_read_does_not_revive_an_idle_session(backend: Backend) {
     let t0 = UnixTime(10_000);
     written(port.as_ref(), &full(&u, t0)).await;
     // Exactly at the idle limit the session is expired: the read returns the record as it is.
-    let read = app_read(port.as_ref(), &u, t0.plus_secs(IDLE), IDLE).await.unwrap();
+    let read = app_read(port.as_ref(), &u, t0.plus_secs(IDLE), IDLE)
+        .await
+        .unwrap();
     assert_eq!(read.last_used_at, None);
     assert!(!read.session_live(t0.plus_secs(IDLE), IDLE));
     assert_eq!(port.get(&u).await.unwrap().unwrap().last_used_at, None);
@@ -243,7 +250,9 @@ pub async fn worker_read_does_not_revive_an_idle_session(backend: Backend) {
     bot_only.sealed = Some(fake_sealed(&[SEALED_BOT_TOKEN]));
     bot_only.session_saved_at = None;
     written(port.as_ref(), &bot_only).await;
-    let read = app_read(port.as_ref(), &v, t0.plus_secs(1), IDLE).await.unwrap();
+    let read = app_read(port.as_ref(), &v, t0.plus_secs(1), IDLE)
+        .await
+        .unwrap();
     assert_eq!(read.last_used_at, None);
     assert!(read.has_sealed(SEALED_BOT_TOKEN));
     assert_eq!(port.get(&v).await.unwrap().unwrap().last_used_at, None);

@@ -25,11 +25,7 @@ use crate::fixtures::Backend;
 const IDLE: u64 = 100;
 
 /// A worker read authorized by `token`.
-async fn token_read(
-    port: &dyn Credentials,
-    token: &WorkerToken,
-    now: UnixTime,
-) -> WorkerRead {
+async fn token_read(port: &dyn Credentials, token: &WorkerToken, now: UnixTime) -> WorkerRead {
     port.read_for_worker(token.user_id(), now, IDLE, WorkerAuth::Token(&token.hash()))
         .await
         .unwrap()
@@ -38,11 +34,7 @@ async fn token_read(
 /// `token` with its user-id part replaced by `user` (the secret kept).
 fn retarget(token: &WorkerToken, user: &str) -> WorkerToken {
     let secret = token.expose().rsplit_once('.').unwrap().1;
-    WorkerToken::parse(&format!(
-        "tgw_{}.{secret}",
-        URL_SAFE_NO_PAD.encode(user)
-    ))
-    .unwrap()
+    WorkerToken::parse(&format!("tgw_{}.{secret}", URL_SAFE_NO_PAD.encode(user))).unwrap()
 }
 
 fn token(user: &str, name: &str, created_at: UnixTime) -> (WorkerToken, WorkerTokenRecord) {
@@ -236,7 +228,10 @@ pub async fn worker_read_checks_the_token(backend: Backend) {
         token_read(creds.as_ref(), &tc, t0.plus_secs(6)).await,
         WorkerRead::TokenInvalid
     );
-    assert_eq!(creds.get(&UserId::parse("carol").unwrap()).await.unwrap(), None);
+    assert_eq!(
+        creds.get(&UserId::parse("carol").unwrap()).await.unwrap(),
+        None
+    );
     // The invalid reads touched nothing.
     assert_eq!(
         creds.get(&bob).await.unwrap().unwrap().last_used_at,
@@ -245,7 +240,10 @@ pub async fn worker_read_checks_the_token(backend: Backend) {
 
     // Revoked: invalid at once, for every client; the other token still works.
     assert_eq!(
-        tokens.revoke(&alice, &ra.id, t0.plus_secs(10)).await.unwrap(),
+        tokens
+            .revoke(&alice, &ra.id, t0.plus_secs(10))
+            .await
+            .unwrap(),
         RevokeOutcome::Revoked
     );
     assert_eq!(
@@ -265,7 +263,10 @@ pub async fn worker_read_checks_the_token(backend: Backend) {
         Some(t0.plus_secs(12))
     );
     // Revoking the last token leaves the record as it was.
-    tokens.revoke(&alice, &ra2.id, t0.plus_secs(13)).await.unwrap();
+    tokens
+        .revoke(&alice, &ra2.id, t0.plus_secs(13))
+        .await
+        .unwrap();
     assert_eq!(
         token_read(creds.as_ref(), &ta2, t0.plus_secs(14)).await,
         WorkerRead::TokenInvalid
@@ -326,7 +327,10 @@ pub async fn token_before_any_credentials(backend: Backend) {
         WorkerRead::TokenInvalid
     );
     assert_eq!(creds.get(&erin).await.unwrap(), None);
-    assert_eq!(app_read(creds.as_ref(), &erin, t0.plus_secs(2), IDLE).await, None);
+    assert_eq!(
+        app_read(creds.as_ref(), &erin, t0.plus_secs(2), IDLE).await,
+        None
+    );
 }
 
 /// Settings writes (every field replaced, every field removed) keep the user's tokens working,

@@ -111,8 +111,7 @@ impl WorkerTokens for SqliteStore {
 
     async fn is_active(&self, user: &UserId, hash: &TokenHash) -> Result<bool, StoreError> {
         let (user, hash) = (user.clone(), hash.clone());
-        self.with_conn(move |conn| active(conn, &user, &hash))
-            .await
+        self.with_conn(move |conn| active(conn, &user, &hash)).await
     }
 
     async fn list(
