@@ -4,8 +4,10 @@
 //! - the sealing scope of a user's credential record (purpose `credentials`, record
 //!   `USER#<id>/CREDENTIALS`), so a sealed value copied into another user's record does not
 //!   open;
-//! - worker tokens (`tgw_` + 43 base64url characters, told apart from a JWT at a glance) and
-//!   authentication by app JWT or worker token, the user id coming only from the token;
+//! - worker tokens (`tgw_<base64url(user id)>.<43-character secret>`, told apart from a JWT
+//!   at a glance; see [`WorkerToken`]) and authentication by app JWT or worker token, the user
+//!   id coming only from the token (a worker token's user id is trusted only once the store
+//!   has found the token's hash among that user's active tokens);
 //! - [`SecretString`], a redacting, zeroizing string for secrets arriving in request bodies;
 //! - [`Clock`], so tests can move time.
 //!
@@ -77,32 +79,72 @@ impl<'de> Deserialize<'de> for SecretString {
 /// The prefix of every worker token.
 pub const WORKER_TOKEN_PREFIX: &str = "tgw_";
 
-/// A worker token: `tgw_` + 32 random bytes in base64url. Stored only as its SHA-256.
+/// Separates a worker token's user-id part from its secret (`.` is not in base64url).
+const WORKER_TOKEN_SEPARATOR: char = '.';
+
+/// A worker token: `tgw_<base64url(user id)>.<secret>`, where the user id is the owner's
+/// [`UserId`] as UTF-8 in base64url without padding (1 to 344 characters) and the secret is 32
+/// random bytes in base64url (43 characters, a [`OneTimeToken`]). The user id is readable by
+/// anyone holding the token (it is not a secret); it only tells the store which credentials
+/// item to read, in the same call that checks the token.
+///
+/// Stored only as the SHA-256 of the WHOLE token text ([`WorkerToken::hash`]), in the owner's
+/// set of active token hashes: a token whose user-id part is changed has another hash, which
+/// is in no user's set.
 #[derive(Clone, PartialEq, Eq)]
-pub struct WorkerToken(Zeroizing<String>);
+pub struct WorkerToken {
+    text: Zeroizing<String>,
+    user_id: UserId,
+}
 
 impl WorkerToken {
-    pub fn mint() -> Self {
-        Self(Zeroizing::new(format!(
-            "{WORKER_TOKEN_PREFIX}{}",
-            OneTimeToken::mint().expose()
-        )))
+    /// A new token for `user`.
+    pub fn mint(user: &UserId) -> Self {
+        Self {
+            text: Zeroizing::new(format!(
+                "{WORKER_TOKEN_PREFIX}{}{WORKER_TOKEN_SEPARATOR}{}",
+                URL_SAFE_NO_PAD.encode(user.as_str()),
+                OneTimeToken::mint().expose()
+            )),
+            user_id: user.clone(),
+        }
     }
 
-    /// Accepts only the exact shape [`WorkerToken::mint`] produces.
+    /// Accepts only the exact shape [`WorkerToken::mint`] produces: the prefix, canonical
+    /// base64url (no padding) of a valid user id, the separator, and a 43-character secret.
     pub fn parse(raw: &str) -> Option<Self> {
         let rest = raw.strip_prefix(WORKER_TOKEN_PREFIX)?;
-        OneTimeToken::parse(rest).ok()?;
-        Some(Self(Zeroizing::new(raw.to_owned())))
+        let (user_part, secret) = rest.split_once(WORKER_TOKEN_SEPARATOR)?;
+        // The user-id part: 1 to 256 bytes in base64url, so at most 344 characters.
+        if user_part.is_empty() || user_part.len() > UserId::MAX_LEN.div_ceil(3) * 4 {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(user_part).ok()?;
+        // Exactly one spelling per user id (no trailing bits, no padding).
+        if URL_SAFE_NO_PAD.encode(&bytes) != user_part {
+            return None;
+        }
+        let user_id = UserId::parse(std::str::from_utf8(&bytes).ok()?).ok()?;
+        OneTimeToken::parse(secret).ok()?;
+        Some(Self {
+            text: Zeroizing::new(raw.to_owned()),
+            user_id,
+        })
     }
 
+    /// The owner the token names (checked by the store read that also checks the token).
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+
+    /// SHA-256 of the whole token text.
     pub fn hash(&self) -> TokenHash {
-        TokenHash::of(self.0.as_bytes())
+        TokenHash::of(self.text.as_bytes())
     }
 
     /// The secret text, for the one response that hands it to its owner.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 
@@ -135,8 +177,8 @@ pub fn is_worker_token_id(id: &str) -> bool {
 pub enum Caller {
     /// The user, with an app JWT.
     App(AppUser),
-    /// One of the user's workers, with a worker token.
-    Worker { user_id: UserId, token_id: String },
+    /// One of the user's workers, with an active worker token.
+    Worker { user_id: UserId },
 }
 
 impl Caller {
@@ -144,7 +186,7 @@ impl Caller {
     pub fn user_id(&self) -> &UserId {
         match self {
             Self::App(user) => &user.user_id,
-            Self::Worker { user_id, .. } => user_id,
+            Self::Worker { user_id } => user_id,
         }
     }
 
@@ -157,37 +199,81 @@ impl Caller {
     }
 }
 
-/// Authenticates `Authorization: Bearer <app JWT or worker token>`. A JWT (three
-/// dot-separated parts) is verified by `jwt`; a `tgw_` token must be an active worker token
-/// in the store (one strongly consistent read). 401 otherwise, 503 if the store is down.
+/// The bearer credential of a request, before the store has been asked about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// A verified app JWT: authenticated.
+    App(AppUser),
+    /// A well-formed worker token: NOT yet authenticated. It only names the user whose
+    /// record to read; the read itself checks that the token is one of that user's active
+    /// tokens (`WorkerAuth::Token`) and answers [`worker_token_invalid`] otherwise.
+    Worker(WorkerToken),
+}
+
+impl Presented {
+    /// The user the credential names (for a worker token: to be checked by the store).
+    pub fn user_id(&self) -> &UserId {
+        match self {
+            Self::App(user) => &user.user_id,
+            Self::Worker(token) => token.user_id(),
+        }
+    }
+
+    /// `jwt` or `worker_token`, for logs.
+    pub fn via(&self) -> &'static str {
+        match self {
+            Self::App(_) => "jwt",
+            Self::Worker(_) => "worker_token",
+        }
+    }
+}
+
+/// The 401 of a worker token that is malformed, unknown, revoked, or not the named user's.
+pub fn worker_token_invalid() -> Problem {
+    Problem::unauthorized(
+        "worker_token_invalid",
+        "the worker token is unknown or revoked",
+    )
+}
+
+/// Reads `Authorization: Bearer <app JWT or worker token>` without any store call. A JWT
+/// (three dot-separated parts) is verified by `jwt`; a `tgw_` token must have the exact shape
+/// of [`WorkerToken`] and is returned unchecked ([`Presented::Worker`]): the caller must
+/// check it in the store. 401 otherwise.
+pub fn present_app_or_worker(jwt: &JwtVerifier, req: &Request) -> Result<Presented, Problem> {
+    let token = bearer_token(req).ok_or(AuthError::Missing)?;
+    if token.starts_with(WORKER_TOKEN_PREFIX) {
+        return WorkerToken::parse(token)
+            .map(Presented::Worker)
+            .ok_or_else(worker_token_invalid);
+    }
+    if token.split('.').count() == 3 {
+        return Ok(Presented::App(jwt.verify(token)?));
+    }
+    Err(AuthError::Invalid("neither an app JWT nor a worker token").into())
+}
+
+/// Authenticates `Authorization: Bearer <app JWT or worker token>`: a worker token must be one
+/// of its named user's active tokens (one strongly consistent read). 401 otherwise, 503 if the
+/// store is down. (`worker-credentials` does not use this: its credentials read checks the
+/// token in the same store call.)
 pub async fn authenticate_app_or_worker(
     jwt: &JwtVerifier,
     tokens: &dyn WorkerTokens,
     req: &Request,
-    now: UnixTime,
 ) -> Result<Caller, Problem> {
-    let token = bearer_token(req).ok_or(AuthError::Missing)?;
-    if token.starts_with(WORKER_TOKEN_PREFIX) {
-        let invalid = || {
-            Problem::unauthorized(
-                "worker_token_invalid",
-                "the worker token is unknown or revoked",
-            )
-        };
-        let token = WorkerToken::parse(token).ok_or_else(invalid)?;
-        let record = tokens
-            .lookup(&token.hash(), now)
-            .await?
-            .ok_or_else(invalid)?;
-        return Ok(Caller::Worker {
-            user_id: record.user_id,
-            token_id: record.id,
-        });
+    match present_app_or_worker(jwt, req)? {
+        Presented::App(user) => Ok(Caller::App(user)),
+        Presented::Worker(token) => {
+            if tokens.is_active(token.user_id(), &token.hash()).await? {
+                Ok(Caller::Worker {
+                    user_id: token.user_id().clone(),
+                })
+            } else {
+                Err(worker_token_invalid())
+            }
+        }
     }
-    if token.split('.').count() == 3 {
-        return Ok(Caller::App(jwt.verify(token)?));
-    }
-    Err(AuthError::Invalid("neither an app JWT nor a worker token").into())
 }
 
 /// Where "now" comes from: the system clock, or a test's.
@@ -256,15 +342,47 @@ mod tests {
 
     #[test]
     fn worker_tokens_have_a_prefix_and_a_fixed_shape() {
-        let t = WorkerToken::mint();
-        assert!(t.expose().starts_with("tgw_"));
-        assert_eq!(t.expose().len(), 47);
+        let alice = UserId::parse("alice").unwrap();
+        let t = WorkerToken::mint(&alice);
+        assert!(t.expose().starts_with("tgw_YWxpY2U."), "{:?}", t.expose());
+        assert_eq!(t.expose().len(), "tgw_YWxpY2U.".len() + 43);
+        assert_eq!(t.user_id(), &alice);
         assert_eq!(WorkerToken::parse(t.expose()), Some(t.clone()));
         assert!(WorkerToken::parse("tgw_short").is_none());
         assert!(WorkerToken::parse(&t.expose()[4..]).is_none());
         assert_ne!(t.hash().as_str(), t.expose());
-        assert!(!format!("{t:?}").contains(&t.expose()[4..]));
-        assert_ne!(WorkerToken::mint(), t);
+        assert_eq!(t.hash(), TokenHash::of(t.expose().as_bytes()));
+        let secret = &t.expose()["tgw_YWxpY2U.".len()..];
+        assert!(!format!("{t:?}").contains(secret));
+        assert_ne!(WorkerToken::mint(&alice), t);
+
+        // Another user id in the token is another token, with another hash.
+        let bob = format!("tgw_{}.{secret}", URL_SAFE_NO_PAD.encode("bob"));
+        let bob = WorkerToken::parse(&bob).unwrap();
+        assert_eq!(bob.user_id().as_str(), "bob");
+        assert_ne!(bob.hash(), t.hash());
+
+        // Exactly the minted shape: no padding, no non-canonical spelling, no empty or
+        // invalid user id, no second separator, a 43-character secret.
+        for bad in [
+            format!("tgw_YWxpY2U=.{secret}"),
+            format!("tgw_YWxpY2V.{secret}"),
+            format!("tgw_.{secret}"),
+            format!("tgw_{}.{secret}", URL_SAFE_NO_PAD.encode("a\nb")),
+            format!("tgw_{}.{secret}", URL_SAFE_NO_PAD.encode([0xff, 0xfe])),
+            format!("tgw_YWxpY2U.{secret}."),
+            format!("tgw_YWxpY2U..{secret}"),
+            format!("tgw_YWxpY2U.{}", &secret[1..]),
+            format!("tgw_YWxpY2U{secret}"),
+            format!("TGW_YWxpY2U.{secret}"),
+            format!("tgw_{}.{secret}", "A".repeat(348)),
+        ] {
+            assert!(WorkerToken::parse(&bad).is_none(), "{bad}");
+        }
+        // The longest user id fits.
+        let long = UserId::parse(&"x".repeat(UserId::MAX_LEN)).unwrap();
+        let t = WorkerToken::mint(&long);
+        assert_eq!(WorkerToken::parse(t.expose()).unwrap().user_id(), &long);
     }
 
     #[test]

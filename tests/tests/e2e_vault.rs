@@ -12,9 +12,10 @@ use tglink_shared::{
     seal::{KeyWrapper, Sealer, local::LocalKeys},
     store::{
         Credentials,
-        credentials::{SEALED_BOT_TOKEN, SEALED_SESSION, WriteOutcome},
+        credentials::{SEALED_BOT_TOKEN, SEALED_SESSION, WorkerAuth, WriteOutcome},
     },
     time::UnixTime,
+    vault::WorkerToken,
 };
 use tglink_tests::{
     app::{TestApp, spawn_app_with},
@@ -33,6 +34,22 @@ const TOKENS: &str = "/api/worker/tokens";
 
 const API_HASH: &str = "5ec2e7a1b0c94d1f8a3b6c7d9e0f1a2b";
 const BACKEND: &str = "https://backend.example";
+
+/// The secret part of a worker token (`tgw_<base64url(user id)>.<secret>`).
+fn secret_of(worker: &str) -> &str {
+    let (_, secret) = worker
+        .rsplit_once('.')
+        .expect("a worker token has a secret part");
+    assert_eq!(secret.len(), 43, "{worker}");
+    secret
+}
+
+/// `worker` with its user-id part naming `user` (the secret kept).
+fn retargeted(worker: &str, user: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user);
+    format!("tgw_{encoded}.{}", secret_of(worker))
+}
 
 /// A well-formed bot token whose secret part is unique to `tag`.
 fn bot_token(id: u64, tag: &str) -> String {
@@ -245,7 +262,12 @@ async fn full_flow(backend: Backend) {
 
     // 3. A worker token, shown once.
     let (token_id, worker) = v.worker_token(&jwt, "render worker").await;
+    // `tgw_<base64url(user id)>.<43-character secret>`; the text parses back to its user.
     assert!(worker.starts_with("tgw_"), "{worker}");
+    secret_of(&worker);
+    let parsed = WorkerToken::parse(&worker).expect("the minted shape");
+    assert_eq!(parsed.user_id().as_str(), "alice");
+    assert!(worker.starts_with("tgw_YWxpY2U."), "{worker}");
 
     // 4. The worker fetches its credentials.
     let resp = v.get(CREDS, &worker).await;
@@ -314,7 +336,7 @@ async fn full_flow(backend: Backend) {
     assert_eq!(tokens[0]["id"], token_id.as_str());
     assert_eq!(tokens[0]["name"], "render worker");
     assert_eq!(tokens[0]["revoked_at"], Value::Null);
-    assert!(!list.text.contains(&worker) && !list.text.contains(&worker[4..]));
+    assert!(!list.text.contains(&worker) && !list.text.contains(secret_of(&worker)));
     let resp = v.delete(&format!("{TOKENS}/{token_id}"), &jwt).await;
     assert_eq!(resp.status, 204, "{}", resp.text);
     v.get(CREDS, &worker)
@@ -349,7 +371,7 @@ async fn full_flow(backend: Backend) {
         phone,
         invite,
         &worker,
-        &worker[4..],
+        secret_of(&worker),
         API_HASH,
         &jwt,
     ]);
@@ -522,6 +544,45 @@ async fn users_are_isolated(backend: Backend) {
     )
     .await
     .assert_problem(401, "worker_token_invalid");
+    // The token names its user, but naming another one makes it another (unknown) token:
+    // Alice's secret under Bob's name, and Bob's under Alice's, read nothing.
+    for forged in [
+        retargeted(&alice_worker, "bob"),
+        retargeted(&bob_worker, "alice"),
+    ] {
+        let resp = v.get(CREDS, &forged).await;
+        resp.assert_problem(401, "worker_token_invalid");
+        assert!(!resp.text.contains("bob-session") && !resp.text.contains("alice-session"));
+        v.post(REPORT, &forged, json!({"error": "AUTH_KEY_UNREGISTERED"}))
+            .await
+            .assert_problem(401, "worker_token_invalid");
+    }
+    // A well-formed token nobody minted.
+    let unknown = WorkerToken::mint(&UserId::parse("bob").unwrap());
+    v.get(CREDS, unknown.expose())
+        .await
+        .assert_problem(401, "worker_token_invalid");
+    assert_eq!(v.get(CREDS, &bob_worker).await.status, 200);
+    // A token made before anything is configured: "not configured", not "invalid"; once the
+    // user configures the vault, the same token reads it.
+    let dora = v.app.jwt("dora");
+    let (_, dora_worker) = v.worker_token(&dora, "early worker").await;
+    v.get(CREDS, &dora_worker)
+        .await
+        .assert_problem(400, "telegram_not_configured");
+    assert_eq!(v.get(STATUS, &dora).await.json["bot_configured"], false);
+    let dora_token = bot_token(555555555, "dora-iso");
+    let dora_again = v
+        .configure("dora", &dora_token, "dora_iso_bot", "dora-session")
+        .await;
+    let resp = v.get(CREDS, &dora_worker).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["user_id"], "dora");
+    assert_eq!(resp.json["telegram_session"], "dora-session");
+    assert_eq!(
+        v.get(CREDS, &dora_again).await.json["bot_token"],
+        dora_token.as_str()
+    );
     v.get(CREDS, &v.app.jwt("bob")[1..])
         .await
         .assert_problem(401, "token_invalid");
@@ -674,7 +735,7 @@ async fn idle_expiry_and_reports(backend: Backend) {
     let mut r = port.get(&user).await.unwrap().unwrap();
     r.session_saved_at = Some(UnixTime(now - 2_000));
     write_back(port.as_ref(), &r).await;
-    port.read_for_worker(&user, UnixTime(now - 1_100), idle)
+    port.read_for_worker(&user, UnixTime(now - 1_100), idle, WorkerAuth::App)
         .await
         .unwrap();
     let status = v.get(STATUS, &jwt).await;
@@ -762,7 +823,7 @@ async fn idle_expiry_and_reports(backend: Backend) {
     v.get(CREDS, &worker)
         .await
         .assert_problem(400, "telegram_not_configured");
-    log.assert_free_of(&["idler-session", &worker[4..]]);
+    log.assert_free_of(&["idler-session", secret_of(&worker)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -944,7 +1005,11 @@ async fn store_unavailable_is_503() {
         v.delete(&format!("{TOKENS}/wt_AAAAAAAAAAAAAAAA"), &jwt)
             .await,
         v.get(CREDS, &jwt).await,
-        v.get(CREDS, &format!("tgw_{}", "A".repeat(43))).await,
+        v.get(
+            CREDS,
+            WorkerToken::mint(&UserId::parse("down").unwrap()).expose(),
+        )
+        .await,
         v.post(REPORT, &jwt, json!({"error": "AUTH_KEY_UNREGISTERED"}))
             .await,
     ];

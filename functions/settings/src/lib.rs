@@ -626,9 +626,7 @@ struct ReportBody {
 }
 
 async fn report(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
-    let now = deps.clock.now();
-    let caller =
-        authenticate_app_or_worker(&deps.auth, deps.worker_tokens.as_ref(), req, now).await?;
+    let caller = authenticate_app_or_worker(&deps.auth, deps.worker_tokens.as_ref(), req).await?;
     let body: ReportBody = parse_json(req)?;
     let reason = body.error.trim().to_ascii_uppercase();
     let Some(reason) = FATAL_SESSION_ERRORS.iter().find(|e| **e == reason) else {
@@ -712,7 +710,7 @@ async fn create_worker_token(deps: &Settings, req: &Request) -> Result<Response<
             "name must be 1-64 characters without control characters",
         ));
     }
-    let token = WorkerToken::mint();
+    let token = WorkerToken::mint(&user.user_id);
     let record = WorkerTokenRecord {
         id: new_worker_token_id(),
         hash: token.hash(),

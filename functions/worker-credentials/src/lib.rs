@@ -5,10 +5,11 @@
 //! `telegram_session`, `telegram_api_id`, `telegram_api_hash`, `user_id`, `backend_url`. The
 //! user comes only from the token.
 //!
-//! Cost per request: one store call for the record (an `UpdateItem` that also records the
-//! worker's activity and returns the item), plus one for the worker-token lookup when a
-//! worker token is used, and at most one KMS `Decrypt`: all secrets of a record are sealed
-//! under one data key. The `ETag` is the record's version (plus a fingerprint of the
+//! Cost per request: ONE store call, with an app JWT or a worker token alike: an `UpdateItem`
+//! of the credentials item that checks the worker token (its hash must be in the item's set of
+//! active token hashes; the token names its user, see [`vault::WorkerToken`]), records the
+//! worker's activity and returns the item. Then at most one KMS `Decrypt`: all secrets of a
+//! record are sealed under one data key. The `ETag` is the record's version (plus a fingerprint of the
 //! deployment values served with it); `If-None-Match` with the current tag answers 304 before
 //! anything is decrypted. This function only reads and opens; it never seals.
 
@@ -28,12 +29,12 @@ use tglink_shared::{
     runtime::{Function, Startup, StartupError},
     seal::{SealError, Sealer},
     store::{
-        Credentials, StoreError, WorkerTokens,
-        credentials::{SEALED_BOT_TOKEN, SEALED_SESSION},
+        Credentials, StoreError,
+        credentials::{SEALED_BOT_TOKEN, SEALED_SESSION, WorkerAuth, WorkerRead},
     },
     vault::{
-        self, Clock, SecretString, authenticate_app_or_worker, etag, if_none_match,
-        max_idle_from_env,
+        self, Clock, Presented, SecretString, etag, if_none_match, max_idle_from_env,
+        present_app_or_worker, worker_token_invalid,
     },
 };
 
@@ -42,7 +43,6 @@ pub const ROUTES: &[Route] = &[Route::new("GET", "/api/worker/credentials")];
 pub struct WorkerCredentials {
     pub auth: JwtVerifier,
     pub credentials: Arc<dyn Credentials>,
-    pub worker_tokens: Arc<dyn WorkerTokens>,
     pub sealer: Sealer,
     pub deployment: Deployment,
     pub max_idle_secs: u64,
@@ -106,7 +106,6 @@ impl Function for WorkerCredentials {
         Ok(Self {
             auth: startup.jwt()?,
             credentials: store.credentials(),
-            worker_tokens: store.worker_tokens(),
             sealer: startup.sealer().await?,
             deployment,
             max_idle_secs,
@@ -170,14 +169,26 @@ struct CredentialsBody<'a> {
 
 async fn fetch(deps: &WorkerCredentials, req: &Request) -> Result<Response<Body>, Problem> {
     let now = deps.clock.now();
-    let caller =
-        authenticate_app_or_worker(&deps.auth, deps.worker_tokens.as_ref(), req, now).await?;
+    // A worker token is only well-formed here: the read below checks it (same call).
+    let caller = present_app_or_worker(&deps.auth, req)?;
+    let token_hash;
+    let auth = match &caller {
+        Presented::App(_) => WorkerAuth::App,
+        Presented::Worker(token) => {
+            token_hash = token.hash();
+            WorkerAuth::Token(&token_hash)
+        }
+    };
     let user = caller.user_id();
-    let record = deps
+    let read = deps
         .credentials
-        .read_for_worker(user, now, deps.max_idle_secs)
+        .read_for_worker(user, now, deps.max_idle_secs, auth)
         .await
         .map_err(FetchError::from)?;
+    let record = match read {
+        WorkerRead::Record(record) => record,
+        WorkerRead::TokenInvalid => return Err(worker_token_invalid()),
+    };
     let Some(record) = record else {
         return Err(FetchError::NotConfigured(
             "no bot token and no Telegram session are stored: log in to Telegram and save a bot token",

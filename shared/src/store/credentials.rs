@@ -11,6 +11,13 @@
 //! re-reads. `last_used_at` is written only by [`Credentials::read_for_worker`] (never by
 //! [`Credentials::write`]), so a worker's activity and a settings change cannot overwrite
 //! each other either.
+//!
+//! The item also holds the SHA-256 hashes of the user's active worker tokens (written only by
+//! [`super::WorkerTokens`]), so that a worker's read checks its token and reads the record in
+//! ONE store call ([`WorkerAuth::Token`]). Creating a token before any credentials exist may
+//! therefore leave an item with token hashes and nothing else (a *stub*): every method here
+//! treats an item without a `version` as "no record", [`Credentials::write`] at version 0
+//! fills a stub in, and no write ever drops the token hashes.
 
 use async_trait::async_trait;
 
@@ -19,6 +26,7 @@ use crate::{
     ids::{TelegramUserId, UserId},
     seal::SealedRecord,
     time::UnixTime,
+    token::TokenHash,
 };
 
 /// Names of the sealed attributes a credential record may hold.
@@ -116,25 +124,53 @@ pub enum WriteOutcome {
     Conflict,
 }
 
+/// How a worker's read is authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerAuth<'a> {
+    /// The user's own app JWT, already verified.
+    App,
+    /// A worker token naming this user: its hash must be one of the user's active worker
+    /// token hashes, checked in the same store call as the read.
+    Token(&'a TokenHash),
+}
+
+/// The outcome of [`Credentials::read_for_worker`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per request, as large as the Option<CredentialsRecord> it wraps"
+)]
+pub enum WorkerRead {
+    /// Authorized: the user's record, `None` if there is none (yet).
+    Record(Option<CredentialsRecord>),
+    /// [`WorkerAuth::Token`] whose hash is not among the user's active tokens (unknown,
+    /// revoked, or another user's). Nothing of the record is returned.
+    TokenInvalid,
+}
+
 #[async_trait]
 pub trait Credentials: Send + Sync {
     /// The user's record (one strongly consistent read), if any.
     async fn get(&self, user: &UserId) -> Result<Option<CredentialsRecord>, StoreError>;
 
     /// Stores `record` as version `record.version + 1`, if the stored version is still
-    /// `record.version` (0: the record must not exist). Absent optional fields are removed.
-    /// Never writes `last_used_at`.
+    /// `record.version` (0: no record may exist; a stub holding only worker-token hashes is
+    /// no record). Absent optional fields are removed. Never writes `last_used_at`, never
+    /// touches the worker-token hashes.
     async fn write(&self, record: &CredentialsRecord) -> Result<WriteOutcome, StoreError>;
 
-    /// A worker's read: the record, in one store call that also records the activity
-    /// (`last_used_at = now`) when a session is stored and was active within
-    /// `max_idle_secs`. An idle-expired session is not revived. Does not change `version`.
+    /// A worker's read, authorized by `auth`: the record, in ONE store call that checks the
+    /// worker token (if any) and also records the activity (`last_used_at = now`) when the
+    /// caller is authorized and a session is stored and was active within `max_idle_secs`.
+    /// An idle-expired session is not revived. Does not change `version`. A worker token that
+    /// is not active for `user` gets [`WorkerRead::TokenInvalid`] and writes nothing.
     async fn read_for_worker(
         &self,
         user: &UserId,
         now: UnixTime,
         max_idle_secs: u64,
-    ) -> Result<Option<CredentialsRecord>, StoreError>;
+        auth: WorkerAuth<'_>,
+    ) -> Result<WorkerRead, StoreError>;
 }
 
 /// The key of a user's record (also the sealing scope's record identity).

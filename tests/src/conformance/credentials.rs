@@ -9,7 +9,10 @@ use tglink_shared::{
     seal::{SealError, SealedRecord},
     store::{
         Credentials, CredentialsRecord,
-        credentials::{Reauth, SEALED_BOT_TOKEN, SEALED_PHONE, SEALED_SESSION, WriteOutcome},
+        credentials::{
+            Reauth, SEALED_BOT_TOKEN, SEALED_PHONE, SEALED_SESSION, WorkerAuth, WorkerRead,
+            WriteOutcome,
+        },
     },
     time::UnixTime,
     vault,
@@ -23,7 +26,7 @@ fn user(name: &str) -> UserId {
     UserId::parse(name).unwrap()
 }
 
-fn fake_sealed(names: &[&str]) -> SealedRecord {
+pub(crate) fn fake_sealed(names: &[&str]) -> SealedRecord {
     SealedRecord {
         wrapped_key: vec![7; 40],
         attributes: names
@@ -34,7 +37,7 @@ fn fake_sealed(names: &[&str]) -> SealedRecord {
 }
 
 /// A record with every field set and a stored session saved at `saved_at`.
-fn full(user_id: &UserId, saved_at: UnixTime) -> CredentialsRecord {
+pub(crate) fn full(user_id: &UserId, saved_at: UnixTime) -> CredentialsRecord {
     CredentialsRecord {
         user_id: user_id.clone(),
         version: 0,
@@ -54,7 +57,24 @@ fn full(user_id: &UserId, saved_at: UnixTime) -> CredentialsRecord {
     }
 }
 
-async fn written(port: &dyn Credentials, record: &CredentialsRecord) -> u64 {
+/// A worker read with the user's app JWT (authorized).
+pub(crate) async fn app_read(
+    port: &dyn Credentials,
+    u: &UserId,
+    now: UnixTime,
+    idle: u64,
+) -> Option<CredentialsRecord> {
+    match port
+        .read_for_worker(u, now, idle, WorkerAuth::App)
+        .await
+        .unwrap()
+    {
+        WorkerRead::Record(record) => record,
+        WorkerRead::TokenInvalid => panic!("an app read has no token to be invalid"),
+    }
+}
+
+pub(crate) async fn written(port: &dyn Credentials, record: &CredentialsRecord) -> u64 {
     match port.write(record).await.unwrap() {
         WriteOutcome::Written { version } => version,
         WriteOutcome::Conflict => panic!("unexpected conflict"),
@@ -67,9 +87,7 @@ pub async fn absent_record_reads_as_none(backend: Backend) {
     let u = user("nobody");
     assert_eq!(port.get(&u).await.unwrap(), None);
     assert_eq!(
-        port.read_for_worker(&u, UnixTime(1_000), IDLE)
-            .await
-            .unwrap(),
+        app_read(port.as_ref(), &u, UnixTime(1_000), IDLE).await,
         None
     );
     // The worker read did not create anything.
@@ -190,19 +208,15 @@ pub async fn worker_read_records_activity_without_a_new_version(backend: Backend
     let u = user("dave");
     let t0 = UnixTime(10_000);
     written(port.as_ref(), &full(&u, t0)).await;
-    let read = port
-        .read_for_worker(&u, t0.plus_secs(5), IDLE)
+    let read = app_read(port.as_ref(), &u, t0.plus_secs(5), IDLE)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(read.last_used_at, Some(t0.plus_secs(5)));
     assert_eq!(read.version, 1);
     assert!(read.session_live(t0.plus_secs(5), IDLE));
     assert_eq!(read.session_expires_at(IDLE), Some(t0.plus_secs(105)));
     // Activity extends the session: at t0+150 it is live only thanks to a read at t0+90.
-    port.read_for_worker(&u, t0.plus_secs(90), IDLE)
-        .await
-        .unwrap();
+    app_read(port.as_ref(), &u, t0.plus_secs(90), IDLE).await;
     let stored = port.get(&u).await.unwrap().unwrap();
     assert_eq!(stored.last_used_at, Some(t0.plus_secs(90)));
     assert_eq!(stored.version, 1);
@@ -224,10 +238,8 @@ pub async fn worker_read_does_not_revive_an_idle_session(backend: Backend) {
     let t0 = UnixTime(10_000);
     written(port.as_ref(), &full(&u, t0)).await;
     // Exactly at the idle limit the session is expired: the read returns the record as it is.
-    let read = port
-        .read_for_worker(&u, t0.plus_secs(IDLE), IDLE)
+    let read = app_read(port.as_ref(), &u, t0.plus_secs(IDLE), IDLE)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(read.last_used_at, None);
     assert!(!read.session_live(t0.plus_secs(IDLE), IDLE));
@@ -238,10 +250,8 @@ pub async fn worker_read_does_not_revive_an_idle_session(backend: Backend) {
     bot_only.sealed = Some(fake_sealed(&[SEALED_BOT_TOKEN]));
     bot_only.session_saved_at = None;
     written(port.as_ref(), &bot_only).await;
-    let read = port
-        .read_for_worker(&v, t0.plus_secs(1), IDLE)
+    let read = app_read(port.as_ref(), &v, t0.plus_secs(1), IDLE)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(read.last_used_at, None);
     assert!(read.has_sealed(SEALED_BOT_TOKEN));

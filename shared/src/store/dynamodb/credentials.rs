@@ -1,10 +1,15 @@
 //! `Credentials` on DynamoDB: one item `USER#<id>` / `CREDENTIALS`.
 //!
-//! Sealed secrets are a map `sealed` of binary attributes plus the binary `data_key`. A
-//! settings write is one `UpdateItem` that sets every field it owns and removes the absent
-//! ones, conditional on `version`; a worker read is one `UpdateItem` (`SET last_used_at`)
-//! returning the whole item, whose condition (session stored and live) failing still returns
-//! the item (`ReturnValuesOnConditionCheckFailure = ALL_OLD`).
+//! Sealed secrets are a map `sealed` of binary attributes plus the binary `data_key`. The
+//! string set `worker_tokens` holds the user's active worker-token hashes (written only by the
+//! `WorkerTokens` adapter; an item with that set and no `version` is a stub, read as "no
+//! record"). A settings write is one `UpdateItem` that sets every field it owns and removes the
+//! absent ones (never `worker_tokens`), conditional on `version` (or, at version 0, on there
+//! being no `version`); a worker read is one `UpdateItem` (`SET last_used_at`) returning the
+//! whole item, whose condition (worker token among `worker_tokens` if one is used, session
+//! stored and live) failing still returns the item
+//! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), from which the token is checked again:
+//! absent hash → the token is invalid and nothing of the item is used.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,16 +26,31 @@ use crate::{
     seal::SealedRecord,
     store::{
         StoreError,
-        credentials::{Credentials, CredentialsRecord, Reauth, WriteOutcome},
+        credentials::{
+            Credentials, CredentialsRecord, Reauth, WorkerAuth, WorkerRead, WriteOutcome,
+        },
     },
     time::UnixTime,
+    token::TokenHash,
 };
 
-const SK: &str = "CREDENTIALS";
+pub(super) const SK: &str = "CREDENTIALS";
 
-fn pk(user: &UserId) -> String {
+/// The string set of the user's active worker-token hashes.
+pub(super) const WORKER_TOKENS: &str = "worker_tokens";
+
+pub(super) fn pk(user: &UserId) -> String {
     format!("USER#{}", user.as_str())
 }
+
+/// Whether the item's `worker_tokens` set holds `hash`.
+pub(super) fn holds_token(item: &Item, hash: &TokenHash) -> bool {
+    matches!(item.get(WORKER_TOKENS), Some(AttributeValue::Ss(set)) if set.iter().any(|h| h == hash.as_str()))
+}
+
+/// How often a worker read is sent again after DynamoDB rejected it for a concurrent
+/// transaction on the item (a token being created or revoked at that moment).
+const CONFLICT_ATTEMPTS: usize = 3;
 
 /// Optional attributes owned by settings writes (removed when absent).
 const OPTIONAL: &[&str] = &[
@@ -68,9 +88,12 @@ fn opt_s(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
     }
 }
 
-fn parse(item: &Item) -> Result<CredentialsRecord, StoreError> {
+/// The record of an item; `None` for a stub (no `version`: only worker-token hashes).
+fn parse(item: &Item) -> Result<Option<CredentialsRecord>, StoreError> {
+    let Some(version) = opt_n::<u64>(item, "version")? else {
+        return Ok(None);
+    };
     let user_id = UserId::parse(get_s(item, "user_id")?).map_err(|_| corrupt("bad user_id"))?;
-    let version: u64 = opt_n(item, "version")?.ok_or_else(|| corrupt("no version"))?;
     let sealed = match (item.get("data_key"), item.get("sealed")) {
         (Some(AttributeValue::B(key)), Some(AttributeValue::M(map))) => {
             let mut attributes = BTreeMap::new();
@@ -103,7 +126,7 @@ fn parse(item: &Item) -> Result<CredentialsRecord, StoreError> {
         }),
         _ => None,
     };
-    Ok(CredentialsRecord {
+    Ok(Some(CredentialsRecord {
         user_id,
         version,
         sealed,
@@ -115,7 +138,7 @@ fn parse(item: &Item) -> Result<CredentialsRecord, StoreError> {
         last_used_at: opt_n::<u64>(item, "last_used_at")?.map(UnixTime),
         reauth,
         updated_at: UnixTime(opt_n(item, "updated_at")?.unwrap_or(0)),
-    })
+    }))
 }
 
 /// The settings-owned optional attributes of `record` that are present.
@@ -172,7 +195,10 @@ impl Credentials for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        out.item.as_ref().map(parse).transpose()
+        match out.item {
+            Some(item) => parse(&item),
+            None => Ok(None),
+        }
     }
 
     async fn write(&self, record: &CredentialsRecord) -> Result<WriteOutcome, StoreError> {
@@ -216,8 +242,10 @@ impl Credentials for DynamoStore {
         req = req.update_expression(expression);
         // The SDK retries a request whose response was lost; without an attempt id the retry
         // of a write that did succeed would fail its own condition and report a conflict.
+        // Version 0: no record, but maybe a stub holding worker-token hashes (kept: the update
+        // neither sets nor removes them).
         req = if record.version == 0 {
-            req.condition_expression("attribute_not_exists(pk) OR #write_attempt = :attempt")
+            req.condition_expression("attribute_not_exists(#version) OR #write_attempt = :attempt")
         } else {
             req.condition_expression("#version = :expected OR #write_attempt = :attempt")
                 .expression_attribute_values(":expected", n(record.version))
@@ -226,9 +254,13 @@ impl Credentials for DynamoStore {
             Ok(_) => Ok(WriteOutcome::Written {
                 version: new_version,
             }),
+            // A concurrent worker-token transaction on the item also means "re-read and
+            // retry": nothing was written.
             Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_conditional_check_failed_exception()
+                        || s.is_transaction_conflict_exception()
+                }) =>
             {
                 Ok(WriteOutcome::Conflict)
             }
@@ -241,43 +273,67 @@ impl Credentials for DynamoStore {
         user: &UserId,
         now: UnixTime,
         max_idle_secs: u64,
-    ) -> Result<Option<CredentialsRecord>, StoreError> {
+        auth: WorkerAuth<'_>,
+    ) -> Result<WorkerRead, StoreError> {
         let cutoff = now.secs() as i128 - max_idle_secs as i128;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk(user)))
-            .key("sk", s(SK))
-            .update_expression("SET #used = :now")
-            .condition_expression(
-                "attribute_exists(#saved) AND attribute_exists(#sealed.#session) \
-                 AND (#saved > :cutoff OR #used > :cutoff)",
-            )
-            .expression_attribute_names("#used", "last_used_at")
-            .expression_attribute_names("#saved", "session_saved_at")
-            .expression_attribute_names("#sealed", "sealed")
-            .expression_attribute_names("#session", "session")
-            .expression_attribute_values(":now", n(now.secs()))
-            .expression_attribute_values(":cutoff", n(cutoff))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let item = out
-                    .attributes
-                    .ok_or_else(|| corrupt("update returned no item"))?;
-                parse(&item).map(Some)
-            }
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    // No session, or an idle-expired one: the item as it is (if any).
-                    failed.item().map(parse).transpose()
+        let live = "attribute_exists(#saved) AND attribute_exists(#sealed.#session) \
+                    AND (#saved > :cutoff OR #used > :cutoff)";
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk(user)))
+                .key("sk", s(SK))
+                .update_expression("SET #used = :now")
+                .expression_attribute_names("#used", "last_used_at")
+                .expression_attribute_names("#saved", "session_saved_at")
+                .expression_attribute_names("#sealed", "sealed")
+                .expression_attribute_names("#session", "session")
+                .expression_attribute_values(":now", n(now.secs()))
+                .expression_attribute_values(":cutoff", n(cutoff))
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            req = match auth {
+                WorkerAuth::App => req.condition_expression(live),
+                WorkerAuth::Token(hash) => req
+                    .condition_expression(format!("contains(#tokens, :token) AND {live}"))
+                    .expression_attribute_names("#tokens", WORKER_TOKENS)
+                    .expression_attribute_values(":token", s(hash.as_str())),
+            };
+            match req.send().await {
+                // The condition held: authorized, and the session's activity recorded.
+                Ok(out) => {
+                    let item = out
+                        .attributes
+                        .ok_or_else(|| corrupt("update returned no item"))?;
+                    return parse(&item).map(WorkerRead::Record);
                 }
-                _ => Err(unavailable(e)),
-            },
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                        // Not authorized, or no session, or an idle-expired one: decide from
+                        // the item as it is (if any).
+                        let item = failed.item();
+                        if let WorkerAuth::Token(hash) = auth
+                            && !item.is_some_and(|item| holds_token(item, hash))
+                        {
+                            return Ok(WorkerRead::TokenInvalid);
+                        }
+                        return match item {
+                            Some(item) => parse(item).map(WorkerRead::Record),
+                            None => Ok(WorkerRead::Record(None)),
+                        };
+                    }
+                    // A worker token of this user being created or revoked at this moment.
+                    Some(UpdateItemError::TransactionConflictException(_))
+                        if attempt < CONFLICT_ATTEMPTS => {}
+                    _ => return Err(unavailable(e)),
+                },
+            }
         }
     }
 }

@@ -1,14 +1,22 @@
-//! `WorkerTokens` on DynamoDB: `WORKERTOKEN#<hash>` / `WORKERTOKEN` (looked up by the hash a
-//! worker presents) and `USER#<id>` / `WORKERTOKEN#<id>` (listed by user, names the hash for
-//! revocation), written and revoked together with `TransactWriteItems`.
+//! `WorkerTokens` on DynamoDB: the listing item `USER#<id>` / `WORKERTOKEN#<id>` (listed by
+//! user, names the hash for revocation) and the hash in the string set `worker_tokens` of the
+//! credentials item `USER#<id>` / `CREDENTIALS` (checked by the worker's credentials read in
+//! the same call, see `credentials.rs`), written together with `TransactWriteItems` (a `Put`
+//! and an `Update ... ADD`, which creates a stub credentials item if the user has none yet)
+//! and revoked together (an `Update` marking the listing item and an `Update ... DELETE`).
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
+    error::SdkError,
     operation::transact_write_items::TransactWriteItemsError,
     types::{AttributeValue, Put, TransactWriteItem, Update},
 };
 
-use super::{DynamoStore, Item, get_s, n, s, unavailable};
+use super::{
+    DynamoStore, Item,
+    credentials::{self, WORKER_TOKENS, holds_token},
+    get_s, n, request_token, s, unavailable,
+};
 use crate::{
     ids::UserId,
     store::{
@@ -19,12 +27,11 @@ use crate::{
     token::TokenHash,
 };
 
-const TOKEN_SK: &str = "WORKERTOKEN";
 const LIST_PREFIX: &str = "WORKERTOKEN#";
 
-fn token_pk(hash: &TokenHash) -> String {
-    format!("WORKERTOKEN#{}", hash.as_str())
-}
+/// How often a transaction is sent again after DynamoDB cancelled it for a concurrent write
+/// (nothing of a cancelled transaction is written).
+const ATTEMPTS: usize = 5;
 
 fn user_pk(user: &UserId) -> String {
     format!("USER#{}", user.as_str())
@@ -65,11 +72,11 @@ fn parse(item: &Item) -> Result<WorkerTokenRecord, StoreError> {
     })
 }
 
-fn put(table: &str, pk: String, sk: String, r: &WorkerTokenRecord) -> TransactWriteItem {
+fn put(table: &str, r: &WorkerTokenRecord) -> TransactWriteItem {
     let put = Put::builder()
         .table_name(table)
-        .item("pk", s(pk))
-        .item("sk", s(sk))
+        .item("pk", s(user_pk(&r.user_id)))
+        .item("sk", s(list_sk(&r.id)))
         .item("id", s(&r.id))
         .item("token_hash", s(r.hash.as_str()))
         .item("user_id", s(r.user_id.as_str()))
@@ -81,11 +88,11 @@ fn put(table: &str, pk: String, sk: String, r: &WorkerTokenRecord) -> TransactWr
     TransactWriteItem::builder().put(put).build()
 }
 
-fn revoke(table: &str, pk: String, sk: String, now: UnixTime) -> TransactWriteItem {
+fn revoke(table: &str, user: &UserId, id: &str, now: UnixTime) -> TransactWriteItem {
     let update = Update::builder()
         .table_name(table)
-        .key("pk", s(pk))
-        .key("sk", s(sk))
+        .key("pk", s(user_pk(user)))
+        .key("sk", s(list_sk(id)))
         .update_expression("SET revoked_at = :now, expires_at = :expires")
         .condition_expression(
             "attribute_exists(pk) AND attribute_not_exists(revoked_at) \
@@ -98,52 +105,83 @@ fn revoke(table: &str, pk: String, sk: String, now: UnixTime) -> TransactWriteIt
     TransactWriteItem::builder().update(update).build()
 }
 
+/// `ADD` (`DELETE`) `hash` to (from) `user`'s active token hashes on the credentials item.
+/// `ADD` creates a stub item when the user has no credentials yet; `DELETE` of the last hash
+/// removes the attribute.
+fn active_hashes(table: &str, user: &UserId, action: &str, hash: &TokenHash) -> TransactWriteItem {
+    let update = Update::builder()
+        .table_name(table)
+        .key("pk", s(credentials::pk(user)))
+        .key("sk", s(credentials::SK))
+        .update_expression(format!("{action} #tokens :hash"))
+        .expression_attribute_names("#tokens", WORKER_TOKENS)
+        .expression_attribute_values(":hash", AttributeValue::Ss(vec![hash.as_str().to_owned()]))
+        .build()
+        .expect("table, key and expression are set");
+    TransactWriteItem::builder().update(update).build()
+}
+
+/// Whether a cancelled transaction lost a race (a condition, or a concurrent write), so that
+/// re-deciding and sending it again is right.
+fn raced<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            c.cancellation_reasons().iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some("ConditionalCheckFailed" | "TransactionConflict")
+                )
+            })
+        }
+        _ => false,
+    }
+}
+
 #[async_trait]
 impl WorkerTokens for DynamoStore {
     async fn insert(&self, record: &WorkerTokenRecord) -> Result<(), StoreError> {
-        self.client
-            .transact_write_items()
-            .transact_items(put(
-                &self.table,
-                token_pk(&record.hash),
-                TOKEN_SK.to_owned(),
-                record,
-            ))
-            .transact_items(put(
-                &self.table,
-                user_pk(&record.user_id),
-                list_sk(&record.id),
-                record,
-            ))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        // The listing item's id is new (`attribute_not_exists(pk)`), so a cancellation can only
+        // be a concurrent write to the credentials item: nothing was written, send it again.
+        // Each send is one logical operation with its own request token, so the SDK's retry
+        // of a transaction that did commit succeeds instead of failing its own condition.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .client_request_token(request_token())
+                .transact_items(put(&self.table, record))
+                .transact_items(active_hashes(
+                    &self.table,
+                    &record.user_id,
+                    "ADD",
+                    &record.hash,
+                ))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < ATTEMPTS && raced(&e) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
     }
 
-    async fn lookup(
-        &self,
-        hash: &TokenHash,
-        now: UnixTime,
-    ) -> Result<Option<WorkerTokenRecord>, StoreError> {
+    async fn is_active(&self, user: &UserId, hash: &TokenHash) -> Result<bool, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(token_pk(hash)))
-            .key("sk", s(TOKEN_SK))
+            .key("pk", s(credentials::pk(user)))
+            .key("sk", s(credentials::SK))
+            .projection_expression("#tokens")
+            .expression_attribute_names("#tokens", WORKER_TOKENS)
             .consistent_read(true)
             .send()
             .await
             .map_err(unavailable)?;
-        let Some(item) = out.item else {
-            return Ok(None);
-        };
-        if expired(&item, now)? {
-            return Ok(None);
-        }
-        let record = parse(&item)?;
-        Ok(record.revoked_at.is_none().then_some(record))
+        Ok(out.item.is_some_and(|item| holds_token(&item, hash)))
     }
 
     async fn list(
@@ -188,7 +226,7 @@ impl WorkerTokens for DynamoStore {
     ) -> Result<RevokeOutcome, StoreError> {
         // A lost race (another revoke, or DynamoDB's transaction conflict) is decided by
         // reading again.
-        for _ in 0..5 {
+        for _ in 0..ATTEMPTS {
             let out = self
                 .client
                 .get_item()
@@ -212,33 +250,15 @@ impl WorkerTokens for DynamoStore {
             let result = self
                 .client
                 .transact_write_items()
-                .transact_items(revoke(
-                    &self.table,
-                    token_pk(&record.hash),
-                    TOKEN_SK.to_owned(),
-                    now,
-                ))
-                .transact_items(revoke(&self.table, user_pk(user), list_sk(id), now))
+                .client_request_token(request_token())
+                .transact_items(revoke(&self.table, user, id, now))
+                .transact_items(active_hashes(&self.table, user, "DELETE", &record.hash))
                 .send()
                 .await;
             match result {
                 Ok(_) => return Ok(RevokeOutcome::Revoked),
-                Err(e) => {
-                    let raced = match e.as_service_error() {
-                        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                            c.cancellation_reasons().iter().any(|r| {
-                                matches!(
-                                    r.code(),
-                                    Some("ConditionalCheckFailed" | "TransactionConflict")
-                                )
-                            })
-                        }
-                        _ => false,
-                    };
-                    if !raced {
-                        return Err(unavailable(e));
-                    }
-                }
+                Err(e) if raced(&e) => {}
+                Err(e) => return Err(unavailable(e)),
             }
         }
         Err(StoreError::Unavailable(

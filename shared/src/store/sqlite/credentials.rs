@@ -1,11 +1,13 @@
-//! `Credentials` on SQLite: one row per user, one column per sealed attribute.
+//! `Credentials` on SQLite: one row per user, one column per sealed attribute. A user's active
+//! worker tokens live in the `worker_tokens` table (see `worker_tokens.rs`), so there is no
+//! stub row here; a worker read checks its token in the same `IMMEDIATE` transaction.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{SqliteStore, sql_error};
+use super::{SqliteStore, sql_error, worker_tokens};
 use crate::{
     ids::{TelegramUserId, UserId},
     seal::SealedRecord,
@@ -13,7 +15,7 @@ use crate::{
         StoreError,
         credentials::{
             Credentials, CredentialsRecord, Reauth, SEALED_BOT_TOKEN, SEALED_CHANNEL_INVITE,
-            SEALED_PHONE, SEALED_SESSION, WriteOutcome,
+            SEALED_PHONE, SEALED_SESSION, WorkerAuth, WorkerRead, WriteOutcome,
         },
     },
     time::UnixTime,
@@ -207,13 +209,23 @@ impl Credentials for SqliteStore {
         user: &UserId,
         now: UnixTime,
         max_idle_secs: u64,
-    ) -> Result<Option<CredentialsRecord>, StoreError> {
+        auth: WorkerAuth<'_>,
+    ) -> Result<WorkerRead, StoreError> {
         let user = user.clone();
+        let token = match auth {
+            WorkerAuth::App => None,
+            WorkerAuth::Token(hash) => Some(hash.clone()),
+        };
         let cutoff = now.secs() as i64 - max_idle_secs.min(i64::MAX as u64) as i64;
         self.with_conn(move |conn| {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(sql_error)?;
+            if let Some(hash) = &token
+                && !worker_tokens::active(&tx, &user, hash)?
+            {
+                return Ok(WorkerRead::TokenInvalid);
+            }
             let touched = tx
                 .query_row(
                     &format!(
@@ -235,7 +247,7 @@ impl Credentials for SqliteStore {
                 None => select(&tx, user.as_str())?,
             };
             tx.commit().map_err(sql_error)?;
-            Ok(record)
+            Ok(WorkerRead::Record(record))
         })
         .await
     }

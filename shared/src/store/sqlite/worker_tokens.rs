@@ -1,5 +1,7 @@
-//! `WorkerTokens` on SQLite: one row per token (the DynamoDB adapter's two items in one),
-//! looked up by hash, listed by user through an index.
+//! `WorkerTokens` on SQLite: one row per token (the DynamoDB adapter's listing item and set
+//! entry in one): a token is active for a user while its row names that user and is not
+//! revoked ([`active`], also used by the credentials adapter's worker read inside its
+//! transaction). Listed by user through an index.
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
@@ -68,6 +70,23 @@ fn record(
     })
 }
 
+/// Whether `hash` is one of `user`'s active (not revoked) tokens.
+pub(super) fn active(
+    conn: &rusqlite::Connection,
+    user: &UserId,
+    hash: &TokenHash,
+) -> Result<bool, StoreError> {
+    conn.query_row(
+        "SELECT 1 FROM worker_tokens
+         WHERE token_hash = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+        params![hash.as_str(), user.as_str()],
+        |_| Ok(()),
+    )
+    .optional()
+    .map_err(sql_error)
+    .map(|row| row.is_some())
+}
+
 #[async_trait]
 impl WorkerTokens for SqliteStore {
     async fn insert(&self, r: &WorkerTokenRecord) -> Result<(), StoreError> {
@@ -90,28 +109,9 @@ impl WorkerTokens for SqliteStore {
         .await
     }
 
-    async fn lookup(
-        &self,
-        hash: &TokenHash,
-        now: UnixTime,
-    ) -> Result<Option<WorkerTokenRecord>, StoreError> {
-        let hash = hash.clone();
-        self.with_conn(move |conn| {
-            conn.query_row(
-                &format!(
-                    "SELECT {COLUMNS} FROM worker_tokens
-                     WHERE token_hash = ?1 AND revoked_at IS NULL
-                       AND (expires_at IS NULL OR expires_at > ?2)"
-                ),
-                params![hash.as_str(), now.secs() as i64],
-                from_row,
-            )
-            .optional()
-            .map_err(sql_error)?
-            .map(record)
-            .transpose()
-        })
-        .await
+    async fn is_active(&self, user: &UserId, hash: &TokenHash) -> Result<bool, StoreError> {
+        let (user, hash) = (user.clone(), hash.clone());
+        self.with_conn(move |conn| active(conn, &user, &hash)).await
     }
 
     async fn list(
