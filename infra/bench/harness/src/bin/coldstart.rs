@@ -8,9 +8,9 @@
 //!
 //! `--release` is the release build as configured; each `--variant` is the same code built
 //! with another setting (e.g. the other `AWS_LC_SYS_NO_JITTER_ENTROPY`). The configurations
-//! measured: the release build with this machine's trust store, with one CA bundle (as Lambda's
-//! `provided.al2023` has), with an empty trust store (what loading the trust store costs), each
-//! variant, and with `--ssm` the release build reading its secrets from SSM at cold start (one
+//! measured: the release build as deployed (the AWS SDK trusting the embedded Amazon roots),
+//! with `TGLINK_AWS_TRUST_STORE=platform` (the SDK's default: this machine's trust store, and one
+//! CA bundle as Lambda's `provided.al2023` has), each variant, and with `--ssm` the release build reading its secrets from SSM at cold start (one
 //! `GetParameters` on moto) as deployed. Runs are interleaved (run 1 of every binary of every
 //! configuration, then run 2, …) so that a load change on the shared machine hits all alike.
 
@@ -120,14 +120,11 @@ async fn main() {
     let args = args();
     let world = World::new().await;
     let (label, dir) = args.release.clone();
-    let empty = tempfile::NamedTempFile::new().expect("an empty file");
-    let empty_path = empty.path().display().to_string();
     let mut configs = vec![
         Config {
             label: label.clone(),
             description: format!(
-                "the release build ({label}), this machine's trust store (what `openssl-probe` finds: {})",
-                trust_store_description()
+                "the release build ({label}) as deployed: the AWS SDK's HTTPS client trusts the embedded Amazon Trust Services roots (`TGLINK_AWS_TRUST_STORE` unset = `amazon`) and reads no platform trust store"
             ),
             dir: dir.clone(),
             env: Vec::new(),
@@ -135,21 +132,27 @@ async fn main() {
             budget: true,
         },
         Config {
-            label: format!("{label}, one CA bundle"),
+            label: format!("{label}, platform trust store"),
             description: format!(
-                "as above with `SSL_CERT_FILE={}`: one CA bundle and no hashed directory, as on Lambda's `provided.al2023` (one `tls-ca-bundle.pem`)",
+                "as above with `TGLINK_AWS_TRUST_STORE=platform`: the AWS SDK's default, this machine's trust store (what `openssl-probe` finds: {})",
+                trust_store_description()
+            ),
+            dir: dir.clone(),
+            env: vec![("TGLINK_AWS_TRUST_STORE".into(), "platform".into())],
+            ssm: false,
+            budget: false,
+        },
+        Config {
+            label: format!("{label}, platform trust store, one CA bundle"),
+            description: format!(
+                "as above with `TGLINK_AWS_TRUST_STORE=platform` and `SSL_CERT_FILE={}`: one CA bundle and no hashed directory, as on Lambda's `provided.al2023` (one `tls-ca-bundle.pem`)",
                 system_bundle()
             ),
             dir: dir.clone(),
-            env: vec![("SSL_CERT_FILE".into(), system_bundle())],
-            ssm: false,
-            budget: true,
-        },
-        Config {
-            label: format!("{label}, empty trust store"),
-            description: "as above with `SSL_CERT_FILE` an empty file: no CA certificate to load (isolates what loading the trust store costs; moto is plain HTTP)".into(),
-            dir: dir.clone(),
-            env: vec![("SSL_CERT_FILE".into(), empty_path.clone())],
+            env: vec![
+                ("TGLINK_AWS_TRUST_STORE".into(), "platform".into()),
+                ("SSL_CERT_FILE".into(), system_bundle()),
+            ],
             ssm: false,
             budget: false,
         },
@@ -158,7 +161,7 @@ async fn main() {
         configs.push(Config {
             label: variant.clone(),
             description: format!(
-                "the same code built with the other setting ({variant}), this machine's trust store"
+                "the same code built with the other setting ({variant}), as deployed otherwise"
             ),
             dir: vdir.clone(),
             env: Vec::new(),
@@ -170,7 +173,7 @@ async fn main() {
         world.put_secrets_in_ssm(SSM_PREFIX).await;
         configs.push(Config {
             label: format!("{label} + SSM"),
-            description: "the release build reading its secrets from SSM at cold start (one `GetParameters`, here on moto), as deployed; this machine's trust store".into(),
+            description: "the release build reading its secrets from SSM at cold start (one `GetParameters`, here on moto), as deployed".into(),
             dir: dir.clone(),
             env: Vec::new(),
             ssm: true,

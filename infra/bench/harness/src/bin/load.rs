@@ -9,9 +9,12 @@
 //! For each backend the binary is started as a process on a fresh store (SQLite + local key in
 //! a temporary directory, or a new DynamoDB table and KMS key on moto), seeded over HTTP
 //! (credentials, a worker token), then each route gets a 2 s warm-up and a measured `wrk` run
-//! (`infra/bench/load/report.lua` prints the figures as JSON).
+//! (`infra/bench/load/report.lua` prints the figures as JSON). `verify` sends a distinct signed
+//! initData per request (a file of bodies the script sends in turn): the same one twice would
+//! be a refused replay.
 
 use std::{
+    io::Write,
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -22,7 +25,10 @@ use std::{
 use bench_harness::world::{USER, seed};
 use serde::Serialize;
 use serde_json::{Value, json};
-use tglink_shared::config::{Env, MapEnv};
+use tglink_shared::{
+    config::{Env, MapEnv},
+    time::UnixTime,
+};
 use tglink_tests::{fake_telegram::FakeTelegram, fixtures::Backend, http_client::Api};
 
 struct Args {
@@ -80,6 +86,9 @@ struct Target {
     path: &'static str,
     authorization: Option<String>,
     body: Option<String>,
+    /// For verify: sign a distinct initData per request with this bot token (the same initData
+    /// twice is a replay, refused).
+    fresh_init_data: Option<String>,
     /// The request in words (for the report).
     request: String,
 }
@@ -145,8 +154,21 @@ fn start(binary: &Path, vars: &MapEnv) -> LocalApi {
     }
 }
 
+/// How many distinct verify bodies a wrk run of `seconds` gets: more than this machine serves.
+const FRESH_BODIES_PER_SECOND: u64 = 8_000;
+
 fn wrk(args: &Args, target: &Target, base: &str, seconds: u64) -> Value {
     let script = tglink_tests::workspace_root().join("infra/bench/load/report.lua");
+    // One distinct request body per line, for the script to send in turn.
+    let bodies = target.fresh_init_data.as_ref().map(|token| {
+        let mut file = tempfile::NamedTempFile::new().expect("bodies file");
+        let salt = UnixTime::now().secs();
+        for i in 0..(seconds + 1) * FRESH_BODIES_PER_SECOND {
+            let body = json!({"init_data": init_data_numbered(token, salt, i)}).to_string();
+            writeln!(file, "{body}").expect("write bodies");
+        }
+        file
+    });
     let output = Command::new("wrk")
         .args([
             "-t",
@@ -163,13 +185,21 @@ fn wrk(args: &Args, target: &Target, base: &str, seconds: u64) -> Value {
         .arg(format!("{base}{}", target.path))
         .env("WRK_METHOD", target.method)
         .env("WRK_BODY", target.body.clone().unwrap_or_default())
+        .env("WRK_THREADS", args.threads.to_string())
+        .env(
+            "WRK_BODIES",
+            bodies
+                .as_ref()
+                .map(|f| f.path().display().to_string())
+                .unwrap_or_default(),
+        )
         .env(
             "WRK_AUTHORIZATION",
             target.authorization.clone().unwrap_or_default(),
         )
         .env(
             "WRK_CONTENT_TYPE",
-            if target.body.is_some() {
+            if target.body.is_some() || bodies.is_some() {
                 "application/json"
             } else {
                 ""
@@ -226,6 +256,7 @@ async fn main() {
                     authorization: Some(format!("Bearer {}", seeded.worker_token)),
                     body: None,
                     request: "GET /api/worker/credentials (worker token): 200 with the opened credentials".into(),
+                    fresh_init_data: None,
                 },
                 "verify" => {
                     let token = env
@@ -237,7 +268,8 @@ async fn main() {
                         path: "/api/telegram/miniapp/verify",
                         authorization: None,
                         body: Some(json!({"init_data": init_data(&token)}).to_string()),
-                        request: "POST /api/telegram/miniapp/verify (valid initData): 200".into(),
+                        request: "POST /api/telegram/miniapp/verify (valid initData, a new one per request): 200 and a session".into(),
+                        fresh_init_data: Some(token),
                     }
                 }
                 other => panic!("unknown route {other} (known: worker-credentials, verify)"),
@@ -301,12 +333,21 @@ async fn main() {
 
 /// Fresh initData of a (non-bot) Telegram user signed with `bot_token`.
 fn init_data(bot_token: &str) -> String {
-    use tglink_shared::{telegram::initdata::signing::sign_hmac, time::UnixTime};
+    init_data_with(bot_token, "AAHdF6IQAAAAAN0XohDhrOrd")
+}
+
+/// Distinct initData number `i` (its own `query_id`, so its own replay key).
+fn init_data_numbered(bot_token: &str, salt: u64, i: u64) -> String {
+    init_data_with(bot_token, &format!("AAHload{salt:x}n{i}"))
+}
+
+fn init_data_with(bot_token: &str, query_id: &str) -> String {
+    use tglink_shared::telegram::initdata::signing::sign_hmac;
     let user =
         json!({"id": 7_900_000_002i64, "first_name": "Load", "username": "load_user"}).to_string();
     sign_hmac(
         &[
-            ("query_id", "AAHdF6IQAAAAAN0XohDhrOrd"),
+            ("query_id", query_id),
             ("user", &user),
             ("auth_date", &UnixTime::now().secs().to_string()),
         ],
