@@ -11,13 +11,13 @@
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, response::Response};
 use serde_json::Value;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use crate::loopback::LoopbackServer;
 
 /// The account and region moto uses; recorded ARNs are in them.
 pub const ACCOUNT: &str = "123456789012";
@@ -49,10 +49,8 @@ struct Inner {
 }
 
 pub struct AwsRecorder {
-    pub addr: SocketAddr,
+    server: LoopbackServer,
     inner: Arc<Inner>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
 }
 
 impl AwsRecorder {
@@ -67,28 +65,14 @@ impl AwsRecorder {
             calls: Mutex::new(Vec::new()),
         });
         let router = Router::new().fallback(forward).with_state(inner.clone());
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the AWS recorder");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
         Self {
-            addr,
+            server: LoopbackServer::start(router, "the AWS recorder").await,
             inner,
-            shutdown: Some(tx),
-            task: Some(task),
         }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// The calls recorded since the last `take`, in order.
@@ -97,12 +81,7 @@ impl AwsRecorder {
     }
 
     pub async fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+        self.server.stop().await;
     }
 }
 

@@ -10,7 +10,6 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
@@ -23,7 +22,8 @@ use axum::{
     routing::any,
 };
 use serde_json::{Value, json};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use crate::loopback::LoopbackServer;
 
 /// One bot the fake knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,10 +54,8 @@ struct Inner {
 type Shared = Arc<Mutex<Inner>>;
 
 pub struct FakeTelegram {
-    pub addr: SocketAddr,
+    server: LoopbackServer,
     inner: Shared,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
 }
 
 impl FakeTelegram {
@@ -67,29 +65,15 @@ impl FakeTelegram {
         let router = Router::new()
             .route("/{bot}/{method}", any(serve))
             .with_state(inner.clone());
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the fake Bot API");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
         Self {
-            addr,
+            server: LoopbackServer::start(router, "the fake Bot API").await,
             inner,
-            shutdown: Some(tx),
-            task: Some(task),
         }
     }
 
     /// The value for `TELEGRAM_API_BASE`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Makes `token` valid, for a bot `@username`. The bot id is the token's numeric prefix.
@@ -143,24 +127,11 @@ impl FakeTelegram {
 
     /// Closes the port: from now on the Bot API is unreachable.
     pub async fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+        self.server.stop().await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("fake Telegram state")
-    }
-}
-
-impl Drop for FakeTelegram {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod functions;
 pub mod http_client;
 pub mod lambda_events;
 pub mod logs;
+pub mod loopback;
 pub mod moto;
 pub mod openapi;
 pub mod process;

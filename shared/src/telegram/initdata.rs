@@ -13,7 +13,7 @@
 //! # Parsing ([`parse`])
 //!
 //! The string is split on `&`; every field must be `key=value`, and keys and values are
-//! form-decoded (`+` is a space, `%XX` is a byte) with `form_urlencoded`. Each decoded value
+//! form-decoded (`+` is a space, `%XX` is a byte, with `percent-encoding`). Each decoded value
 //! is kept exactly as sent: the JSON text of `user`, `receiver` and `chat` is never
 //! re-serialized for the check string. Stricter than the common libraries, the following are
 //! [`InitDataError::Malformed`]:
@@ -411,21 +411,21 @@ pub fn parse(raw: &str) -> Result<ParsedInitData<'_>, InitDataError> {
     if fields.windows(2).any(|pair| pair[0].0 == pair[1].0) {
         return Err(InitDataError::Malformed("duplicate key"));
     }
-    let parsed = ParsedInitData {
-        fields,
-        auth_date: 0,
-    };
-    if parsed.get("hash").is_none() {
+    if find(&fields, "hash").is_none() {
         return Err(InitDataError::HashMissing);
     }
-    let auth_date = parsed
-        .get("auth_date")
+    let auth_date = find(&fields, "auth_date")
         .ok_or(InitDataError::AuthDateMissing)
         .and_then(|v| parse_decimal(v).ok_or(InitDataError::AuthDateInvalid))?;
-    Ok(ParsedInitData {
-        auth_date,
-        ..parsed
-    })
+    Ok(ParsedInitData { fields, auth_date })
+}
+
+/// The value of `key` in fields sorted by key.
+fn find<'f>(fields: &'f [(Cow<'_, str>, Cow<'_, str>)], key: &str) -> Option<&'f str> {
+    fields
+        .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+        .ok()
+        .map(|i| fields[i].1.as_ref())
 }
 
 /// One `key=value` segment (no `&`), form-decoded; borrowed when nothing needed decoding.
@@ -526,10 +526,7 @@ fn third_party_prefix(bot_id: i64) -> String {
 impl<'a> ParsedInitData<'a> {
     /// A decoded field.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
-            .ok()
-            .map(|i| self.fields[i].1.as_ref())
+        find(&self.fields, key)
     }
 
     /// All decoded fields, sorted by key.

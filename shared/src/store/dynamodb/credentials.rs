@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
 };
 
-use super::{DynamoStore, Item, attempt_id, get_s, n, s, unavailable};
+use super::{DynamoStore, Item, attempt_id, get_s, links::user_pk, n, s, unavailable};
 use crate::{
     ids::{TelegramUserId, UserId},
     seal::SealedRecord,
@@ -38,10 +38,6 @@ pub(super) const SK: &str = "CREDENTIALS";
 
 /// The string set of the user's active worker-token hashes.
 pub(super) const WORKER_TOKENS: &str = "worker_tokens";
-
-pub(super) fn pk(user: &UserId) -> String {
-    format!("USER#{}", user.as_str())
-}
 
 /// Whether the item's `worker_tokens` set holds `hash`.
 pub(super) fn holds_token(item: &Item, hash: &TokenHash) -> bool {
@@ -189,7 +185,7 @@ impl Credentials for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(pk(user)))
+            .key("pk", s(user_pk(user)))
             .key("sk", s(SK))
             .consistent_read(true)
             .send()
@@ -208,7 +204,7 @@ impl Credentials for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(pk(&record.user_id)))
+            .key("pk", s(user_pk(&record.user_id)))
             .key("sk", s(SK))
             .expression_attribute_names("#write_attempt", "write_attempt")
             .expression_attribute_values(":attempt", s(attempt_id()))
@@ -285,7 +281,7 @@ impl Credentials for DynamoStore {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key("pk", s(pk(user)))
+                .key("pk", s(user_pk(user)))
                 .key("sk", s(SK))
                 .update_expression("SET #used = :now")
                 .expression_attribute_names("#used", "last_used_at")

@@ -15,7 +15,9 @@ use aws_sdk_dynamodb::{
 use super::{
     DynamoStore, Item,
     credentials::{self, WORKER_TOKENS, holds_token},
-    get_s, n, request_token, s, unavailable,
+    get_s,
+    links::user_pk,
+    n, request_token, s, unavailable,
 };
 use crate::{
     ids::UserId,
@@ -32,10 +34,6 @@ const LIST_PREFIX: &str = "WORKERTOKEN#";
 /// How often a transaction is sent again after DynamoDB cancelled it for a concurrent write
 /// (nothing of a cancelled transaction is written).
 const ATTEMPTS: usize = 5;
-
-fn user_pk(user: &UserId) -> String {
-    format!("USER#{}", user.as_str())
-}
 
 fn list_sk(id: &str) -> String {
     format!("{LIST_PREFIX}{id}")
@@ -111,7 +109,7 @@ fn revoke(table: &str, user: &UserId, id: &str, now: UnixTime) -> TransactWriteI
 fn active_hashes(table: &str, user: &UserId, action: &str, hash: &TokenHash) -> TransactWriteItem {
     let update = Update::builder()
         .table_name(table)
-        .key("pk", s(credentials::pk(user)))
+        .key("pk", s(user_pk(user)))
         .key("sk", s(credentials::SK))
         .update_expression(format!("{action} #tokens :hash"))
         .expression_attribute_names("#tokens", WORKER_TOKENS)
@@ -173,7 +171,7 @@ impl WorkerTokens for DynamoStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(credentials::pk(user)))
+            .key("pk", s(user_pk(user)))
             .key("sk", s(credentials::SK))
             .projection_expression("#tokens")
             .expression_attribute_names("#tokens", WORKER_TOKENS)
