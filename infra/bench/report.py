@@ -392,7 +392,7 @@ rows = []
 for path in sorted(glob.glob(os.path.join(OUT, "aws-calls-*.json"))):
     rows.extend(json.load(open(path, encoding="utf-8")))
 if rows:
-    a_("Counted by `tests/tests/aws_calls.rs` (part of `make test`, where the budgets are asserted): the local")
+    a_("Counted by `tests/tests/e2e/aws_calls.rs` (part of `make test`, where the budgets are asserted): the local")
     a_("API runs in-process on DynamoDB + KMS (moto) with an `SdkConfig` whose HTTP client records every")
     a_("request to AWS (`tglink_tests::aws_calls`, given to the app by `Startup::with_sdk_config`), so every")
     a_("call of every port is counted, by service and operation. Outbound Telegram calls are counted by the")
@@ -418,7 +418,7 @@ if rows:
     verify_rows = [r for r in rows if r["function"] == "initdata-verify"]
     if not verify_rows:
         a_("`POST /api/telegram/miniapp/verify` (budget: 1 call) is not counted yet: `initdata-verify` is not in")
-        a_("this build. Its test (`verify_costs_one_call` in `tests/tests/aws_calls.rs`) is written; it is enabled by")
+        a_("this build. Its test (`verify_costs_one_call` in `tests/tests/e2e/aws_calls.rs`) is written; it is enabled by")
         a_("turning its `#[allow(dead_code)]` line into `#[tokio::test(flavor = \"multi_thread\", worker_threads = 2)]`.")
         a_("")
     if any(r["function"] == "worker-credentials" for r in rows):

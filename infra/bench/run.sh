@@ -103,7 +103,7 @@ sizes() {
 }
 
 aws_calls() {
-  TGLINK_BENCH_OUT=$out cargo test --quiet -p tglink-tests --test aws_calls
+  TGLINK_BENCH_OUT=$out cargo test --quiet -p tglink-tests --test e2e aws_calls::
 }
 
 coldstart() {

@@ -36,7 +36,7 @@ pub struct AuthzRequest {
 
 /// One AWS call as seen on the wire.
 #[derive(Debug, Clone)]
-pub struct AwsCall {
+pub struct RecordedCall {
     /// `X-Amz-Target`, e.g. `DynamoDB_20120810.TransactWriteItems`.
     pub target: String,
     pub requests: Vec<AuthzRequest>,
@@ -45,7 +45,7 @@ pub struct AwsCall {
 struct Inner {
     upstream: String,
     client: reqwest::Client,
-    calls: Mutex<Vec<AwsCall>>,
+    calls: Mutex<Vec<RecordedCall>>,
 }
 
 pub struct AwsRecorder {
@@ -76,7 +76,7 @@ impl AwsRecorder {
     }
 
     /// The calls recorded since the last `take`, in order.
-    pub fn take(&self) -> Vec<AwsCall> {
+    pub fn take(&self) -> Vec<RecordedCall> {
         std::mem::take(&mut *self.inner.calls.lock().unwrap())
     }
 
@@ -92,7 +92,7 @@ async fn forward(State(inner): State<Arc<Inner>>, request: axum::extract::Reques
         .unwrap_or_default();
     let target = header(&parts.headers, "x-amz-target").unwrap_or_default();
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    inner.calls.lock().unwrap().push(AwsCall {
+    inner.calls.lock().unwrap().push(RecordedCall {
         requests: authz_requests(&target, &json),
         target,
     });

@@ -4,8 +4,8 @@
 //! in an order in which each one succeeds (a connect link, then its `/start`; a worker token,
 //! then a fetch with it; …).
 //!
-//! The scenario runs through an [`Invoker`]: in-process (`tests/tests/deploy_iam.rs`) or through
-//! `cargo lambda watch` / `cargo lambda invoke` (`tests/tests/deploy_cargo_lambda.rs`). Every
+//! The scenario runs through an [`Invoker`]: in-process (`tests/tests/deploy/iam.rs`) or through
+//! `cargo lambda watch` / `cargo lambda invoke` (`tests/tests/deploy/cargo_lambda.rs`). Every
 //! AWS call each function makes on the way is recorded (see [`crate::aws_recorder`]) and
 //! attributed to it, so the tests can hold the template's IAM policies against what the
 //! functions really do.

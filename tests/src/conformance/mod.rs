@@ -1,6 +1,7 @@
 //! The conformance suite: each function here is one behaviour every adapter must have, written
 //! once and run against both adapters by [`conformance_suite!`] (see
-//! `tests/tests/conformance_sqlite.rs` and `conformance_dynamodb.rs`).
+//! `tests/tests/conformance/main.rs`). A suite function written here but not listed in the
+//! macro fails `every_suite_function_is_listed`.
 
 pub mod blocks;
 pub mod claims;
@@ -83,5 +84,49 @@ macro_rules! conformance_suite {
                 $crate::conformance::$module::$name($backend).await;
             }
         )+
+
+        /// A suite function written but not listed above would silently never run.
+        #[test]
+        fn every_suite_function_is_listed() {
+            $crate::conformance::assert_all_listed(&[
+                $(concat!(stringify!($module), "::", stringify!($name))),+
+            ]);
+        }
     };
+}
+
+/// Every suite function (`pub async fn <name>(backend: Backend)` in a module of this folder) is
+/// in `listed` (`module::name`), and every listed one exists (the second half is also checked
+/// by the compiler). Read from the sources, so adding a function without listing it fails.
+pub fn assert_all_listed(listed: &[&str]) {
+    let dir = crate::workspace_root().join("tests/src/conformance");
+    let mut written = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("conformance sources") {
+        let path = entry.expect("directory entry").path();
+        let module = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if path.extension().is_none_or(|e| e != "rs") || module == "mod" {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).expect("conformance source");
+        for line in source.lines() {
+            let Some(rest) = line.trim_start().strip_prefix("pub async fn ") else {
+                continue;
+            };
+            let Some((name, params)) = rest.split_once('(') else {
+                continue;
+            };
+            if params.starts_with("backend: Backend") {
+                written.insert(format!("{module}::{}", name.trim()));
+            }
+        }
+    }
+    assert!(written.len() > 10, "suite functions found: {written:?}");
+    let listed: std::collections::BTreeSet<String> = listed.iter().map(|s| s.to_string()).collect();
+    let unlisted: Vec<_> = written.difference(&listed).collect();
+    assert!(
+        unlisted.is_empty(),
+        "written but not in conformance_suite!: {unlisted:?}"
+    );
+    let missing: Vec<_> = listed.difference(&written).collect();
+    assert!(missing.is_empty(), "listed but not found: {missing:?}");
 }

@@ -674,54 +674,6 @@ fn a_link_minted_on_one_instance_is_consumed_on_another() {
     }
 }
 
-/// Counts DynamoDB operations (not HTTP attempts) of one client, by name.
-#[derive(Debug, Clone, Default)]
-struct CountingCalls(std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>);
-
-impl aws_sdk_dynamodb::config::Intercept for CountingCalls {
-    fn name(&self) -> &'static str {
-        "CountingCalls"
-    }
-
-    fn read_before_execution(
-        &self,
-        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
-            '_,
-        >,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        use aws_sdk_dynamodb::operation::{
-            delete_item::DeleteItemInput, get_item::GetItemInput, put_item::PutItemInput,
-            transact_get_items::TransactGetItemsInput,
-            transact_write_items::TransactWriteItemsInput, update_item::UpdateItemInput,
-        };
-        let input = context.input();
-        let name = if input.downcast_ref::<TransactGetItemsInput>().is_some() {
-            "TransactGetItems"
-        } else if input.downcast_ref::<TransactWriteItemsInput>().is_some() {
-            "TransactWriteItems"
-        } else if input.downcast_ref::<GetItemInput>().is_some() {
-            "GetItem"
-        } else if input.downcast_ref::<PutItemInput>().is_some() {
-            "PutItem"
-        } else if input.downcast_ref::<UpdateItemInput>().is_some() {
-            "UpdateItem"
-        } else if input.downcast_ref::<DeleteItemInput>().is_some() {
-            "DeleteItem"
-        } else {
-            "other"
-        };
-        self.0.lock().unwrap().push(name);
-        Ok(())
-    }
-}
-
-impl CountingCalls {
-    fn take(&self) -> Vec<&'static str> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
 /// The design's budget: `/start` costs at most 2 DynamoDB calls and no outbound call (the
 /// handler has no Telegram client at all: the reply is the HTTP response).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -733,12 +685,10 @@ async fn start_costs_two_dynamodb_calls() {
 
     let moto = tglink_tests::fixtures::emulator();
     let table = moto.new_table().await;
-    let calls = CountingCalls::default();
-    let config = aws_sdk_dynamodb::config::Builder::from(&moto.sdk().await)
-        .interceptor(calls.clone())
-        .build();
+    let calls = tglink_tests::aws_calls::AwsCalls::default();
+    let sdk = calls.sdk_config(&moto.sdk().await);
     let counted = Store::DynamoDb(Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::from_conf(config),
+        aws_sdk_dynamodb::Client::new(&sdk),
         table.table(),
     )));
     let deps = webhook::Webhook {
@@ -781,20 +731,23 @@ async fn start_costs_two_dynamodb_calls() {
         serde_json::from_str::<Value>(body).unwrap(),
         json!({"method": "sendMessage", "chat_id": 31337, "text": SUCCESS})
     );
-    assert_eq!(calls.take(), ["TransactGetItems", "TransactWriteItems"]);
+    assert_eq!(
+        calls.take().operations("DynamoDB"),
+        ["TransactGetItems", "TransactWriteItems"]
+    );
 
     // A redelivery and a refused token each cost one read.
     let resp = webhook::handle(&deps, request(&start)).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(calls.take(), ["TransactGetItems"]);
+    assert_eq!(calls.take().operations("DynamoDB"), ["TransactGetItems"]);
     let again = message(2, 31337, &format!("/start {}", token.expose()));
     webhook::handle(&deps, request(&again)).await;
-    assert_eq!(calls.take(), ["TransactGetItems"]);
+    assert_eq!(calls.take().operations("DynamoDB"), ["TransactGetItems"]);
     // No secret, ignored updates and malformed tokens cost nothing.
     let mut unauthorized = request(&start);
     unauthorized.headers_mut().remove(SECRET_HEADER);
     assert_eq!(webhook::handle(&deps, unauthorized).await.status(), 401);
     webhook::handle(&deps, request(&message(3, 31337, "hello"))).await;
     webhook::handle(&deps, request(&message(4, 31337, "/start nope"))).await;
-    assert_eq!(calls.take(), Vec::<&str>::new());
+    assert_eq!(calls.take().operations("DynamoDB"), Vec::<&str>::new());
 }

@@ -949,47 +949,6 @@ fn old_dev_secrets_get_a_bot_token() {
     assert_eq!(stored.as_object().unwrap().len(), 4);
 }
 
-/// Counts DynamoDB operations of one client, by name.
-#[derive(Debug, Clone, Default)]
-struct CountingCalls(Arc<std::sync::Mutex<Vec<&'static str>>>);
-
-impl aws_sdk_dynamodb::config::Intercept for CountingCalls {
-    fn name(&self) -> &'static str {
-        "CountingCalls"
-    }
-
-    fn read_before_execution(
-        &self,
-        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
-            '_,
-        >,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        use aws_sdk_dynamodb::operation::{
-            get_item::GetItemInput, transact_write_items::TransactWriteItemsInput,
-            update_item::UpdateItemInput,
-        };
-        let input = context.input();
-        let name = if input.downcast_ref::<TransactWriteItemsInput>().is_some() {
-            "TransactWriteItems"
-        } else if input.downcast_ref::<GetItemInput>().is_some() {
-            "GetItem"
-        } else if input.downcast_ref::<UpdateItemInput>().is_some() {
-            "UpdateItem"
-        } else {
-            "other"
-        };
-        self.0.lock().unwrap().push(name);
-        Ok(())
-    }
-}
-
-impl CountingCalls {
-    fn take(&self) -> Vec<&'static str> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
 /// The design's budget: verify costs one DynamoDB call (the block read); a session two (the
 /// link read, then claim + session + block check in one transaction); a link by initData one
 /// transaction.
@@ -1003,12 +962,10 @@ async fn dynamodb_calls_per_request() {
     const SECRET: &str = "a-budget-test-jwt-secret-of-32-bytes!!";
     let moto = tglink_tests::fixtures::emulator();
     let table = moto.new_table().await;
-    let calls = CountingCalls::default();
-    let config = aws_sdk_dynamodb::config::Builder::from(&moto.sdk().await)
-        .interceptor(calls.clone())
-        .build();
+    let calls = tglink_tests::aws_calls::AwsCalls::default();
+    let sdk = calls.sdk_config(&moto.sdk().await);
     let counted = Store::DynamoDb(Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::from_conf(config),
+        aws_sdk_dynamodb::Client::new(&sdk),
         table.table(),
     )));
     let env = MapEnv::new()
@@ -1049,16 +1006,19 @@ async fn dynamodb_calls_per_request() {
     let resp =
         initdata_verify::handle(&verify, request(VERIFY, json!({"init_data": data("q1")}))).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(calls.take(), ["GetItem"]);
+    assert_eq!(calls.take().operations("DynamoDB"), ["GetItem"]);
     let resp =
         initdata_verify::handle(&verify, request(SESSION, json!({"init_data": data("q1")}))).await;
     assert_eq!(resp.status(), 201);
-    assert_eq!(calls.take(), ["GetItem", "TransactWriteItems"]);
+    assert_eq!(
+        calls.take().operations("DynamoDB"),
+        ["GetItem", "TransactWriteItems"]
+    );
     let resp = link::handle(&link, request(LINK, json!({"init_data": data("q2")}))).await;
     assert_eq!(resp.status(), 201);
-    assert_eq!(calls.take(), ["TransactWriteItems"]);
+    assert_eq!(calls.take().operations("DynamoDB"), ["TransactWriteItems"]);
     // Refused before the store: costs nothing.
     let resp = initdata_verify::handle(&verify, request(VERIFY, json!({"init_data": "x"}))).await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(calls.take(), Vec::<&str>::new());
+    assert_eq!(calls.take().operations("DynamoDB"), Vec::<&str>::new());
 }
