@@ -10,8 +10,9 @@
 //!   another fatal MTProto error); the session is cleared and re-authentication is required;
 //! - `POST/GET /api/worker/tokens`, `DELETE /api/worker/tokens/{id}`: worker tokens.
 //!
-//! This module translates HTTP to the domain: record changes are in [`record`] (read–modify–write
-//! of one versioned record, sealed under one data key), the status answer in [`status`].
+//! This module only translates HTTP to the domain: changes to the record are in [`record`]
+//! (read–modify–write of one versioned record, every secret sealed under one data key), the
+//! status answer in [`status`](mod@status).
 
 pub mod record;
 pub mod status;
