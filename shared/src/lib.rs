@@ -14,6 +14,7 @@ pub mod logging;
 pub mod routes;
 pub mod runtime;
 pub mod seal;
+pub mod secret;
 pub mod store;
 pub mod telegram;
 pub mod time;

@@ -18,7 +18,7 @@ use tglink_shared::{
     runtime::{Function, Startup, StartupError},
     store::{ConnectTokenRecord, ConnectTokens},
     telegram::bot_username::BotUsername,
-    time::UnixTime,
+    time::Clock,
     token::OneTimeToken,
 };
 
@@ -32,6 +32,7 @@ pub struct ConnectLink {
     pub tokens: Arc<dyn ConnectTokens>,
     pub bot_username: BotUsername,
     pub ttl_secs: u64,
+    pub clock: Clock,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,6 +54,7 @@ impl Function for ConnectLink {
             tokens: startup.store().await?.connect_tokens(),
             bot_username,
             ttl_secs,
+            clock: Clock::system(),
         })
     }
 
@@ -78,7 +80,7 @@ pub async fn handle(deps: &ConnectLink, req: Request) -> Response<Body> {
 async fn create(deps: &ConnectLink, req: &Request) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
     let token = OneTimeToken::mint();
-    let now = UnixTime::now();
+    let now = deps.clock.now();
     let expires_at = now.plus_secs(deps.ttl_secs);
     deps.tokens
         .insert(&ConnectTokenRecord {

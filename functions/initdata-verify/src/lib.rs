@@ -33,7 +33,7 @@ use tglink_shared::{
         initdata::{InitData, WebAppChat, WebAppUser},
         miniapp::{Flags, MiniAppConfig, MiniAppError, RawInitData, Verified},
     },
-    time::UnixTime,
+    time::{Clock, UnixTime},
     token::OneTimeToken,
 };
 
@@ -47,6 +47,7 @@ pub struct InitDataVerify {
     pub blocks: Arc<dyn Blocks>,
     pub links: Arc<dyn Links>,
     pub sessions: Arc<dyn MiniAppSessions>,
+    pub clock: Clock,
 }
 
 /// `{"init_data": "..."}`.
@@ -130,6 +131,7 @@ impl Function for InitDataVerify {
             blocks: store.blocks(),
             links: store.links(),
             sessions: store.miniapp_sessions(),
+            clock: Clock::system(),
         })
     }
 
@@ -182,7 +184,7 @@ async fn verify(
     config: &MiniAppConfig,
     req: &Request,
 ) -> Result<Response<Body>, Problem> {
-    let verified = verified(config, req, UnixTime::now(), "miniapp verify")?;
+    let verified = verified(config, req, deps.clock.now(), "miniapp verify")?;
     let id = verified.telegram_user_id;
     if deps.blocks.get_block(id).await?.is_some() {
         return Err(refused(MiniAppError::Blocked, Some(id), "miniapp verify"));
@@ -206,7 +208,7 @@ async fn create_session(
     config: &MiniAppConfig,
     req: &Request,
 ) -> Result<Response<Body>, Problem> {
-    let now = UnixTime::now();
+    let now = deps.clock.now();
     let verified = verified(config, req, now, "miniapp session")?;
     let id = verified.telegram_user_id;
     let linked = deps.links.get_by_telegram(id).await?.map(|l| l.user_id);

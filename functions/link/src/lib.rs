@@ -41,7 +41,7 @@ use tglink_shared::{
         MiniAppLinkOutcome, MiniAppSessions, StoreError,
     },
     telegram::miniapp::{Flags, MiniAppConfig, MiniAppError, RawInitData},
-    time::UnixTime,
+    time::{Clock, UnixTime},
     token::OneTimeToken,
 };
 
@@ -69,6 +69,7 @@ pub struct LinkFunction {
     pub flow: Arc<dyn MiniAppFlow>,
     pub sessions: Arc<dyn MiniAppSessions>,
     pub blocks: Arc<dyn Blocks>,
+    pub clock: Clock,
 }
 
 /// `POST /api/telegram/link`: exactly one of the two proofs.
@@ -220,6 +221,7 @@ impl Function for LinkFunction {
             flow: store.miniapp_flow(),
             sessions: store.miniapp_sessions(),
             blocks: store.blocks(),
+            clock: Clock::system(),
         })
     }
 
@@ -289,7 +291,7 @@ async fn create(
 ) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
     let body: LinkRequest = parse_json(req)?;
-    let now = UnixTime::now();
+    let now = deps.clock.now();
     let result = match (body.session_token, body.init_data) {
         (Some(token), None) => link_session(deps, &user, &token, now).await,
         (None, Some(raw)) => link_init_data(deps, config, &user, &raw, now).await,
@@ -433,7 +435,7 @@ async fn block(
         .blocks
         .block(&Block {
             telegram_user_id: id,
-            blocked_at: UnixTime::now(),
+            blocked_at: deps.clock.now(),
             blocked_by: admin.user_id.clone(),
         })
         .await?;

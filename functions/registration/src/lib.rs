@@ -13,11 +13,11 @@
 
 pub mod signature;
 
-use std::{fmt, sync::Arc};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use lambda_http::{Body, Request, Response, http::StatusCode};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tglink_shared::{
     auth::{AppUser, JwtVerifier},
     config::{positive_or, required},
@@ -25,6 +25,7 @@ use tglink_shared::{
     routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
     seal::{SealError, Sealer},
+    secret::SecretString,
     store::{
         StoreError,
         registrations::{
@@ -32,10 +33,9 @@ use tglink_shared::{
             RegistrationStatus, Registrations, SEED_ATTRIBUTE, SealedSeed, Transition, seed_scope,
         },
     },
-    time::UnixTime,
+    time::{Clock, UnixTime},
     token::OneTimeToken,
 };
-use zeroize::Zeroizing;
 
 pub use tglink_shared::store::registrations::RETENTION_SECS;
 
@@ -63,6 +63,7 @@ pub struct Registration {
     pub sealer: Sealer,
     pub secret: CallbackSecret,
     pub ttl_secs: u64,
+    pub clock: Clock,
 }
 
 #[async_trait]
@@ -77,6 +78,7 @@ impl Function for Registration {
             sealer: startup.sealer().await?,
             secret,
             ttl_secs,
+            clock: Clock::system(),
         })
     }
 
@@ -322,7 +324,7 @@ async fn setup(deps: &Registration, req: &Request) -> Result<Response<Body>, Pro
     let user = deps.auth.authenticate(req)?;
     let input = SetupInput::parse(parse_json::<SetupRequest>(req)?, &user)?;
     let token = OneTimeToken::mint();
-    let now = UnixTime::now();
+    let now = deps.clock.now();
     let registration = NewRegistration {
         id: RegistrationId::generate(),
         token_hash: token.hash(),
@@ -357,27 +359,6 @@ async fn setup(deps: &Registration, req: &Request) -> Result<Response<Body>, Pro
 // ---------------------------------------------------------------------------------------------
 // POST /api/auth/registration/callback
 
-/// Secret text as received (the token, the TOTP seed): zeroed on drop, redacted in `Debug`.
-pub struct SecretText(Zeroizing<String>);
-
-impl SecretText {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretText(<redacted>)")
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|s| Self(Zeroizing::new(s)))
-    }
-}
-
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum CallbackStatus {
@@ -388,12 +369,12 @@ pub enum CallbackStatus {
 /// The provider's callback body.
 #[derive(Deserialize, Debug)]
 pub struct CallbackRequest {
-    pub token: SecretText,
+    pub token: SecretString,
     pub status: CallbackStatus,
     #[serde(default)]
     pub seed_id: Option<String>,
     #[serde(default)]
-    pub totp_seed: Option<SecretText>,
+    pub totp_seed: Option<SecretString>,
 }
 
 #[derive(Debug, Serialize)]
@@ -405,7 +386,7 @@ pub struct CallbackAccepted {
 
 async fn callback(deps: &Registration, req: &Request) -> Result<Response<Body>, Problem> {
     let body = body_bytes(req)?;
-    let now = UnixTime::now();
+    let now = deps.clock.now();
     let header = req.headers().get(signature::HEADER).map(|v| v.as_bytes());
     if let Err(e) = signature::verify(&deps.secret, header, body, now) {
         tracing::warn!(reason = %e, "registration callback refused: signature");
@@ -566,7 +547,7 @@ async fn status(
     raw_id: &str,
 ) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
-    let now = UnixTime::now();
+    let now = deps.clock.now();
     let view = read_own(deps, &user, raw_id, now).await?;
     Ok(json(StatusCode::OK, &view))
 }
@@ -674,7 +655,7 @@ mod tests {
 
     #[test]
     fn seed_is_redacted() {
-        let seed: SecretText = serde_json::from_str("\"JBSWY3DPEHPK3PXP\"").unwrap();
+        let seed: SecretString = serde_json::from_str("\"JBSWY3DPEHPK3PXP\"").unwrap();
         assert!(!format!("{seed:?}").contains("JBSW"));
     }
 }

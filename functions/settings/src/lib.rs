@@ -10,12 +10,12 @@
 //!   another fatal MTProto error); the session is cleared and re-authentication is required;
 //! - `POST/GET /api/worker/tokens`, `DELETE /api/worker/tokens/{id}`: worker tokens.
 //!
-//! Every change is read–modify–write of one record conditional on its version, retried on a
-//! conflict. All secrets of a record are sealed under one data key: a change that adds or
-//! replaces a secret opens the record (one KMS `Decrypt`, only if other secrets are kept) and
-//! seals the whole set anew (one `GenerateDataKey`); a change that only removes secrets needs
-//! no KMS call. Nothing is written unless every step before the write succeeded, and the write
-//! is one conditional store call, so a failure never leaves a half-written record.
+//! This module only translates HTTP to the domain: changes to the record are in [`record`]
+//! (read–modify–write of one versioned record, every secret sealed under one data key), the
+//! status answer in [`status`](mod@status).
+
+pub mod record;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -28,21 +28,25 @@ use tglink_shared::{
     ids::{TelegramUserId, UserId},
     routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
-    seal::{SealError, SealedRecord, Sealer, SecretBytes},
+    seal::Sealer,
+    secret::SecretString,
     store::{
-        Credentials, CredentialsRecord, StoreError, WorkerTokenRecord, WorkerTokens,
-        credentials::{
-            Reauth, SEALED_BOT_TOKEN, SEALED_CHANNEL_INVITE, SEALED_PHONE, SEALED_SESSION,
-            WriteOutcome,
-        },
+        Credentials, CredentialsRecord, WorkerTokenRecord, WorkerTokens,
         worker_tokens::RevokeOutcome,
     },
-    telegram::bot_api::{BotApi, BotApiError, BotToken, BotUser},
-    time::UnixTime,
+    telegram::bot_api::{BotApi, BotApiError, BotToken},
+    time::{Clock, UnixTime},
     vault::{
-        self, Clock, SecretString, WorkerToken, authenticate_app_or_worker, is_worker_token_id,
-        max_idle_from_env, new_worker_token_id,
+        self, WorkerToken,
+        caller::authenticate_app_or_worker,
+        max_idle_from_env,
+        worker_token::{is_worker_token_id, new_worker_token_id},
     },
+};
+
+use crate::{
+    record::{Change, SessionInput, Vault, VaultError},
+    status::status,
 };
 
 pub const ROUTES: &[Route] = &[
@@ -55,9 +59,6 @@ pub const ROUTES: &[Route] = &[
     Route::new("GET", "/api/worker/tokens"),
     Route::new("DELETE", "/api/worker/tokens/{id}"),
 ];
-
-/// How often a change is retried when another change won the race.
-pub const MAX_ATTEMPTS: usize = 5;
 
 /// Longest accepted MTProto session string.
 pub const MAX_SESSION_BYTES: usize = 16 * 1024;
@@ -81,6 +82,17 @@ pub struct Settings {
     pub bot_api: BotApi,
     pub max_idle_secs: u64,
     pub clock: Clock,
+}
+
+impl Settings {
+    /// The credential records, changed through this function's store, sealer and clock.
+    pub fn vault(&self) -> Vault<'_> {
+        Vault {
+            credentials: self.credentials.as_ref(),
+            sealer: &self.sealer,
+            clock: &self.clock,
+        }
+    }
 }
 
 #[async_trait]
@@ -132,19 +144,6 @@ pub async fn handle(deps: &Settings, req: Request) -> Response<Body> {
 
 // ---------------------------------------------------------------------------------------------
 // Errors, mapped to HTTP in one place.
-
-/// Why a change to the credential record failed. Nothing was written in any case.
-#[derive(Debug, thiserror::Error)]
-pub enum VaultError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Seal(#[from] SealError),
-    #[error("concurrent changes kept winning the race")]
-    Contended,
-    #[error("the report is about a session version that is no longer current")]
-    StaleReport,
-}
 
 /// Why saving a bot token failed. Nothing was stored in any case.
 #[derive(Debug, thiserror::Error)]
@@ -217,238 +216,6 @@ fn invalid(detail: &str) -> Problem {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Changing the record.
-
-/// A validated session as sent by the host application.
-pub struct SessionInput {
-    pub session: SecretString,
-    pub telegram_user_id: TelegramUserId,
-    pub channel_id: i64,
-    pub channel_invite: Option<SecretString>,
-    pub phone: Option<SecretString>,
-}
-
-pub enum Change {
-    BotToken {
-        token: BotToken,
-        bot: BotUser,
-    },
-    Session(SessionInput),
-    ClearSession,
-    /// A worker reported the session dead; `version` is the record version it was using.
-    Report {
-        reason: String,
-        version: Option<u64>,
-    },
-}
-
-/// Reads the user's record, applies `change` and writes it conditionally on the version read,
-/// retrying when another change won. Returns the record as stored (unchanged when there was
-/// nothing to do).
-pub async fn apply(
-    deps: &Settings,
-    user: &UserId,
-    change: &Change,
-) -> Result<CredentialsRecord, VaultError> {
-    for _ in 0..MAX_ATTEMPTS {
-        let now = deps.clock.now();
-        let current = deps
-            .credentials
-            .get(user)
-            .await?
-            .unwrap_or_else(|| CredentialsRecord::empty(user.clone()));
-        let mut next = current.clone();
-        next.updated_at = now;
-        let mut set: Vec<(&str, &[u8])> = Vec::new();
-        let mut remove: Vec<&str> = Vec::new();
-        match change {
-            Change::BotToken { token, bot } => {
-                set.push((SEALED_BOT_TOKEN, token.expose().as_bytes()));
-                next.bot_username = bot.username.clone();
-                next.bot_id = Some(bot.id);
-            }
-            Change::Session(input) => {
-                set.push((SEALED_SESSION, input.session.expose().as_bytes()));
-                match &input.phone {
-                    Some(phone) => set.push((SEALED_PHONE, phone.expose().as_bytes())),
-                    None => remove.push(SEALED_PHONE),
-                }
-                match &input.channel_invite {
-                    Some(invite) => set.push((SEALED_CHANNEL_INVITE, invite.expose().as_bytes())),
-                    None => remove.push(SEALED_CHANNEL_INVITE),
-                }
-                next.telegram_user_id = Some(input.telegram_user_id);
-                next.channel_id = Some(input.channel_id);
-                next.session_saved_at = Some(now);
-                next.reauth = None;
-            }
-            Change::ClearSession | Change::Report { .. } => {
-                if let Change::Report {
-                    version: Some(v), ..
-                } = change
-                    && *v != current.version
-                {
-                    return Err(VaultError::StaleReport);
-                }
-                let has_session =
-                    current.has_sealed(SEALED_SESSION) || current.session_saved_at.is_some();
-                match change {
-                    Change::Report { .. } if !has_session => return Ok(current),
-                    Change::ClearSession if !has_session && current.reauth.is_none() => {
-                        return Ok(current);
-                    }
-                    _ => {}
-                }
-                remove.extend([SEALED_SESSION, SEALED_PHONE, SEALED_CHANNEL_INVITE]);
-                next.telegram_user_id = None;
-                next.channel_id = None;
-                next.session_saved_at = None;
-                next.reauth = match change {
-                    Change::Report { reason, .. } => Some(Reauth {
-                        reason: reason.clone(),
-                        at: now,
-                    }),
-                    _ => None,
-                };
-            }
-        }
-        next.sealed = reseal(deps, user, current.sealed.as_ref(), &set, &remove).await?;
-        match deps.credentials.write(&next).await? {
-            WriteOutcome::Written { version } => {
-                next.version = version;
-                return Ok(next);
-            }
-            WriteOutcome::Conflict => continue,
-        }
-    }
-    Err(VaultError::Contended)
-}
-
-/// The sealed secrets after setting `set` and removing `remove`. Removing only needs no key;
-/// setting seals the whole kept set anew under one new data key, opening the current record
-/// first only if it holds secrets that are kept.
-async fn reseal(
-    deps: &Settings,
-    user: &UserId,
-    current: Option<&SealedRecord>,
-    set: &[(&str, &[u8])],
-    remove: &[&str],
-) -> Result<Option<SealedRecord>, SealError> {
-    let kept: Vec<&str> = current
-        .map(|c| {
-            c.attributes
-                .keys()
-                .map(String::as_str)
-                .filter(|name| !remove.contains(name) && !set.iter().any(|(n, _)| n == name))
-                .collect()
-        })
-        .unwrap_or_default();
-    if set.is_empty() {
-        let Some(current) = current else {
-            return Ok(None);
-        };
-        let mut sealed = current.clone();
-        sealed
-            .attributes
-            .retain(|name, _| kept.contains(&name.as_str()));
-        return Ok((!sealed.attributes.is_empty()).then_some(sealed));
-    }
-    let scope = vault::scope(user);
-    let mut plain: Vec<(String, SecretBytes)> = Vec::new();
-    if let (Some(current), false) = (current, kept.is_empty()) {
-        let opened = deps.sealer.open(&scope, current).await?;
-        for name in &kept {
-            let value = opened.get(name).ok_or(SealError::Integrity)?;
-            plain.push(((*name).to_owned(), value.clone()));
-        }
-    }
-    let mut attributes: Vec<(&str, &[u8])> = plain
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.expose()))
-        .collect();
-    attributes.extend_from_slice(set);
-    Ok(Some(deps.sealer.seal(&scope, &attributes).await?))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Status.
-
-/// `GET /api/telegram/status` (also the answer to session changes and reports).
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct Status {
-    /// A session is stored and was active within `TELEGRAM_SESSION_MAX_IDLE_SEC`.
-    pub user_auth: bool,
-    /// The Telegram user id of the stored session.
-    pub user_id: Option<i64>,
-    /// Unix seconds the session was saved.
-    pub saved_at: Option<u64>,
-    /// Unix seconds the session becomes (or became) idle-expired.
-    pub expires_at: Option<u64>,
-    /// Unix seconds of the last activity (save or worker read).
-    pub last_active_at: Option<u64>,
-    /// The user must log in to Telegram again (session idle-expired or reported dead).
-    pub reauth_required: bool,
-    /// `idle_expired` or the reported MTProto error.
-    pub reauth_reason: Option<String>,
-    pub bot_configured: bool,
-    pub bot_username: Option<String>,
-    pub channel_id: Option<String>,
-}
-
-pub fn status(record: Option<&CredentialsRecord>, now: UnixTime, max_idle_secs: u64) -> Status {
-    let Some(r) = record else {
-        return Status {
-            user_auth: false,
-            user_id: None,
-            saved_at: None,
-            expires_at: None,
-            last_active_at: None,
-            reauth_required: false,
-            reauth_reason: None,
-            bot_configured: false,
-            bot_username: None,
-            channel_id: None,
-        };
-    };
-    let has_session = r.has_sealed(SEALED_SESSION) && r.session_saved_at.is_some();
-    let live = r.session_live(now, max_idle_secs);
-    let (reauth_required, reauth_reason) = if has_session && !live {
-        (true, Some("idle_expired".to_owned()))
-    } else if !has_session {
-        (
-            r.reauth.is_some(),
-            r.reauth.as_ref().map(|a| a.reason.clone()),
-        )
-    } else {
-        (false, None)
-    };
-    Status {
-        user_auth: live,
-        user_id: has_session
-            .then_some(r.telegram_user_id)
-            .flatten()
-            .map(|t| t.get()),
-        saved_at: has_session
-            .then_some(r.session_saved_at)
-            .flatten()
-            .map(UnixTime::secs),
-        expires_at: has_session
-            .then(|| r.session_expires_at(max_idle_secs))
-            .flatten()
-            .map(UnixTime::secs),
-        last_active_at: has_session
-            .then(|| r.session_activity())
-            .flatten()
-            .map(UnixTime::secs),
-        reauth_required,
-        reauth_reason,
-        bot_configured: r.has_sealed(SEALED_BOT_TOKEN),
-        bot_username: r.bot_username.clone(),
-        channel_id: r.channel_id.map(|c| c.to_string()),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Handlers.
 
 #[derive(Deserialize)]
@@ -477,7 +244,10 @@ async fn save_bot_token(
     if !bot.username.as_deref().is_some_and(valid_username) {
         return Err(BotTokenError::NoUsername);
     }
-    Ok(apply(deps, user, &Change::BotToken { token, bot }).await?)
+    Ok(deps
+        .vault()
+        .apply(user, &Change::BotToken { token, bot })
+        .await?)
 }
 
 async fn put_bot_token(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
@@ -586,7 +356,10 @@ fn validate_session(body: SessionBody) -> Result<SessionInput, Problem> {
 async fn put_session(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
     let input = validate_session(parse_json(req)?)?;
-    let record = apply(deps, &user.user_id, &Change::Session(input)).await?;
+    let record = deps
+        .vault()
+        .apply(&user.user_id, &Change::Session(input))
+        .await?;
     tracing::info!(
         user_id = %user.user_id,
         telegram_user_id = record.telegram_user_id.map(|t| t.get()),
@@ -602,7 +375,10 @@ async fn put_session(deps: &Settings, req: &Request) -> Result<Response<Body>, P
 
 async fn delete_session(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
-    let record = apply(deps, &user.user_id, &Change::ClearSession).await?;
+    let record = deps
+        .vault()
+        .apply(&user.user_id, &Change::ClearSession)
+        .await?;
     tracing::info!(user_id = %user.user_id, version = record.version, "telegram session cleared");
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -638,20 +414,21 @@ async fn report(deps: &Settings, req: &Request) -> Result<Response<Body>, Proble
     let version = match &body.etag {
         None => None,
         Some(tag) => Some(
-            vault::etag_version(tag)
+            vault::etag::etag_version(tag)
                 .ok_or_else(|| invalid("etag must be an ETag from /api/worker/credentials"))?,
         ),
     };
     let before = deps.credentials.get(caller.user_id()).await?;
-    let record = apply(
-        deps,
-        caller.user_id(),
-        &Change::Report {
-            reason: (*reason).to_owned(),
-            version,
-        },
-    )
-    .await?;
+    let record = deps
+        .vault()
+        .apply(
+            caller.user_id(),
+            &Change::Report {
+                reason: (*reason).to_owned(),
+                version,
+            },
+        )
+        .await?;
     let cleared = before.as_ref().map(|b| b.version) != Some(record.version);
     if cleared {
         tracing::warn!(
@@ -784,62 +561,6 @@ async fn revoke_worker_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tglink_shared::seal::SealedRecord;
-
-    fn user() -> UserId {
-        UserId::parse("u1").unwrap()
-    }
-
-    fn record_with(names: &[&str]) -> CredentialsRecord {
-        let mut r = CredentialsRecord::empty(user());
-        r.version = 3;
-        r.sealed = Some(SealedRecord {
-            wrapped_key: vec![1, 2, 3],
-            attributes: names.iter().map(|n| ((*n).to_owned(), vec![9])).collect(),
-        });
-        r
-    }
-
-    #[test]
-    fn status_without_a_record() {
-        let s = status(None, UnixTime(100), 10);
-        assert!(!s.user_auth && !s.reauth_required && !s.bot_configured);
-        assert_eq!(s.expires_at, None);
-    }
-
-    #[test]
-    fn status_follows_idle_expiry_and_activity() {
-        let mut r = record_with(&[SEALED_SESSION, SEALED_BOT_TOKEN]);
-        r.session_saved_at = Some(UnixTime(1_000));
-        r.telegram_user_id = Some(TelegramUserId::new(42).unwrap());
-        let s = status(Some(&r), UnixTime(1_009), 10);
-        assert!(s.user_auth);
-        assert_eq!(s.expires_at, Some(1_010));
-        assert_eq!(s.user_id, Some(42));
-        assert!(s.bot_configured);
-        let s = status(Some(&r), UnixTime(1_010), 10);
-        assert!(!s.user_auth && s.reauth_required);
-        assert_eq!(s.reauth_reason.as_deref(), Some("idle_expired"));
-        // A worker read at 1_005 moves the expiry.
-        r.last_used_at = Some(UnixTime(1_005));
-        let s = status(Some(&r), UnixTime(1_012), 10);
-        assert!(s.user_auth);
-        assert_eq!(s.expires_at, Some(1_015));
-        assert_eq!(s.last_active_at, Some(1_005));
-    }
-
-    #[test]
-    fn status_after_a_report() {
-        let mut r = record_with(&[SEALED_BOT_TOKEN]);
-        r.reauth = Some(Reauth {
-            reason: "AUTH_KEY_UNREGISTERED".into(),
-            at: UnixTime(5),
-        });
-        let s = status(Some(&r), UnixTime(6), 10);
-        assert!(!s.user_auth && s.reauth_required);
-        assert_eq!(s.reauth_reason.as_deref(), Some("AUTH_KEY_UNREGISTERED"));
-        assert_eq!(s.user_id, None);
-    }
 
     fn session_body(json: &str) -> Result<SessionInput, Problem> {
         validate_session(serde_json::from_str(json).unwrap())

@@ -45,7 +45,7 @@ use tglink_shared::{
         LinkSide, Links, StoreError,
     },
     telegram::{bot_username::BotUsername, update::Update},
-    time::UnixTime,
+    time::{Clock, UnixTime},
     token::OneTimeToken,
 };
 
@@ -73,6 +73,7 @@ pub struct Webhook {
     pub flow: Arc<dyn ConnectFlow>,
     pub links: Arc<dyn Links>,
     pub claims: Arc<dyn Claims>,
+    pub clock: Clock,
 }
 
 /// A Bot API method call carried in the webhook response.
@@ -144,6 +145,7 @@ impl Function for Webhook {
             flow: store.connect_flow(),
             links: store.links(),
             claims: store.claims(),
+            clock: Clock::system(),
         })
     }
 
@@ -208,7 +210,7 @@ impl Webhook {
             return Ok(None);
         };
         let chat_id = message.chat.id;
-        let now = UnixTime::now();
+        let now = self.clock.now();
         let text = match command {
             Command::Start(None) => Some(self.texts.welcome()),
             Command::Start(Some(payload)) => {

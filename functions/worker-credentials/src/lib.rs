@@ -28,13 +28,18 @@ use tglink_shared::{
     routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
     seal::{SealError, Sealer},
+    secret::SecretString,
     store::{
         Credentials, StoreError,
         credentials::{SEALED_BOT_TOKEN, SEALED_SESSION, WorkerAuth, WorkerRead},
     },
+    time::Clock,
     vault::{
-        self, Clock, Presented, SecretString, etag, if_none_match, max_idle_from_env,
-        present_app_or_worker, worker_token_invalid,
+        self,
+        caller::{Presented, present_app_or_worker, worker_token_invalid},
+        etag::{etag, if_none_match},
+        max_idle_from_env,
+        session::SessionState,
     },
 };
 
@@ -200,19 +205,18 @@ async fn fetch(deps: &WorkerCredentials, req: &Request) -> Result<Response<Body>
             FetchError::NotConfigured("no bot token is stored: save one in the settings").into(),
         );
     }
-    if !record.has_sealed(SEALED_SESSION) || record.session_saved_at.is_none() {
-        let why = if record.reauth.is_some() {
-            "the Telegram session was reported dead: log in to Telegram again"
-        } else {
-            "no Telegram session is stored: log in to Telegram"
-        };
+    let not_live = match record.session_state(now, deps.max_idle_secs) {
+        SessionState::Live(_) => None,
+        SessionState::None => Some("no Telegram session is stored: log in to Telegram"),
+        SessionState::ReportedDead { .. } => {
+            Some("the Telegram session was reported dead: log in to Telegram again")
+        }
+        SessionState::IdleExpired(_) => {
+            Some("the Telegram session expired after being idle: log in to Telegram again")
+        }
+    };
+    if let Some(why) = not_live {
         return Err(FetchError::NotConfigured(why).into());
-    }
-    if !record.session_live(now, deps.max_idle_secs) {
-        return Err(FetchError::NotConfigured(
-            "the Telegram session expired after being idle: log in to Telegram again",
-        )
-        .into());
     }
     let Some(channel_id) = record.channel_id else {
         return Err(FetchError::NotConfigured("no channel is stored: log in to Telegram").into());

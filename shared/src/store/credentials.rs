@@ -94,26 +94,6 @@ impl CredentialsRecord {
             .as_ref()
             .is_some_and(|s| s.attributes.contains_key(name))
     }
-
-    /// The last activity of the stored session: its save or the last worker read.
-    pub fn session_activity(&self) -> Option<UnixTime> {
-        let saved = self.session_saved_at?;
-        Some(self.last_used_at.map_or(saved, |used| used.max(saved)))
-    }
-
-    /// When the stored session becomes idle-expired (`None` when there is no session).
-    pub fn session_expires_at(&self, max_idle_secs: u64) -> Option<UnixTime> {
-        self.session_activity()
-            .map(|at| at.plus_secs(max_idle_secs))
-    }
-
-    /// A session is stored and was active within the last `max_idle_secs`.
-    pub fn session_live(&self, now: UnixTime, max_idle_secs: u64) -> bool {
-        self.has_sealed(SEALED_SESSION)
-            && self
-                .session_expires_at(max_idle_secs)
-                .is_some_and(|until| until > now)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -213,14 +213,15 @@ pub async fn worker_read_records_activity_without_a_new_version(backend: Backend
         .unwrap();
     assert_eq!(read.last_used_at, Some(t0.plus_secs(5)));
     assert_eq!(read.version, 1);
-    assert!(read.session_live(t0.plus_secs(5), IDLE));
-    assert_eq!(read.session_expires_at(IDLE), Some(t0.plus_secs(105)));
+    let state = read.session_state(t0.plus_secs(5), IDLE);
+    assert!(state.is_live());
+    assert_eq!(state.stored().unwrap().expires_at, t0.plus_secs(105));
     // Activity extends the session: at t0+150 it is live only thanks to a read at t0+90.
     app_read(port.as_ref(), &u, t0.plus_secs(90), IDLE).await;
     let stored = port.get(&u).await.unwrap().unwrap();
     assert_eq!(stored.last_used_at, Some(t0.plus_secs(90)));
     assert_eq!(stored.version, 1);
-    assert!(stored.session_live(t0.plus_secs(150), IDLE));
+    assert!(stored.session_state(t0.plus_secs(150), IDLE).is_live());
     // A settings write made from an older read does not undo the activity.
     let mut old = full(&u, t0);
     old.version = 1;
@@ -242,7 +243,7 @@ pub async fn worker_read_does_not_revive_an_idle_session(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(read.last_used_at, None);
-    assert!(!read.session_live(t0.plus_secs(IDLE), IDLE));
+    assert!(!read.session_state(t0.plus_secs(IDLE), IDLE).is_live());
     assert_eq!(port.get(&u).await.unwrap().unwrap().last_used_at, None);
     // A record without a session is returned but never touched.
     let v = user("frank");

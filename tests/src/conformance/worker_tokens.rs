@@ -16,7 +16,7 @@ use tglink_shared::{
         worker_tokens::{REVOKED_RETENTION_SECS, RevokeOutcome},
     },
     time::UnixTime,
-    vault::{WorkerToken, new_worker_token_id},
+    vault::{WorkerToken, worker_token::new_worker_token_id},
 };
 
 use super::credentials::{app_read, fake_sealed, full, written};

@@ -11,7 +11,7 @@ use tglink_shared::{
     ids::{TelegramUserId, UserId},
     store::{ClaimKey, ClaimStatus, Link, LinkSource, Store},
     telegram::initdata::{Validator, signing::sign_hmac},
-    time::UnixTime,
+    time::{Clock, UnixTime},
     token::OneTimeToken,
 };
 use tglink_tests::{
@@ -979,6 +979,7 @@ async fn dynamodb_calls_per_request() {
         blocks: counted.blocks(),
         links: counted.links(),
         sessions: counted.miniapp_sessions(),
+        clock: Clock::system(),
     };
     let jwt_config = JwtConfig::from_env(&env).unwrap();
     let link = link::LinkFunction {
@@ -989,6 +990,7 @@ async fn dynamodb_calls_per_request() {
         flow: counted.miniapp_flow(),
         sessions: counted.miniapp_sessions(),
         blocks: counted.blocks(),
+        clock: Clock::system(),
     };
     let jwt = sign_hs256(SECRET, &DevClaims::new("user-b", &jwt_config, 600));
     let request = |path: &str, body: Value| {

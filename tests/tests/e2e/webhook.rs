@@ -8,7 +8,7 @@ use tglink_shared::{
     ids::{TelegramUserId, UserId},
     runtime::Startup,
     store::{ConnectTokenRecord, Link, LinkSource, Store},
-    time::UnixTime,
+    time::{Clock, UnixTime},
     token::OneTimeToken,
 };
 use tglink_tests::{
@@ -698,6 +698,7 @@ async fn start_costs_two_dynamodb_calls() {
         flow: counted.connect_flow(),
         links: counted.links(),
         claims: counted.claims(),
+        clock: Clock::system(),
     };
     let token = OneTimeToken::mint();
     let now = UnixTime::now();
