@@ -21,7 +21,7 @@ pub struct FunctionCrate {
 
 macro_rules! functions {
     ($($name:literal => $krate:ident :: $ty:ident,)+) => {
-        /// Every function crate, in `functions/` order of the README.
+        /// Every function crate, in the order of `docs/design.md` ("Functions").
         pub const FUNCTIONS: &[FunctionCrate] = &[
             $(FunctionCrate { name: $name, routes: $krate::ROUTES },)+
         ];

@@ -53,7 +53,7 @@ pub const DEV_BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0";
 /// The user of the events' JWTs (`sub`).
 pub const DEV_USER: &str = "dev-user";
 /// A JWT for `dev.env` with `roles: ["admin"]` (user `dev-admin`, valid until 2100), for the
-/// events of admin routes; printed in the README.
+/// events of admin routes; printed in `docs/deploy.md`.
 pub const DEV_ADMIN_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZXYtYWRtaW4iLCJpc3MiOiJ0Z2xpbmstZGV2IiwiYXVkIjoidGdsaW5rLWRldiIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNzUwMDAwMDAwLCJyb2xlcyI6WyJhZG1pbiJdfQ.kcrB5-VJ8CoNycWXWsTv0gEAPxwTeb9VNUDEQjsOoxw";
 
 /// Variables of `dev.env` that configure the embedded store and key; a cloud-like run replaces
@@ -381,8 +381,8 @@ fn text_of(outcome: &Outcome, pointer: &str) -> String {
 }
 
 /// Every route of every function, each answered with success. Add the steps of a new function
-/// here (README "Adding a function"): the IAM tests require every action its policy grants to be
-/// used somewhere in this scenario.
+/// here (CONTRIBUTING.md, "Adding a function"): the IAM tests require every action its policy
+/// grants to be used somewhere in this scenario.
 pub async fn run_scenario(s: &mut Session<'_>) {
     // The events as they are in tests/events/ (what `cargo lambda invoke --data-file` gets
     // without editing them): placeholders and a stale signature give documented refusals.

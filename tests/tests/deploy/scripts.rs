@@ -242,7 +242,7 @@ fn put_secrets_generates_missing_ones_once_and_never_prints_values() {
     assert_eq!(missing.status.code(), Some(2), "nothing was written");
 }
 
-/// `infra/dev_jwt.py` (README: "Try it") signs JWTs the functions accept.
+/// `infra/dev_jwt.py` (`docs/deploy.md`: "Try it") signs JWTs the functions accept.
 #[test]
 fn dev_jwt_signs_tokens_the_functions_accept() {
     let secret = "a-jwt-secret-of-at-least-32-bytes-0123456789";

@@ -335,7 +335,7 @@ fn every_route_has_a_usable_event() {
     );
 }
 
-/// The admin JWT the README offers for events of admin routes verifies under `dev.env`.
+/// The admin JWT `docs/deploy.md` offers for events of admin routes verifies under `dev.env`.
 #[test]
 fn the_documented_admin_jwt_is_valid() {
     let env = dev_env()
@@ -345,8 +345,8 @@ fn the_documented_admin_jwt_is_valid() {
     let admin = verifier.verify(DEV_ADMIN_JWT).expect("valid");
     assert!(admin.is_admin());
     assert_eq!(admin.user_id.as_str(), "dev-admin");
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
-    assert!(readme.contains(DEV_ADMIN_JWT), "the README shows it");
+    let doc = std::fs::read_to_string(workspace_root().join("docs/deploy.md")).unwrap();
+    assert!(doc.contains(DEV_ADMIN_JWT), "docs/deploy.md shows it");
 }
 
 /// `infra/ssm_secrets.py` writes exactly the secrets the functions read from SSM.

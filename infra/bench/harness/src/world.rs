@@ -28,7 +28,7 @@ use tglink_tests::{
 pub const USER: &str = "bench-user";
 const LINKED_TELEGRAM_ID: i64 = 7_700_000_001;
 
-/// Every configuration variable a function may read (DESIGN.md, "Configuration"), except the
+/// Every configuration variable a function may read (docs/design.md, "Configuration"), except the
 /// local-only ones; the bootstrap gets those the world's local API has.
 const CONFIG_VARS: &[&str] = &[
     "TGLINK_TABLE",
