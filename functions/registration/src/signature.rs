@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn documented_example_matches() {
-        // The worked example of the README ("Registration callbacks (for 2FA providers)").
+        // The worked example of docs/api.md ("Registration callbacks (for 2FA providers)").
         let body = br#"{"token":"tok","status":"completed","seed_id":"seed-1"}"#;
         assert_eq!(
             sign(SECRET.as_bytes(), UnixTime(1750000000), body),

@@ -5,6 +5,7 @@
 //! One test binary whose modules are the deployment artefacts.
 
 mod cargo_lambda;
+mod docs;
 mod iam;
 mod openapi;
 mod scripts;
