@@ -53,7 +53,7 @@ impl ConnectFlow for SqliteStore {
                 source: by_telegram.as_ref().map_or(LinkSource::Bot, |e| e.source),
                 linked_at: by_telegram.as_ref().map_or(now, |e| e.linked_at),
             };
-            if let Some(side) = links::conflict(by_telegram.as_ref(), by_user.as_ref(), &link) {
+            if let Some(side) = link.conflict(by_telegram.as_ref(), by_user.as_ref()) {
                 return Ok(ConnectOutcome::Conflict(side));
             }
             claims::write_completed(

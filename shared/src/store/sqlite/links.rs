@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::{SqliteStore, blocks, sql_error};
 use crate::{
     ids::{TelegramUserId, UserId},
-    store::{Link, LinkOutcome, LinkSide, LinkSource, Links, StoreError},
+    store::{Link, LinkOutcome, LinkSource, Links, StoreError},
     time::UnixTime,
 };
 
@@ -103,21 +103,6 @@ pub(super) fn upsert(conn: &Connection, link: &Link) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Which side of `link` is linked elsewhere, if any (Telegram first).
-pub(super) fn conflict(
-    by_telegram: Option<&Link>,
-    by_user: Option<&Link>,
-    link: &Link,
-) -> Option<LinkSide> {
-    if by_telegram.is_some_and(|t| t.user_id != link.user_id) {
-        Some(LinkSide::Telegram)
-    } else if by_user.is_some_and(|u| u.telegram_user_id != link.telegram_user_id) {
-        Some(LinkSide::User)
-    } else {
-        None
-    }
-}
-
 fn delete_returning(
     conn: &Connection,
     column: &str,
@@ -164,7 +149,7 @@ impl Links for SqliteStore {
             }
             let t = by_telegram(&tx, link.telegram_user_id)?;
             let u = by_user(&tx, &link.user_id)?;
-            if let Some(side) = conflict(t.as_ref(), u.as_ref(), &link) {
+            if let Some(side) = link.conflict(t.as_ref(), u.as_ref()) {
                 return Ok(LinkOutcome::Conflict(side));
             }
             if let Some(existing) = t {

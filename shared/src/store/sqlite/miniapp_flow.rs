@@ -30,7 +30,7 @@ impl MiniAppFlow for SqliteStore {
             }
             let by_telegram = links::by_telegram(&tx, link.telegram_user_id)?;
             let by_user = links::by_user(&tx, &link.user_id)?;
-            if let Some(side) = links::conflict(by_telegram.as_ref(), by_user.as_ref(), &link) {
+            if let Some(side) = link.conflict(by_telegram.as_ref(), by_user.as_ref()) {
                 return Ok(MiniAppLinkOutcome::Conflict(side));
             }
             claims::write_completed(&tx, &replay.key, replay.now.plus_secs(replay.retain_secs))?;

@@ -173,18 +173,4 @@ impl MiniAppSessions for SqliteStore {
         })
         .await
     }
-
-    async fn deactivate(&self, hash: &TokenHash) -> Result<bool, StoreError> {
-        let hash = hash.clone();
-        self.with_conn(move |conn| {
-            let changed = conn
-                .execute(
-                    "UPDATE miniapp_sessions SET active = 0 WHERE session_hash = ?1",
-                    [hash.as_str()],
-                )
-                .map_err(sql_error)?;
-            Ok(changed == 1)
-        })
-        .await
-    }
 }
