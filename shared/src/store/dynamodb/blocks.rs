@@ -101,10 +101,8 @@ impl DynamoStore {
 #[async_trait]
 impl Blocks for DynamoStore {
     async fn get_block(&self, id: TelegramUserId) -> Result<Option<Block>, StoreError> {
-        self.get_consistent(keys::block(id))
-            .await?
-            .map(|item| parse_block(&item))
-            .transpose()
+        self.get_with(keys::block(id), |item| parse_block(item).map(Some))
+            .await
     }
 
     async fn block(&self, block: &Block) -> Result<BlockOutcome, StoreError> {

@@ -15,7 +15,8 @@ use super::{
 };
 use crate::{
     store::{
-        ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims, StoreError,
+        ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims,
+        ReplayClaim, StoreError,
     },
     time::UnixTime,
 };
@@ -56,6 +57,16 @@ pub(super) fn put_completed(
     tx.put(
         completed_item(key, expires_at, &attempt),
         claimable(now, &attempt),
+    )
+}
+
+/// Adds to `tx` the replay claim written with a Mini App session or link.
+pub(super) fn put_replay(tx: &mut Tx<'_>, replay: &ReplayClaim) -> CondHandle {
+    put_completed(
+        tx,
+        &replay.key,
+        replay.now,
+        replay.now.plus_secs(replay.retain_secs),
     )
 }
 
@@ -213,9 +224,7 @@ impl Claims for DynamoStore {
         key: &ClaimKey,
         now: UnixTime,
     ) -> Result<Option<ClaimStatus>, StoreError> {
-        match self.get_consistent(keys::claim(key)).await? {
-            Some(item) => live_status(&item, now),
-            None => Ok(None),
-        }
+        self.get_with(keys::claim(key), |item| live_status(item, now))
+            .await
     }
 }

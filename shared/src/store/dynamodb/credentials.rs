@@ -155,10 +155,7 @@ fn present(record: &CredentialsRecord) -> HashMap<&'static str, AttributeValue> 
 #[async_trait]
 impl Credentials for DynamoStore {
     async fn get(&self, user: &UserId) -> Result<Option<CredentialsRecord>, StoreError> {
-        match self.get_consistent(keys::credentials(user)).await? {
-            Some(item) => parse(&item),
-            None => Ok(None),
-        }
+        self.get_with(keys::credentials(user), parse).await
     }
 
     async fn write(&self, record: &CredentialsRecord) -> Result<WriteOutcome, StoreError> {

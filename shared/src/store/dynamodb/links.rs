@@ -166,17 +166,15 @@ impl DynamoStore {
 #[async_trait]
 impl Links for DynamoStore {
     async fn get_by_telegram(&self, id: TelegramUserId) -> Result<Option<Link>, StoreError> {
-        self.get_consistent(keys::link_by_telegram(id))
-            .await?
-            .map(|item| parse_link(&item))
-            .transpose()
+        self.get_with(keys::link_by_telegram(id), |item| {
+            parse_link(item).map(Some)
+        })
+        .await
     }
 
     async fn get_by_user(&self, user: &UserId) -> Result<Option<Link>, StoreError> {
-        self.get_consistent(keys::link_by_user(user))
-            .await?
-            .map(|item| parse_link(&item))
-            .transpose()
+        self.get_with(keys::link_by_user(user), |item| parse_link(item).map(Some))
+            .await
     }
 
     async fn link(&self, link: &Link) -> Result<LinkOutcome, StoreError> {

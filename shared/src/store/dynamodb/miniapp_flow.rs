@@ -29,12 +29,7 @@ impl DynamoStore {
         replay: &ReplayClaim,
     ) -> Result<MiniAppLinkOutcome, TxError> {
         let mut tx = Tx::new(self);
-        let claimed = claims::put_completed(
-            &mut tx,
-            &replay.key,
-            replay.now,
-            replay.now.plus_secs(replay.retain_secs),
-        );
+        let claimed = claims::put_replay(&mut tx, replay);
         put_link(&mut tx, link, Replacing::Nothing);
         let blocked = not_blocked(&mut tx, link.telegram_user_id);
         match tx.run().await {

@@ -78,12 +78,7 @@ impl DynamoStore {
         replay: &ReplayClaim,
     ) -> Result<SessionOutcome, TxError> {
         let mut tx = Tx::new(self);
-        let claimed = claims::put_completed(
-            &mut tx,
-            &replay.key,
-            replay.now,
-            replay.now.plus_secs(replay.retain_secs),
-        );
+        let claimed = claims::put_replay(&mut tx, replay);
         tx.put(session_item(session), absent());
         let blocked = not_blocked(&mut tx, session.telegram_user_id);
         match tx.run().await {
@@ -112,11 +107,11 @@ impl MiniAppSessions for DynamoStore {
         hash: &TokenHash,
         now: UnixTime,
     ) -> Result<Option<MiniAppSession>, StoreError> {
-        let Some(item) = self.get_consistent(keys::session(hash)).await? else {
-            return Ok(None);
-        };
-        let session = parse_session(&item)?;
-        Ok((session.active && session.expires_at > now).then_some(session))
+        self.get_with(keys::session(hash), |item| {
+            let session = parse_session(item)?;
+            Ok((session.active && session.expires_at > now).then_some(session))
+        })
+        .await
     }
 
     async fn attach_user(

@@ -58,6 +58,19 @@ impl DynamoStore {
         &self.table
     }
 
+    /// What `read` makes of the item under `key` (one consistent read); `None` when there is
+    /// no item.
+    async fn get_with<T>(
+        &self,
+        key: Key,
+        read: impl FnOnce(&Item) -> Result<Option<T>, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        match self.get_consistent(key).await? {
+            Some(item) => read(&item),
+            None => Ok(None),
+        }
+    }
+
     /// The item under `key` (one consistent read).
     async fn get_consistent(&self, key: Key) -> Result<Option<Item>, StoreError> {
         let out = self

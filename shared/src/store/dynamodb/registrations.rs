@@ -174,10 +174,8 @@ impl Registrations for DynamoStore {
         id: &RegistrationId,
         now: UnixTime,
     ) -> Result<Option<RegistrationRecord>, StoreError> {
-        match self.get_consistent(keys::registration_by_id(id)).await? {
-            Some(item) => live_record(&item, now),
-            None => Ok(None),
-        }
+        self.get_with(keys::registration_by_id(id), |item| live_record(item, now))
+            .await
     }
 
     async fn find_by_token(

@@ -107,6 +107,21 @@ pub(super) fn absent() -> Expr {
     Expr::new("attribute_not_exists(pk)")
 }
 
+/// A `Put`, `Delete` or `ConditionCheck` of the transaction's table: its target (the item, or
+/// the key) set by `$set`, and `$condition` with its names and values.
+macro_rules! conditional {
+    ($kind:ident, $tx:expr, $set:ident($target:expr), $condition:expr) => {{
+        let (condition, names, values) = $condition.into_parts();
+        $kind::builder()
+            .table_name($tx.store.table())
+            .$set(Some($target))
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .build()
+    }};
+}
+
 /// One item's condition in a [`Tx`], to ask a [`FailedConditions`] about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct CondHandle(usize);
@@ -142,44 +157,20 @@ impl<'a> Tx<'a> {
 
     /// Puts `item` if `condition` holds.
     pub fn put(&mut self, item: Item, condition: Expr) -> CondHandle {
-        let (condition, names, values) = condition.into_parts();
-        let put = Put::builder()
-            .table_name(self.store.table())
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values)
-            .build()
-            .map(|put| TransactWriteItem::builder().put(put).build());
-        self.push(put)
+        let put = conditional!(Put, self, set_item(item), condition);
+        self.push(put.map(|put| TransactWriteItem::builder().put(put).build()))
     }
 
     /// Deletes the item under `key` if `condition` holds.
     pub fn delete(&mut self, key: Key, condition: Expr) -> CondHandle {
-        let (condition, names, values) = condition.into_parts();
-        let delete = Delete::builder()
-            .table_name(self.store.table())
-            .set_key(Some(key.attributes()))
-            .condition_expression(condition)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values)
-            .build()
-            .map(|delete| TransactWriteItem::builder().delete(delete).build());
-        self.push(delete)
+        let delete = conditional!(Delete, self, set_key(key.attributes()), condition);
+        self.push(delete.map(|delete| TransactWriteItem::builder().delete(delete).build()))
     }
 
     /// Writes nothing: the transaction only commits if the item under `key` meets `condition`.
     pub fn check(&mut self, key: Key, condition: Expr) -> CondHandle {
-        let (condition, names, values) = condition.into_parts();
-        let check = ConditionCheck::builder()
-            .table_name(self.store.table())
-            .set_key(Some(key.attributes()))
-            .condition_expression(condition)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(values)
-            .build()
-            .map(|check| TransactWriteItem::builder().condition_check(check).build());
-        self.push(check)
+        let check = conditional!(ConditionCheck, self, set_key(key.attributes()), condition);
+        self.push(check.map(|check| TransactWriteItem::builder().condition_check(check).build()))
     }
 
     /// Applies `update` to the item under `key` (creating it if absent), if `condition` holds.

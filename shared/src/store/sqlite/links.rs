@@ -2,9 +2,9 @@
 //! (`TGUSER#<id>` / `LINK` and `USER#<id>` / `TGLINK`), which are always written together.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{SqliteStore, blocks, sql_error};
+use super::{SqliteStore, blocks, immediate, sql_error};
 use crate::{
     ids::{TelegramUserId, UserId},
     store::{Link, LinkOutcome, LinkSource, Links, StoreError},
@@ -27,14 +27,7 @@ const COLUMNS: &str = "telegram_user_id, user_id, chat_id, username, source, lin
 type RawLink = (i64, String, Option<i64>, Option<String>, String, i64);
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<RawLink> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-    ))
+    row.try_into()
 }
 
 fn to_link(raw: RawLink) -> Result<Link, StoreError> {
@@ -141,9 +134,7 @@ impl Links for SqliteStore {
     async fn link(&self, link: &Link) -> Result<LinkOutcome, StoreError> {
         let link = link.clone();
         self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = immediate(conn)?;
             if blocks::is_blocked(&tx, link.telegram_user_id)? {
                 return Ok(LinkOutcome::Blocked);
             }

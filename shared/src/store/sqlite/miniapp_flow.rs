@@ -4,9 +4,8 @@
 //! only), committed together.
 
 use async_trait::async_trait;
-use rusqlite::TransactionBehavior;
 
-use super::{SqliteStore, blocks, claims, links, sql_error};
+use super::{SqliteStore, blocks, claims, immediate, links, sql_error};
 use crate::store::{Link, MiniAppFlow, MiniAppLinkOutcome, ReplayClaim, StoreError};
 
 #[async_trait]
@@ -19,9 +18,7 @@ impl MiniAppFlow for SqliteStore {
         let link = link.clone();
         let replay = replay.clone();
         self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = immediate(conn)?;
             if claims::live_status(&tx, &replay.key, replay.now)?.is_some() {
                 return Ok(MiniAppLinkOutcome::Replayed);
             }
