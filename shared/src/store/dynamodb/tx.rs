@@ -146,13 +146,14 @@ impl<'a> Tx<'a> {
     }
 
     fn push(&mut self, item: Result<TransactWriteItem, BuildError>) -> CondHandle {
+        let handle = CondHandle(self.items.len());
         match item {
             Ok(item) => self.items.push(item),
             Err(e) => {
                 self.invalid.get_or_insert(e);
             }
         }
-        CondHandle(self.items.len().saturating_sub(1))
+        handle
     }
 
     /// Puts `item` if `condition` holds.
