@@ -1,4 +1,6 @@
-//! Port: one-time connect tokens (`CONNECT#<hash>` / `CONNECT`).
+//! Port: one-time connect tokens (`CONNECT#<hash>` / `CONNECT`). A token is consumed by
+//! [`ConnectFlow::consume_and_link`](super::ConnectFlow::consume_and_link), in the same
+//! transaction as the link it makes.
 
 use async_trait::async_trait;
 
@@ -17,9 +19,4 @@ pub struct ConnectTokenRecord {
 pub trait ConnectTokens: Send + Sync {
     /// Stores a freshly minted token (one write).
     async fn insert(&self, record: &ConnectTokenRecord) -> Result<(), StoreError>;
-
-    /// Consumes the token by one conditional write. Exactly one caller ever gets
-    /// `Some(user_id)`; unknown, expired (`expires_at <= now`) and already consumed tokens give
-    /// `None`.
-    async fn consume(&self, hash: &TokenHash, now: UnixTime) -> Result<Option<UserId>, StoreError>;
 }

@@ -56,6 +56,13 @@ impl Link {
     pub fn same_pair(&self, other: &Link) -> bool {
         self.telegram_user_id == other.telegram_user_id && self.user_id == other.user_id
     }
+
+    /// Which side of this (requested) link is linked to someone else, given the stored links of
+    /// its Telegram user and of its app user: the one rule every adapter applies.
+    pub fn conflict(&self, by_telegram: Option<&Link>, by_user: Option<&Link>) -> Option<LinkSide> {
+        let elsewhere = |stored: Option<&Link>| stored.is_some_and(|s| !self.same_pair(s));
+        LinkSide::reported(elsewhere(by_telegram), elsewhere(by_user))
+    }
 }
 
 /// Which side of a requested link is already linked to someone else.
@@ -65,6 +72,20 @@ pub enum LinkSide {
     Telegram,
     /// The app user is linked to another Telegram user.
     User,
+}
+
+impl LinkSide {
+    /// The side a refusal reports, given which sides are linked elsewhere: the Telegram user's
+    /// when both are.
+    pub fn reported(telegram: bool, user: bool) -> Option<Self> {
+        if telegram {
+            Some(Self::Telegram)
+        } else if user {
+            Some(Self::User)
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,4 +117,42 @@ pub trait Links: Send + Sync {
 
     /// Deletes the Telegram user's link (both items, atomically); returns what was deleted.
     async fn unlink_by_telegram(&self, id: TelegramUserId) -> Result<Option<Link>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(tg: i64, user: &str) -> Link {
+        Link {
+            telegram_user_id: TelegramUserId::new(tg).unwrap(),
+            user_id: UserId::parse(user).unwrap(),
+            chat_id: None,
+            username: None,
+            source: LinkSource::Bot,
+            linked_at: UnixTime(0),
+        }
+    }
+
+    #[test]
+    fn the_telegram_side_is_reported_first() {
+        let wanted = link(1, "a");
+        let same = link(1, "a");
+        let tg_elsewhere = link(1, "b");
+        let user_elsewhere = link(2, "a");
+        assert_eq!(wanted.conflict(None, None), None);
+        assert_eq!(wanted.conflict(Some(&same), Some(&same)), None);
+        assert_eq!(
+            wanted.conflict(Some(&tg_elsewhere), Some(&user_elsewhere)),
+            Some(LinkSide::Telegram)
+        );
+        assert_eq!(
+            wanted.conflict(None, Some(&user_elsewhere)),
+            Some(LinkSide::User)
+        );
+        assert_eq!(
+            wanted.conflict(Some(&tg_elsewhere), None),
+            Some(LinkSide::Telegram)
+        );
+    }
 }

@@ -98,7 +98,4 @@ pub trait MiniAppSessions: Send + Sync {
         user: &UserId,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
-
-    /// Marks the session inactive (one conditional write); `false` when there is none.
-    async fn deactivate(&self, hash: &TokenHash) -> Result<bool, StoreError>;
 }

@@ -13,7 +13,10 @@ use tglink_shared::{
     token::{OneTimeToken, TokenHash},
 };
 
-use super::links::{link, tg, uid};
+use super::{
+    connect_tokens::consume,
+    links::{link, tg, uid},
+};
 use crate::fixtures::Backend;
 
 const RETAIN: u64 = 86_400;
@@ -80,10 +83,7 @@ pub async fn consumes_links_and_claims_in_one_step(backend: Backend) {
         other.links().get_by_user(&uid("user-1")).await.unwrap(),
         Some(expected.clone())
     );
-    assert_eq!(
-        other.connect_tokens().consume(&token, now).await.unwrap(),
-        None
-    );
+    assert_eq!(consume(&other, &token, now).await, None);
     assert_eq!(
         other.claims().status(&first.claim, now).await.unwrap(),
         Some(ClaimStatus::Completed)
@@ -223,10 +223,7 @@ pub async fn relinking_the_same_pair_keeps_the_original_link(backend: Backend) {
         store.links().get_by_telegram(tg(8001)).await.unwrap(),
         Some(expected)
     );
-    assert_eq!(
-        store.connect_tokens().consume(&token, now).await.unwrap(),
-        None
-    );
+    assert_eq!(consume(store, &token, now).await, None);
 }
 
 pub async fn a_dead_attempts_claim_does_not_block_a_retry(backend: Backend) {

@@ -1,14 +1,17 @@
-//! `ConnectTokens`: one-time, expiring, exactly one winner under concurrency, across clients.
+//! `ConnectTokens`: one-time, expiring, across clients. A token is consumed only by the connect
+//! flow (`/start <token>`), so that is how these tests consume one; one winner among concurrent
+//! consumers is `connect_flow::sixteen_updates_with_one_token_one_winner`.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use tglink_shared::{
     ids::UserId,
-    store::{ConnectTokenRecord, ConnectTokens},
+    store::{ClaimKey, ConnectAttempt, ConnectOutcome, ConnectTokenRecord, Store},
     time::UnixTime,
     token::{OneTimeToken, TokenHash},
 };
 
+use super::links::tg;
 use crate::fixtures::Backend;
 
 fn record(user: &str, now: UnixTime, ttl: u64) -> (OneTimeToken, ConnectTokenRecord) {
@@ -22,88 +25,80 @@ fn record(user: &str, now: UnixTime, ttl: u64) -> (OneTimeToken, ConnectTokenRec
     (token, record)
 }
 
+/// Consumes the token as the bot does: `/start <token>` in a new update from a Telegram user of
+/// its own (no other call uses it). The app user the token named, or `None` when it is unknown,
+/// expired or used up. The link it makes is removed again, so that another token of the same
+/// app user can be consumed next.
+pub async fn consume(store: &Store, hash: &TokenHash, now: UnixTime) -> Option<UserId> {
+    static NEXT: AtomicI64 = AtomicI64::new(1);
+    let telegram = 900_000_000 + NEXT.fetch_add(1, Ordering::Relaxed);
+    let attempt = ConnectAttempt {
+        token: hash.clone(),
+        claim: ClaimKey::telegram_update("tglink_test_bot", telegram),
+        claim_retain_secs: 86_400,
+        telegram_user_id: tg(telegram),
+        chat_id: telegram,
+        username: None,
+        now,
+    };
+    let outcome = store
+        .connect_flow()
+        .consume_and_link(&attempt)
+        .await
+        .expect("store reachable");
+    match outcome {
+        ConnectOutcome::Linked { link, .. } => {
+            store.links().unlink_by_user(&link.user_id).await.unwrap();
+            Some(link.user_id)
+        }
+        ConnectOutcome::TokenInvalid => None,
+        other => panic!("consuming a connect token: {other:?}"),
+    }
+}
+
 pub async fn consumed_exactly_once(backend: Backend) {
     let fx = backend.store().await;
-    let tokens = fx.store.connect_tokens();
+    let store = &fx.store;
     let now = UnixTime::now();
     let (token, rec) = record("user-1", now, 600);
-    tokens.insert(&rec).await.unwrap();
+    store.connect_tokens().insert(&rec).await.unwrap();
     assert_eq!(
-        tokens.consume(&token.hash(), now).await.unwrap(),
+        consume(store, &token.hash(), now).await,
         Some(UserId::parse("user-1").unwrap())
     );
-    assert_eq!(tokens.consume(&token.hash(), now).await.unwrap(), None);
+    assert_eq!(consume(store, &token.hash(), now).await, None);
     let unknown = OneTimeToken::mint();
-    assert_eq!(tokens.consume(&unknown.hash(), now).await.unwrap(), None);
+    assert_eq!(consume(store, &unknown.hash(), now).await, None);
 }
 
 pub async fn expired_token_is_not_consumable(backend: Backend) {
     let fx = backend.store().await;
-    let tokens = fx.store.connect_tokens();
+    let store = &fx.store;
     let now = UnixTime::now();
     let (a, rec_a) = record("user-a", now, 10);
     let (b, rec_b) = record("user-b", now, 10);
-    tokens.insert(&rec_a).await.unwrap();
-    tokens.insert(&rec_b).await.unwrap();
+    store.connect_tokens().insert(&rec_a).await.unwrap();
+    store.connect_tokens().insert(&rec_b).await.unwrap();
     // At the expiry instant the token is already expired (expires_at > now is required) …
-    assert_eq!(
-        tokens.consume(&a.hash(), now.plus_secs(10)).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        tokens
-            .consume(&a.hash(), now.plus_secs(3600))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(consume(store, &a.hash(), now.plus_secs(10)).await, None);
+    assert_eq!(consume(store, &a.hash(), now.plus_secs(3600)).await, None);
     // … one second before, it is still good.
     assert_eq!(
-        tokens.consume(&b.hash(), now.plus_secs(9)).await.unwrap(),
+        consume(store, &b.hash(), now.plus_secs(9)).await,
         Some(UserId::parse("user-b").unwrap())
     );
 }
 
-pub async fn sixty_four_concurrent_consumers_one_winner(backend: Backend) {
-    let fx = backend.store().await;
-    let first = fx.store.connect_tokens();
-    let second = fx.second_client().await.connect_tokens();
-    let now = UnixTime::now();
-    for round in 0..20 {
-        let (token, rec) = record(&format!("user-{round}"), now, 600);
-        first.insert(&rec).await.unwrap();
-        let hash: Arc<TokenHash> = Arc::new(token.hash());
-        let mut tasks = Vec::new();
-        for i in 0..64 {
-            // Half the consumers go through an independently built client.
-            let port: Arc<dyn ConnectTokens> = if i % 2 == 0 {
-                first.clone()
-            } else {
-                second.clone()
-            };
-            let hash = hash.clone();
-            tasks.push(tokio::spawn(async move { port.consume(&hash, now).await }));
-        }
-        let mut winners = 0;
-        for task in tasks {
-            if task.await.unwrap().unwrap().is_some() {
-                winners += 1;
-            }
-        }
-        assert_eq!(winners, 1, "round {round}: exactly one consumer must win");
-    }
-}
-
 pub async fn written_by_one_client_consumed_by_another(backend: Backend) {
     let fx = backend.store().await;
-    let instance_a = fx.store.connect_tokens();
-    let instance_b = fx.second_client().await.connect_tokens();
+    let instance_a = &fx.store;
+    let instance_b = fx.second_client().await;
     let now = UnixTime::now();
     let (token, rec) = record("user-x", now, 600);
-    instance_a.insert(&rec).await.unwrap();
+    instance_a.connect_tokens().insert(&rec).await.unwrap();
     assert_eq!(
-        instance_b.consume(&token.hash(), now).await.unwrap(),
+        consume(&instance_b, &token.hash(), now).await,
         Some(UserId::parse("user-x").unwrap())
     );
-    assert_eq!(instance_a.consume(&token.hash(), now).await.unwrap(), None);
+    assert_eq!(consume(instance_a, &token.hash(), now).await, None);
 }

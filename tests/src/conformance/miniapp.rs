@@ -165,7 +165,7 @@ pub async fn blocked_users_get_no_session_and_burn_nothing(backend: Backend) {
     );
 }
 
-pub async fn attach_user_and_deactivate(backend: Backend) {
+pub async fn attach_user_only_to_active_sessions(backend: Backend) {
     let fx = backend.store().await;
     let sessions = fx.store.miniapp_sessions();
     let other = fx.second_client().await.miniapp_sessions();
@@ -197,18 +197,22 @@ pub async fn attach_user_and_deactivate(backend: Backend) {
             .await
             .unwrap()
     );
-    // Deactivated: no longer readable, nothing to attach to.
-    assert!(other.deactivate(&s.hash).await.unwrap());
-    assert_eq!(sessions.get_session(&s.hash, now).await.unwrap(), None);
-    assert!(
-        !sessions
-            .attach_user(&s.hash, &uid("user-2"), now)
+    // An inactive session: not readable, nothing to attach to.
+    let inactive = MiniAppSession {
+        active: false,
+        ..session(14_202, &fingerprint("initdata-inactive"), now)
+    };
+    assert_eq!(
+        sessions
+            .create(&inactive, &replay("initdata-inactive", now))
             .await
-            .unwrap()
+            .unwrap(),
+        SessionOutcome::Created
     );
+    assert_eq!(other.get_session(&inactive.hash, now).await.unwrap(), None);
     assert!(
-        !sessions
-            .deactivate(&OneTimeToken::mint().hash())
+        !other
+            .attach_user(&inactive.hash, &uid("user-2"), now)
             .await
             .unwrap()
     );

@@ -1,69 +1,84 @@
 //! Claims: `CLAIM#<kind>#<key>` / `CLAIM` with `status` (`IN_PROGRESS` | `COMPLETED`),
 //! `in_progress_until` and the TTL attribute `expires_at`.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::{
+    operation::put_item::PutItemError, types::ReturnValuesOnConditionCheckFailure,
+};
 
 use super::{
-    DynamoStore, Item, attempt_id, get_s,
-    links::{get_u64, values},
-    n, s, unavailable,
+    DynamoStore,
+    item::{Item, attributes, get_s, get_time, n, s},
+    keys,
+    tx::{CondHandle, Expr, Tx, attempt_id},
+    unavailable,
 };
 use crate::{
     store::{
-        ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims, StoreError,
+        ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims,
+        ReplayClaim, StoreError,
     },
     time::UnixTime,
 };
 
-pub(super) const SK: &str = "CLAIM";
-pub(super) const IN_PROGRESS: &str = "IN_PROGRESS";
-pub(super) const COMPLETED: &str = "COMPLETED";
+const IN_PROGRESS: &str = "IN_PROGRESS";
+const COMPLETED: &str = "COMPLETED";
 
 /// A claim may be (re)written when there is none, when it is past its retention, when its
 /// attempt is past `in_progress_until`, or when it is this very write (the SDK retrying a
-/// request whose response was lost). Needs `:now`, `:in_progress`, `:attempt` and `#status`.
-pub(super) const CLAIMABLE: &str = "attribute_not_exists(pk) OR expires_at <= :now \
-     OR (#status = :in_progress AND in_progress_until <= :now) OR attempt = :attempt";
-
-pub(super) fn pk(key: &ClaimKey) -> String {
-    format!("CLAIM#{}", key.as_str())
+/// request whose response was lost). `status` is a DynamoDB reserved word.
+fn claimable(now: UnixTime, attempt: &str) -> Expr {
+    Expr::new(
+        "attribute_not_exists(pk) OR expires_at <= :now \
+         OR (#status = :in_progress AND in_progress_until <= :now) OR attempt = :attempt",
+    )
+    .name("#status", "status")
+    .value(":now", n(now.secs()))
+    .value(":in_progress", s(IN_PROGRESS))
+    .value(":attempt", s(attempt))
 }
 
-/// `status` is a DynamoDB reserved word.
-pub(super) fn status_name() -> HashMap<String, String> {
-    HashMap::from([("#status".to_owned(), "status".to_owned())])
-}
-
-pub(super) fn claimable_values(now: UnixTime, attempt: &str) -> HashMap<String, AttributeValue> {
-    values([
-        (":now", n(now.secs())),
-        (":in_progress", s(IN_PROGRESS)),
-        (":attempt", s(attempt)),
+fn completed_item(key: &ClaimKey, expires_at: UnixTime, attempt: &str) -> Item {
+    keys::claim(key).item([
+        ("status", s(COMPLETED)),
+        ("expires_at", n(expires_at.secs())),
+        ("attempt", s(attempt)),
     ])
 }
 
-pub(super) fn completed_item(key: &ClaimKey, expires_at: UnixTime, attempt: &str) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), s(pk(key))),
-        ("sk".to_owned(), s(SK)),
-        ("status".to_owned(), s(COMPLETED)),
-        ("expires_at".to_owned(), n(expires_at.secs())),
-        ("attempt".to_owned(), s(attempt)),
-    ])
+/// Adds to `tx` the claim `key`, `COMPLETED` until `expires_at`, if it is claimable at `now`.
+pub(super) fn put_completed(
+    tx: &mut Tx<'_>,
+    key: &ClaimKey,
+    now: UnixTime,
+    expires_at: UnixTime,
+) -> CondHandle {
+    let attempt = attempt_id();
+    tx.put(
+        completed_item(key, expires_at, &attempt),
+        claimable(now, &attempt),
+    )
+}
+
+/// Adds to `tx` the replay claim written with a Mini App session or link.
+pub(super) fn put_replay(tx: &mut Tx<'_>, replay: &ReplayClaim) -> CondHandle {
+    put_completed(
+        tx,
+        &replay.key,
+        replay.now,
+        replay.now.plus_secs(replay.retain_secs),
+    )
 }
 
 /// The live status of a stored claim item (`None` when it no longer counts).
 pub(super) fn live_status(item: &Item, now: UnixTime) -> Result<Option<ClaimStatus>, StoreError> {
-    if get_u64(item, "expires_at")? <= now.secs() {
+    if get_time(item, "expires_at")? <= now {
         return Ok(None);
     }
     match get_s(item, "status")? {
         COMPLETED => Ok(Some(ClaimStatus::Completed)),
         IN_PROGRESS => {
-            let until = UnixTime(get_u64(item, "in_progress_until")?);
+            let until = get_time(item, "in_progress_until")?;
             Ok((until > now).then_some(ClaimStatus::InProgress { until }))
         }
         _ => Err(StoreError::Corrupt("unknown claim status".into())),
@@ -79,14 +94,15 @@ impl DynamoStore {
         attempt: &str,
         now: UnixTime,
     ) -> Result<Option<ClaimStatus>, StoreError> {
+        let (condition, names, values) = claimable(now, attempt).into_parts();
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(CLAIMABLE)
-            .set_expression_attribute_names(Some(status_name()))
-            .set_expression_attribute_values(Some(claimable_values(now, attempt)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -96,14 +112,10 @@ impl DynamoStore {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                let old = e
-                    .as_service_error()
-                    .and_then(|s| match s {
-                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                            c.item().cloned()
-                        }
-                        _ => None,
-                    });
+                let old = e.as_service_error().and_then(|s| match s {
+                    PutItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                    _ => None,
+                });
                 let status = match old {
                     Some(item) => live_status(&item, now)?,
                     None => None,
@@ -130,16 +142,11 @@ impl Claims for DynamoStore {
     ) -> Result<ClaimOutcome, StoreError> {
         let until = now.plus_secs(times.in_progress_secs);
         let attempt = attempt_id();
-        let item = HashMap::from([
-            ("pk".to_owned(), s(pk(key))),
-            ("sk".to_owned(), s(SK)),
-            ("status".to_owned(), s(IN_PROGRESS)),
-            ("in_progress_until".to_owned(), n(until.secs())),
-            (
-                "expires_at".to_owned(),
-                n(now.plus_secs(times.retain_secs).secs()),
-            ),
-            ("attempt".to_owned(), s(&attempt)),
+        let item = keys::claim(key).item([
+            ("status", s(IN_PROGRESS)),
+            ("in_progress_until", n(until.secs())),
+            ("expires_at", n(now.plus_secs(times.retain_secs).secs())),
+            ("attempt", s(&attempt)),
         ]);
         Ok(match self.put_claim(item, &attempt, now).await? {
             None => ClaimOutcome::Acquired(ClaimLease {
@@ -176,11 +183,10 @@ impl Claims for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(pk(&lease.key)))
-            .key("sk", s(SK))
+            .set_key(Some(keys::claim(&lease.key).attributes()))
             .condition_expression("#status = :in_progress AND in_progress_until = :until")
-            .set_expression_attribute_names(Some(status_name()))
-            .set_expression_attribute_values(Some(values([
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(attributes([
                 (":in_progress", s(IN_PROGRESS)),
                 (":until", n(lease.in_progress_until.secs())),
             ])))
@@ -218,9 +224,7 @@ impl Claims for DynamoStore {
         key: &ClaimKey,
         now: UnixTime,
     ) -> Result<Option<ClaimStatus>, StoreError> {
-        match self.get_consistent(pk(key), SK).await? {
-            Some(item) => live_status(&item, now),
-            None => Ok(None),
-        }
+        self.get_with(keys::claim(key), |item| live_status(item, now))
+            .await
     }
 }

@@ -20,7 +20,13 @@ use aws_sdk_dynamodb::{
     types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
 };
 
-use super::{DynamoStore, Item, attempt_id, get_s, links::user_pk, n, s, unavailable};
+use super::{
+    DynamoStore,
+    item::{Item, corrupt, get_s, n, opt_n, opt_s, opt_time, s, set_holds},
+    keys,
+    tx::{TxError, attempt_id, retry_on_conflict},
+    unavailable,
+};
 use crate::{
     ids::{TelegramUserId, UserId},
     seal::SealedRecord,
@@ -34,19 +40,13 @@ use crate::{
     token::TokenHash,
 };
 
-pub(super) const SK: &str = "CREDENTIALS";
-
 /// The string set of the user's active worker-token hashes.
 pub(super) const WORKER_TOKENS: &str = "worker_tokens";
 
 /// Whether the item's `worker_tokens` set holds `hash`.
 pub(super) fn holds_token(item: &Item, hash: &TokenHash) -> bool {
-    matches!(item.get(WORKER_TOKENS), Some(AttributeValue::Ss(set)) if set.iter().any(|h| h == hash.as_str()))
+    set_holds(item, WORKER_TOKENS, hash.as_str())
 }
-
-/// How often a worker read is sent again after DynamoDB rejected it for a concurrent
-/// transaction on the item (a token being created or revoked at that moment).
-const CONFLICT_ATTEMPTS: usize = 3;
 
 /// Optional attributes owned by settings writes (removed when absent).
 const OPTIONAL: &[&str] = &[
@@ -60,29 +60,6 @@ const OPTIONAL: &[&str] = &[
     "reauth_reason",
     "reauth_at",
 ];
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Corrupt(format!("credentials: {what}"))
-}
-
-fn opt_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>, StoreError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::N(v)) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| corrupt(&format!("{name} is not a number"))),
-        Some(_) => Err(corrupt(&format!("{name} is not a number"))),
-    }
-}
-
-fn opt_s(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
-        Some(_) => Err(corrupt(&format!("{name} is not a string"))),
-    }
-}
 
 /// The record of an item; `None` for a stub (no `version`: only worker-token hashes).
 fn parse(item: &Item) -> Result<Option<CredentialsRecord>, StoreError> {
@@ -112,13 +89,10 @@ fn parse(item: &Item) -> Result<Option<CredentialsRecord>, StoreError> {
     let telegram_user_id = opt_n::<i64>(item, "telegram_user_id")?
         .map(|id| TelegramUserId::new(id).map_err(|_| corrupt("bad telegram_user_id")))
         .transpose()?;
-    let reauth = match (
-        opt_s(item, "reauth_reason")?,
-        opt_n::<u64>(item, "reauth_at")?,
-    ) {
+    let reauth = match (opt_s(item, "reauth_reason")?, opt_time(item, "reauth_at")?) {
         (Some(reason), Some(at)) => Some(Reauth {
-            reason,
-            at: UnixTime(at),
+            reason: reason.to_owned(),
+            at,
         }),
         _ => None,
     };
@@ -126,12 +100,12 @@ fn parse(item: &Item) -> Result<Option<CredentialsRecord>, StoreError> {
         user_id,
         version,
         sealed,
-        bot_username: opt_s(item, "bot_username")?,
+        bot_username: opt_s(item, "bot_username")?.map(str::to_owned),
         bot_id: opt_n(item, "bot_id")?,
         channel_id: opt_n(item, "channel_id")?,
         telegram_user_id,
-        session_saved_at: opt_n::<u64>(item, "session_saved_at")?.map(UnixTime),
-        last_used_at: opt_n::<u64>(item, "last_used_at")?.map(UnixTime),
+        session_saved_at: opt_time(item, "session_saved_at")?,
+        last_used_at: opt_time(item, "last_used_at")?,
         reauth,
         updated_at: UnixTime(opt_n(item, "updated_at")?.unwrap_or(0)),
     }))
@@ -181,20 +155,7 @@ fn present(record: &CredentialsRecord) -> HashMap<&'static str, AttributeValue> 
 #[async_trait]
 impl Credentials for DynamoStore {
     async fn get(&self, user: &UserId) -> Result<Option<CredentialsRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(user_pk(user)))
-            .key("sk", s(SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        match out.item {
-            Some(item) => parse(&item),
-            None => Ok(None),
-        }
+        self.get_with(keys::credentials(user), parse).await
     }
 
     async fn write(&self, record: &CredentialsRecord) -> Result<WriteOutcome, StoreError> {
@@ -204,8 +165,7 @@ impl Credentials for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(user_pk(&record.user_id)))
-            .key("sk", s(SK))
+            .set_key(Some(keys::credentials(&record.user_id).attributes()))
             .expression_attribute_names("#write_attempt", "write_attempt")
             .expression_attribute_values(":attempt", s(attempt_id()))
             .expression_attribute_names("#user_id", "user_id")
@@ -271,65 +231,69 @@ impl Credentials for DynamoStore {
         max_idle_secs: u64,
         auth: WorkerAuth<'_>,
     ) -> Result<WorkerRead, StoreError> {
+        // A conflict: a worker token of this user being created or revoked at this moment.
+        retry_on_conflict(move || self.read_for_worker_once(user, now, max_idle_secs, auth)).await
+    }
+}
+
+impl DynamoStore {
+    async fn read_for_worker_once(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+        max_idle_secs: u64,
+        auth: WorkerAuth<'_>,
+    ) -> Result<WorkerRead, TxError> {
         let cutoff = now.secs() as i128 - max_idle_secs as i128;
         let live = "attribute_exists(#saved) AND attribute_exists(#sealed.#session) \
                     AND (#saved > :cutoff OR #used > :cutoff)";
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut req = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(user_pk(user)))
-                .key("sk", s(SK))
-                .update_expression("SET #used = :now")
-                .expression_attribute_names("#used", "last_used_at")
-                .expression_attribute_names("#saved", "session_saved_at")
-                .expression_attribute_names("#sealed", "sealed")
-                .expression_attribute_names("#session", "session")
-                .expression_attribute_values(":now", n(now.secs()))
-                .expression_attribute_values(":cutoff", n(cutoff))
-                .return_values(ReturnValue::AllNew)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                );
-            req = match auth {
-                WorkerAuth::App => req.condition_expression(live),
-                WorkerAuth::Token(hash) => req
-                    .condition_expression(format!("contains(#tokens, :token) AND {live}"))
-                    .expression_attribute_names("#tokens", WORKER_TOKENS)
-                    .expression_attribute_values(":token", s(hash.as_str())),
-            };
-            match req.send().await {
-                // The condition held: authorized, and the session's activity recorded.
-                Ok(out) => {
-                    let item = out
-                        .attributes
-                        .ok_or_else(|| corrupt("update returned no item"))?;
-                    return parse(&item).map(WorkerRead::Record);
-                }
-                Err(e) => match e.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                        // Not authorized, or no session, or an idle-expired one: decide from
-                        // the item as it is (if any).
-                        let item = failed.item();
-                        if let WorkerAuth::Token(hash) = auth
-                            && !item.is_some_and(|item| holds_token(item, hash))
-                        {
-                            return Ok(WorkerRead::TokenInvalid);
-                        }
-                        return match item {
-                            Some(item) => parse(item).map(WorkerRead::Record),
-                            None => Ok(WorkerRead::Record(None)),
-                        };
-                    }
-                    // A worker token of this user being created or revoked at this moment.
-                    Some(UpdateItemError::TransactionConflictException(_))
-                        if attempt < CONFLICT_ATTEMPTS => {}
-                    _ => return Err(unavailable(e)),
-                },
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::credentials(user).attributes()))
+            .update_expression("SET #used = :now")
+            .expression_attribute_names("#used", "last_used_at")
+            .expression_attribute_names("#saved", "session_saved_at")
+            .expression_attribute_names("#sealed", "sealed")
+            .expression_attribute_names("#session", "session")
+            .expression_attribute_values(":now", n(now.secs()))
+            .expression_attribute_values(":cutoff", n(cutoff))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        req = match auth {
+            WorkerAuth::App => req.condition_expression(live),
+            WorkerAuth::Token(hash) => req
+                .condition_expression(format!("contains(#tokens, :token) AND {live}"))
+                .expression_attribute_names("#tokens", WORKER_TOKENS)
+                .expression_attribute_values(":token", s(hash.as_str())),
+        };
+        match req.send().await {
+            // The condition held: authorized, and the session's activity recorded.
+            Ok(out) => {
+                let item = out
+                    .attributes
+                    .ok_or_else(|| corrupt("update returned no item"))?;
+                Ok(parse(&item).map(WorkerRead::Record)?)
             }
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    // Not authorized, or no session, or an idle-expired one: decide from the
+                    // item as it is (if any).
+                    let item = failed.item();
+                    if let WorkerAuth::Token(hash) = auth
+                        && !item.is_some_and(|item| holds_token(item, hash))
+                    {
+                        return Ok(WorkerRead::TokenInvalid);
+                    }
+                    Ok(match item {
+                        Some(item) => WorkerRead::Record(parse(item)?),
+                        None => WorkerRead::Record(None),
+                    })
+                }
+                Some(UpdateItemError::TransactionConflictException(_)) => Err(TxError::Conflict),
+                _ => Err(unavailable(e).into()),
+            },
         }
     }
 }

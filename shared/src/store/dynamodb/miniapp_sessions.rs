@@ -3,21 +3,21 @@
 //!
 //! `create` is one `TransactWriteItems`:
 //!
-//! 0. Put the initData's claim `COMPLETED` — if claimable (none, or past its retention);
-//! 1. Put the session — if absent (a 256-bit hash does not collide; this guards the invariant);
-//! 2. Check `TGUSER#<tg>` / `BLOCK` — absent.
-
-use std::collections::HashMap;
+//! - put the initData's claim `COMPLETED` — if claimable (none, or past its retention);
+//! - put the session — if absent (a 256-bit hash does not collide; this guards the invariant);
+//! - check `TGUSER#<tg>` / `BLOCK` — absent.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{
-    DynamoStore, Item, attempt_id,
+    DynamoStore,
     blocks::not_blocked,
-    claims, get_s,
-    links::{MAX_ATTEMPTS, TxFailure, backoff, get_i64, get_u64, put, values},
-    n, s, unavailable,
+    claims,
+    item::{Item, corrupt, get_bool, get_n, get_s, get_time, n, opt_s, s},
+    keys,
+    tx::{Tx, TxError, absent, retry_on_conflict},
+    unavailable,
 };
 use crate::{
     ids::{TelegramUserId, UserId},
@@ -29,29 +29,18 @@ use crate::{
     token::TokenHash,
 };
 
-const SK: &str = "SESSION";
-
-fn pk(hash: &TokenHash) -> String {
-    format!("SESSION#{}", hash.as_str())
-}
-
 fn session_item(session: &MiniAppSession) -> Item {
-    let mut item = HashMap::from([
-        ("pk".to_owned(), s(pk(&session.hash))),
-        ("sk".to_owned(), s(SK)),
+    let mut item = keys::session(&session.hash).item([
+        ("telegram_user_id", n(session.telegram_user_id.get())),
         (
-            "telegram_user_id".to_owned(),
-            n(session.telegram_user_id.get()),
-        ),
-        (
-            "initdata_fingerprint".to_owned(),
+            "initdata_fingerprint",
             s(session.initdata_fingerprint.as_str()),
         ),
-        ("auth_date".to_owned(), n(session.auth_date.secs())),
-        ("source".to_owned(), s(SESSION_SOURCE)),
-        ("created_at".to_owned(), n(session.created_at.secs())),
-        ("expires_at".to_owned(), n(session.expires_at.secs())),
-        ("active".to_owned(), AttributeValue::Bool(session.active)),
+        ("auth_date", n(session.auth_date.secs())),
+        ("source", s(SESSION_SOURCE)),
+        ("created_at", n(session.created_at.secs())),
+        ("expires_at", n(session.expires_at.secs())),
+        ("active", AttributeValue::Bool(session.active)),
     ]);
     if let Some(user) = &session.user_id {
         item.insert("user_id".to_owned(), s(user.as_str()));
@@ -63,59 +52,84 @@ fn session_item(session: &MiniAppSession) -> Item {
 }
 
 fn parse_session(item: &Item) -> Result<MiniAppSession, StoreError> {
-    let corrupt = |e: crate::ids::InvalidId| StoreError::Corrupt(e.to_string());
-    let hash = get_s(item, "pk")?
-        .strip_prefix("SESSION#")
-        .ok_or_else(|| StoreError::Corrupt("session pk without prefix".into()))?;
     Ok(MiniAppSession {
-        hash: TokenHash::from_stored(hash.to_owned()),
-        telegram_user_id: TelegramUserId::new(get_i64(item, "telegram_user_id")?)
+        hash: keys::session_hash(get_s(item, "pk")?)
+            .ok_or_else(|| corrupt("session pk without prefix"))?,
+        telegram_user_id: TelegramUserId::new(get_n(item, "telegram_user_id")?).map_err(corrupt)?,
+        username: opt_s(item, "username")?.map(str::to_owned),
+        user_id: opt_s(item, "user_id")?
+            .map(UserId::parse)
+            .transpose()
             .map_err(corrupt)?,
-        username: match item.get("username") {
-            None => None,
-            Some(AttributeValue::S(v)) => Some(v.clone()),
-            Some(_) => {
-                return Err(StoreError::Corrupt(
-                    "attribute username not a string".into(),
-                ));
-            }
-        },
-        user_id: match item.get("user_id") {
-            None => None,
-            Some(AttributeValue::S(v)) => Some(UserId::parse(v).map_err(corrupt)?),
-            Some(_) => return Err(StoreError::Corrupt("attribute user_id not a string".into())),
-        },
         initdata_fingerprint: TokenHash::from_stored(
             get_s(item, "initdata_fingerprint")?.to_owned(),
         ),
-        auth_date: UnixTime(get_u64(item, "auth_date")?),
-        created_at: UnixTime(get_u64(item, "created_at")?),
-        expires_at: UnixTime(get_u64(item, "expires_at")?),
-        active: match item.get("active") {
-            Some(AttributeValue::Bool(b)) => *b,
-            _ => return Err(StoreError::Corrupt("attribute active not a boolean".into())),
-        },
+        auth_date: get_time(item, "auth_date")?,
+        created_at: get_time(item, "created_at")?,
+        expires_at: get_time(item, "expires_at")?,
+        active: get_bool(item, "active")?,
     })
 }
 
 impl DynamoStore {
-    /// One conditional `UpdateItem` of a live session; `false` when the condition failed.
-    async fn update_live_session(
+    async fn create_session_once(
+        &self,
+        session: &MiniAppSession,
+        replay: &ReplayClaim,
+    ) -> Result<SessionOutcome, TxError> {
+        let mut tx = Tx::new(self);
+        let claimed = claims::put_replay(&mut tx, replay);
+        tx.put(session_item(session), absent());
+        let blocked = not_blocked(&mut tx, session.telegram_user_id);
+        match tx.run().await {
+            Ok(()) => Ok(SessionOutcome::Created),
+            Err(TxError::Failed(f)) if f.failed(claimed) => Ok(SessionOutcome::Replayed),
+            Err(TxError::Failed(f)) if f.failed(blocked) => Ok(SessionOutcome::Blocked),
+            Err(TxError::Failed(_)) => Err(corrupt("session hash already exists").into()),
+            // A concurrent transaction on the claim or the block: the next round sees it.
+            Err(other) => Err(other),
+        }
+    }
+}
+
+#[async_trait]
+impl MiniAppSessions for DynamoStore {
+    async fn create(
+        &self,
+        session: &MiniAppSession,
+        replay: &ReplayClaim,
+    ) -> Result<SessionOutcome, StoreError> {
+        retry_on_conflict(move || self.create_session_once(session, replay)).await
+    }
+
+    async fn get_session(
         &self,
         hash: &TokenHash,
-        update: &str,
-        condition: &str,
-        values: HashMap<String, AttributeValue>,
+        now: UnixTime,
+    ) -> Result<Option<MiniAppSession>, StoreError> {
+        self.get_with(keys::session(hash), |item| {
+            let session = parse_session(item)?;
+            Ok((session.active && session.expires_at > now).then_some(session))
+        })
+        .await
+    }
+
+    async fn attach_user(
+        &self,
+        hash: &TokenHash,
+        user: &UserId,
+        now: UnixTime,
     ) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(pk(hash)))
-            .key("sk", s(SK))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
+            .set_key(Some(keys::session(hash).attributes()))
+            .update_expression("SET user_id = :uid")
+            .condition_expression("attribute_exists(pk) AND active = :true AND expires_at > :now")
+            .expression_attribute_values(":uid", s(user.as_str()))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", n(now.secs()))
             .send()
             .await;
         match result {
@@ -128,98 +142,6 @@ impl DynamoStore {
             }
             Err(e) => Err(unavailable(e)),
         }
-    }
-}
-
-#[async_trait]
-impl MiniAppSessions for DynamoStore {
-    async fn create(
-        &self,
-        session: &MiniAppSession,
-        replay: &ReplayClaim,
-    ) -> Result<SessionOutcome, StoreError> {
-        for round in 0..MAX_ATTEMPTS {
-            let write_id = attempt_id();
-            let claim = put(
-                self,
-                claims::completed_item(
-                    &replay.key,
-                    replay.now.plus_secs(replay.retain_secs),
-                    &write_id,
-                ),
-                claims::CLAIMABLE,
-                Some(claims::status_name()),
-                claims::claimable_values(replay.now, &write_id),
-            )?;
-            let record = put(
-                self,
-                session_item(session),
-                "attribute_not_exists(pk)",
-                None,
-                HashMap::new(),
-            )?;
-            let items = vec![claim, record, not_blocked(self, session.telegram_user_id)?];
-            match self.transact(items).await? {
-                Ok(()) => return Ok(SessionOutcome::Created),
-                Err(TxFailure::Conditions(failed)) => {
-                    let failed = |i: usize| failed.get(i).copied().unwrap_or(false);
-                    return if failed(0) {
-                        Ok(SessionOutcome::Replayed)
-                    } else if failed(2) {
-                        Ok(SessionOutcome::Blocked)
-                    } else {
-                        Err(StoreError::Corrupt("session hash already exists".into()))
-                    };
-                }
-                // A concurrent transaction on the claim or the block: the next round sees it.
-                Err(TxFailure::Conflict) => backoff(round).await,
-                Err(TxFailure::Unavailable(err)) => return Err(err),
-            }
-        }
-        Err(StoreError::Unavailable(
-            "transaction kept conflicting with concurrent writers".into(),
-        ))
-    }
-
-    async fn get_session(
-        &self,
-        hash: &TokenHash,
-        now: UnixTime,
-    ) -> Result<Option<MiniAppSession>, StoreError> {
-        let Some(item) = self.get_consistent(pk(hash), SK).await? else {
-            return Ok(None);
-        };
-        let session = parse_session(&item)?;
-        Ok((session.active && session.expires_at > now).then_some(session))
-    }
-
-    async fn attach_user(
-        &self,
-        hash: &TokenHash,
-        user: &UserId,
-        now: UnixTime,
-    ) -> Result<bool, StoreError> {
-        self.update_live_session(
-            hash,
-            "SET user_id = :uid",
-            "attribute_exists(pk) AND active = :true AND expires_at > :now",
-            values([
-                (":uid", s(user.as_str())),
-                (":true", AttributeValue::Bool(true)),
-                (":now", n(now.secs())),
-            ]),
-        )
-        .await
-    }
-
-    async fn deactivate(&self, hash: &TokenHash) -> Result<bool, StoreError> {
-        self.update_live_session(
-            hash,
-            "SET active = :false",
-            "attribute_exists(pk)",
-            values([(":false", AttributeValue::Bool(false))]),
-        )
-        .await
     }
 }
 

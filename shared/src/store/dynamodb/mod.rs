@@ -1,4 +1,12 @@
 //! DynamoDB adapter: one table, keys `pk`/`sk` (S), TTL attribute `expires_at` (N).
+//!
+//! The toolkit every entity file uses: [`item`] (attribute values in and out), [`keys`] (every
+//! item's `pk`/`sk`) and [`tx`] (transactions, their failures, the retry loop, idempotency).
+//! Each entity file (`links.rs`, `blocks.rs`, …) holds only its own items and logic.
+
+mod item;
+mod keys;
+mod tx;
 
 mod blocks;
 mod claims;
@@ -11,20 +19,17 @@ mod miniapp_sessions;
 mod registrations;
 mod worker_tokens;
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::{
     Client,
     error::{DisplayErrorContext, SdkError},
     types::{
-        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-        ScalarAttributeType, TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
     },
 };
 
+use self::{item::Item, keys::Key};
 use super::StoreError;
-
-pub type Item = HashMap<String, AttributeValue>;
 
 /// The DynamoDB store. Build once per cold start and share.
 #[derive(Clone, Debug)]
@@ -51,6 +56,33 @@ impl DynamoStore {
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// What `read` makes of the item under `key` (one consistent read); `None` when there is
+    /// no item.
+    async fn get_with<T>(
+        &self,
+        key: Key,
+        read: impl FnOnce(&Item) -> Result<Option<T>, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        match self.get_consistent(key).await? {
+            Some(item) => read(&item),
+            None => Ok(None),
+        }
+    }
+
+    /// The item under `key` (one consistent read).
+    async fn get_consistent(&self, key: Key) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.attributes()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item)
     }
 
     /// Creates the table (on-demand, TTL on `expires_at`) if it does not exist. For tests and
@@ -109,46 +141,10 @@ impl DynamoStore {
 }
 
 /// Any SDK failure that is not a condition we asked for: the store is unavailable.
-pub(crate) fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
+fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     StoreError::Unavailable(DisplayErrorContext(&err).to_string())
-}
-
-pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-pub(crate) fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Ok(v),
-        _ => Err(StoreError::Corrupt(format!(
-            "attribute {name} missing or not a string"
-        ))),
-    }
-}
-
-/// A random id for one logical conditional write (43 characters), so the SDK's retries of it
-/// are recognisable: the write sets it, and its condition also accepts an item that already
-/// carries it (see `ConnectTokens::consume`).
-pub(crate) fn attempt_id() -> String {
-    crate::token::OneTimeToken::mint()
-        .hash()
-        .as_str()
-        .to_owned()
-}
-
-/// A fresh `ClientRequestToken` (DynamoDB allows at most 36 characters) for one
-/// `TransactWriteItems`: the SDK's retry of a transaction that did commit then succeeds
-/// instead of failing its own conditions.
-pub(crate) fn request_token() -> String {
-    let mut id = attempt_id();
-    id.truncate(36);
-    id
 }

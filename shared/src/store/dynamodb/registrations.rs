@@ -16,14 +16,18 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::{
-    operation::{transact_write_items::TransactWriteItemsError, update_item::UpdateItemError},
+    operation::update_item::UpdateItemError,
     primitives::Blob,
-    types::{
-        AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    },
+    types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
 };
 
-use super::{DynamoStore, Item, attempt_id, get_s, n, request_token, s, unavailable};
+use super::{
+    DynamoStore,
+    item::{Item, corrupt, get_s, get_time, n, opt_b, opt_s, opt_time, s},
+    keys,
+    tx::{Tx, TxError, absent, attempt_id},
+    unavailable,
+};
 use crate::{
     ids::UserId,
     store::{
@@ -37,64 +41,16 @@ use crate::{
     token::TokenHash,
 };
 
-const SK: &str = "REGISTRATION";
-
-fn token_pk(hash: &TokenHash) -> String {
-    format!("REGISTRATION#{}", hash.as_str())
-}
-
-fn id_pk(id: &RegistrationId) -> String {
-    format!("REGISTRATIONID#{id}")
-}
-
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("registrations: {what}"))
-}
-
-fn get_opt_s(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
-        Some(_) => Err(corrupt(format_args!("attribute {name} is not a string"))),
-    }
-}
-
-fn get_opt_time(item: &Item, name: &str) -> Result<Option<UnixTime>, StoreError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::N(v)) => v
-            .parse::<u64>()
-            .map(|v| Some(UnixTime(v)))
-            .map_err(|_| corrupt(format_args!("attribute {name} is not a timestamp"))),
-        Some(_) => Err(corrupt(format_args!("attribute {name} is not a number"))),
-    }
-}
-
-fn get_time(item: &Item, name: &str) -> Result<UnixTime, StoreError> {
-    get_opt_time(item, name)?.ok_or_else(|| corrupt(format_args!("attribute {name} missing")))
-}
-
-fn get_opt_b(item: &Item, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::B(v)) => Ok(Some(v.as_ref().to_vec())),
-        Some(_) => Err(corrupt(format_args!("attribute {name} is not binary"))),
-    }
-}
-
 /// Whether an item read back is still within its retention.
 fn live(item: &Item, now: UnixTime) -> Result<bool, StoreError> {
     Ok(get_time(item, "expires_at")? > now)
 }
 
 fn record(item: &Item) -> Result<RegistrationRecord, StoreError> {
-    let sealed_seed = match (
-        get_opt_b(item, "seed_key")?,
-        get_opt_b(item, "seed_sealed")?,
-    ) {
+    let sealed_seed = match (opt_b(item, "seed_key")?, opt_b(item, "seed_sealed")?) {
         (Some(wrapped_key), Some(sealed)) => Some(SealedSeed {
-            wrapped_key,
-            sealed,
+            wrapped_key: wrapped_key.to_vec(),
+            sealed: sealed.to_vec(),
         }),
         (None, None) => None,
         _ => return Err(corrupt("half a sealed seed")),
@@ -104,15 +60,15 @@ fn record(item: &Item) -> Result<RegistrationRecord, StoreError> {
             .ok_or_else(|| corrupt("bad registration id"))?,
         user_id: UserId::parse(get_s(item, "user_id")?).map_err(corrupt)?,
         service_name: get_s(item, "service_name")?.to_owned(),
-        email: get_opt_s(item, "email")?,
-        callback_url: get_opt_s(item, "callback_url")?,
+        email: opt_s(item, "email")?.map(str::to_owned),
+        callback_url: opt_s(item, "callback_url")?.map(str::to_owned),
         status: RegistrationStatus::parse(get_s(item, "status")?)
             .ok_or_else(|| corrupt("unknown status"))?,
         created_at: get_time(item, "created_at")?,
         token_expires_at: get_time(item, "token_expires_at")?,
         retain_until: get_time(item, "expires_at")?,
-        completed_at: get_opt_time(item, "completed_at")?,
-        seed_id: get_opt_s(item, "seed_id")?,
+        completed_at: opt_time(item, "completed_at")?,
+        seed_id: opt_s(item, "seed_id")?.map(str::to_owned),
         sealed_seed,
     })
 }
@@ -127,20 +83,6 @@ fn live_record(item: &Item, now: UnixTime) -> Result<Option<RegistrationRecord>,
 }
 
 impl DynamoStore {
-    async fn get_item(&self, pk: String) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(out.item)
-    }
-
     /// One conditional `UpdateItem` of the by-id item: `update` is applied when `condition`
     /// holds (or when it is a retry of this very call).
     async fn transition(
@@ -158,8 +100,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(id_pk(id)))
-            .key("sk", s(SK))
+            .set_key(Some(keys::registration_by_id(id).attributes()))
             .update_expression(update)
             .condition_expression(condition)
             .expression_attribute_names("#status", "status")
@@ -178,17 +119,15 @@ impl DynamoStore {
                     .ok_or_else(|| corrupt("update returned no item"))?;
                 Ok(Transition::Done(record(&item)?))
             }
-            Err(e) => match e.into_service_error() {
-                UpdateItemError::ConditionalCheckFailedException(refused) => {
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
                     let current = match refused.item() {
                         Some(item) => live_record(item, now)?,
                         None => None,
                     };
                     Ok(Transition::Refused(current))
                 }
-                other => Err(StoreError::Unavailable(
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&other).to_string(),
-                )),
+                _ => Err(unavailable(e)),
             },
         }
     }
@@ -198,59 +137,35 @@ impl DynamoStore {
 impl Registrations for DynamoStore {
     async fn create(&self, r: &NewRegistration) -> Result<(), StoreError> {
         let retain_until = n(r.retain_until().secs());
-        let pointer = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(token_pk(&r.token_hash)))
-            .item("sk", s(SK))
-            .item("registration_id", s(r.id.as_str()))
-            .item("expires_at", retain_until.clone())
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(corrupt)?;
-        let mut state = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(id_pk(&r.id)))
-            .item("sk", s(SK))
-            .item("registration_id", s(r.id.as_str()))
-            .item("user_id", s(r.user_id.as_str()))
-            .item("service_name", s(&r.service_name))
-            .item("status", s(RegistrationStatus::Pending.as_str()))
-            .item("created_at", n(r.created_at.secs()))
-            .item("token_expires_at", n(r.token_expires_at.secs()))
-            .item("expires_at", retain_until)
-            .condition_expression("attribute_not_exists(pk)");
+        let pointer = keys::registration_by_token(&r.token_hash).item([
+            ("registration_id", s(r.id.as_str())),
+            ("expires_at", retain_until.clone()),
+        ]);
+        let mut state = keys::registration_by_id(&r.id).item([
+            ("registration_id", s(r.id.as_str())),
+            ("user_id", s(r.user_id.as_str())),
+            ("service_name", s(&r.service_name)),
+            ("status", s(RegistrationStatus::Pending.as_str())),
+            ("created_at", n(r.created_at.secs())),
+            ("token_expires_at", n(r.token_expires_at.secs())),
+            ("expires_at", retain_until),
+        ]);
         if let Some(email) = &r.email {
-            state = state.item("email", s(email));
+            state.insert("email".to_owned(), s(email));
         }
         if let Some(url) = &r.callback_url {
-            state = state.item("callback_url", s(url));
+            state.insert("callback_url".to_owned(), s(url));
         }
-        let state = state.build().map_err(corrupt)?;
-        let result = self
-            .client
-            .transact_write_items()
-            // At most 36 characters; the same token makes a retried commit succeed again.
-            .client_request_token(request_token())
-            .transact_items(TransactWriteItem::builder().put(pointer).build())
-            .transact_items(TransactWriteItem::builder().put(state).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let collided = matches!(
-                    e.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionCanceledException(t))
-                        if t.cancellation_reasons()
-                            .iter()
-                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                );
-                if collided {
-                    Err(corrupt("registration id or token hash already exists"))
-                } else {
-                    Err(unavailable(e))
-                }
-            }
+        let mut tx = Tx::new(self);
+        tx.put(pointer, absent());
+        tx.put(state, absent());
+        match tx.run().await {
+            Ok(()) => Ok(()),
+            Err(TxError::Failed(_)) => Err(corrupt("registration id or token hash already exists")),
+            Err(TxError::Conflict) => Err(StoreError::Unavailable(
+                "registration creation conflicted with a concurrent transaction".into(),
+            )),
+            Err(TxError::Store(err)) => Err(err),
         }
     }
 
@@ -259,10 +174,8 @@ impl Registrations for DynamoStore {
         id: &RegistrationId,
         now: UnixTime,
     ) -> Result<Option<RegistrationRecord>, StoreError> {
-        match self.get_item(id_pk(id)).await? {
-            Some(item) => live_record(&item, now),
-            None => Ok(None),
-        }
+        self.get_with(keys::registration_by_id(id), |item| live_record(item, now))
+            .await
     }
 
     async fn find_by_token(
@@ -270,7 +183,10 @@ impl Registrations for DynamoStore {
         hash: &TokenHash,
         now: UnixTime,
     ) -> Result<Option<RegistrationRecord>, StoreError> {
-        let Some(pointer) = self.get_item(token_pk(hash)).await? else {
+        let Some(pointer) = self
+            .get_consistent(keys::registration_by_token(hash))
+            .await?
+        else {
             return Ok(None);
         };
         if !live(&pointer, now)? {

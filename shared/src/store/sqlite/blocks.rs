@@ -2,9 +2,9 @@
 //! gives it a session checks [`is_blocked`] inside itself.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SqliteStore, links, sql_error};
+use super::{SqliteStore, immediate, links, sql_error};
 use crate::{
     ids::{TelegramUserId, UserId},
     store::{Block, BlockOutcome, Blocks, StoreError},
@@ -32,16 +32,25 @@ fn to_block(raw: (i64, i64, String)) -> Result<Block, StoreError> {
     })
 }
 
+/// The block of `id` that `sql` (`?1` = id, returning [`COLUMNS`]) selects or deletes.
+fn block_row(
+    conn: &Connection,
+    sql: &str,
+    id: TelegramUserId,
+) -> Result<Option<Block>, StoreError> {
+    conn.query_row(sql, [id.get()], |row| row.try_into())
+        .optional()
+        .map_err(sql_error)?
+        .map(to_block)
+        .transpose()
+}
+
 pub(super) fn get(conn: &Connection, id: TelegramUserId) -> Result<Option<Block>, StoreError> {
-    conn.query_row(
+    block_row(
+        conn,
         &format!("SELECT {COLUMNS} FROM telegram_blocks WHERE telegram_user_id = ?1"),
-        [id.get()],
-        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        id,
     )
-    .optional()
-    .map_err(sql_error)?
-    .map(to_block)
-    .transpose()
 }
 
 pub(super) fn is_blocked(conn: &Connection, id: TelegramUserId) -> Result<bool, StoreError> {
@@ -58,9 +67,7 @@ impl Blocks for SqliteStore {
         let block = block.clone();
         self.with_conn(move |conn| {
             let id = block.telegram_user_id;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = immediate(conn)?;
             let existing = get(&tx, id)?;
             if existing.is_none() {
                 tx.execute(
@@ -86,17 +93,13 @@ impl Blocks for SqliteStore {
 
     async fn unblock(&self, id: TelegramUserId) -> Result<Option<Block>, StoreError> {
         self.with_conn(move |conn| {
-            conn.query_row(
+            block_row(
+                conn,
                 &format!(
                     "DELETE FROM telegram_blocks WHERE telegram_user_id = ?1 RETURNING {COLUMNS}"
                 ),
-                [id.get()],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                id,
             )
-            .optional()
-            .map_err(sql_error)?
-            .map(to_block)
-            .transpose()
         })
         .await
     }

@@ -2,9 +2,9 @@
 //! `expires_at` semantics as the DynamoDB item.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SqliteStore, sql_error};
+use super::{SqliteStore, immediate, sql_error};
 use crate::{
     store::{
         ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims, StoreError,
@@ -86,9 +86,7 @@ impl Claims for SqliteStore {
     ) -> Result<ClaimOutcome, StoreError> {
         let key = key.clone();
         self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = immediate(conn)?;
             match live_status(&tx, &key, now)? {
                 Some(ClaimStatus::Completed) => return Ok(ClaimOutcome::Completed),
                 Some(ClaimStatus::InProgress { .. }) => return Ok(ClaimOutcome::InProgress),
@@ -152,9 +150,7 @@ impl Claims for SqliteStore {
     ) -> Result<ClaimOnce, StoreError> {
         let key = key.clone();
         self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = immediate(conn)?;
             if live_status(&tx, &key, now)?.is_some() {
                 return Ok(ClaimOnce::AlreadyClaimed);
             }

@@ -4,9 +4,9 @@
 //! link, committed together.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteStore, blocks, claims, links, sql_error};
+use super::{SqliteStore, blocks, claims, immediate, links, sql_error};
 use crate::{
     ids::UserId,
     store::{ConnectAttempt, ConnectFlow, ConnectOutcome, Link, LinkSource, StoreError},
@@ -21,9 +21,7 @@ impl ConnectFlow for SqliteStore {
         let attempt = attempt.clone();
         self.with_conn(move |conn| {
             let now = attempt.now;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = immediate(conn)?;
             if claims::live_status(&tx, &attempt.claim, now)?.is_some() {
                 return Ok(ConnectOutcome::Duplicate);
             }
@@ -53,7 +51,7 @@ impl ConnectFlow for SqliteStore {
                 source: by_telegram.as_ref().map_or(LinkSource::Bot, |e| e.source),
                 linked_at: by_telegram.as_ref().map_or(now, |e| e.linked_at),
             };
-            if let Some(side) = links::conflict(by_telegram.as_ref(), by_user.as_ref(), &link) {
+            if let Some(side) = link.conflict(by_telegram.as_ref(), by_user.as_ref()) {
                 return Ok(ConnectOutcome::Conflict(side));
             }
             claims::write_completed(

@@ -1,13 +1,8 @@
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::{SqliteStore, sql_error};
-use crate::{
-    ids::UserId,
-    store::{ConnectTokenRecord, ConnectTokens, StoreError},
-    time::UnixTime,
-    token::TokenHash,
-};
+use crate::store::{ConnectTokenRecord, ConnectTokens, StoreError};
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS connect_tokens (
@@ -38,25 +33,6 @@ impl ConnectTokens for SqliteStore {
             )
             .map_err(sql_error)?;
             Ok(())
-        })
-        .await
-    }
-
-    async fn consume(&self, hash: &TokenHash, now: UnixTime) -> Result<Option<UserId>, StoreError> {
-        let hash = hash.clone();
-        self.with_conn(move |conn| {
-            let user: Option<String> = conn
-                .query_row(
-                    "UPDATE connect_tokens SET consumed_at = ?1
-                     WHERE token_hash = ?2 AND consumed_at IS NULL AND expires_at > ?1
-                     RETURNING user_id",
-                    params![now.secs() as i64, hash.as_str()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(sql_error)?;
-            user.map(|u| UserId::parse(&u).map_err(|e| StoreError::Corrupt(e.to_string())))
-                .transpose()
         })
         .await
     }

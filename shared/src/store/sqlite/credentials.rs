@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{SqliteStore, sql_error, worker_tokens};
+use super::{SqliteStore, immediate, sql_error, worker_tokens};
 use crate::{
     ids::{TelegramUserId, UserId},
     seal::SealedRecord,
@@ -218,9 +218,7 @@ impl Credentials for SqliteStore {
         };
         let cutoff = now.secs() as i64 - max_idle_secs.min(i64::MAX as u64) as i64;
         self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = immediate(conn)?;
             if let Some(hash) = &token
                 && !worker_tokens::active(&tx, &user, hash)?
             {

@@ -2,12 +2,12 @@
 //! (`TGUSER#<id>` / `LINK` and `USER#<id>` / `TGLINK`), which are always written together.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{SqliteStore, blocks, sql_error};
+use super::{SqliteStore, blocks, immediate, sql_error};
 use crate::{
     ids::{TelegramUserId, UserId},
-    store::{Link, LinkOutcome, LinkSide, LinkSource, Links, StoreError},
+    store::{Link, LinkOutcome, LinkSource, Links, StoreError},
     time::UnixTime,
 };
 
@@ -27,14 +27,7 @@ const COLUMNS: &str = "telegram_user_id, user_id, chat_id, username, source, lin
 type RawLink = (i64, String, Option<i64>, Option<String>, String, i64);
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<RawLink> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-    ))
+    row.try_into()
 }
 
 fn to_link(raw: RawLink) -> Result<Link, StoreError> {
@@ -103,21 +96,6 @@ pub(super) fn upsert(conn: &Connection, link: &Link) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Which side of `link` is linked elsewhere, if any (Telegram first).
-pub(super) fn conflict(
-    by_telegram: Option<&Link>,
-    by_user: Option<&Link>,
-    link: &Link,
-) -> Option<LinkSide> {
-    if by_telegram.is_some_and(|t| t.user_id != link.user_id) {
-        Some(LinkSide::Telegram)
-    } else if by_user.is_some_and(|u| u.telegram_user_id != link.telegram_user_id) {
-        Some(LinkSide::User)
-    } else {
-        None
-    }
-}
-
 fn delete_returning(
     conn: &Connection,
     column: &str,
@@ -156,15 +134,13 @@ impl Links for SqliteStore {
     async fn link(&self, link: &Link) -> Result<LinkOutcome, StoreError> {
         let link = link.clone();
         self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = immediate(conn)?;
             if blocks::is_blocked(&tx, link.telegram_user_id)? {
                 return Ok(LinkOutcome::Blocked);
             }
             let t = by_telegram(&tx, link.telegram_user_id)?;
             let u = by_user(&tx, &link.user_id)?;
-            if let Some(side) = conflict(t.as_ref(), u.as_ref(), &link) {
+            if let Some(side) = link.conflict(t.as_ref(), u.as_ref()) {
                 return Ok(LinkOutcome::Conflict(side));
             }
             if let Some(existing) = t {

@@ -4,9 +4,8 @@
 //! only), committed together.
 
 use async_trait::async_trait;
-use rusqlite::TransactionBehavior;
 
-use super::{SqliteStore, blocks, claims, links, sql_error};
+use super::{SqliteStore, blocks, claims, immediate, links, sql_error};
 use crate::store::{Link, MiniAppFlow, MiniAppLinkOutcome, ReplayClaim, StoreError};
 
 #[async_trait]
@@ -19,9 +18,7 @@ impl MiniAppFlow for SqliteStore {
         let link = link.clone();
         let replay = replay.clone();
         self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = immediate(conn)?;
             if claims::live_status(&tx, &replay.key, replay.now)?.is_some() {
                 return Ok(MiniAppLinkOutcome::Replayed);
             }
@@ -30,7 +27,7 @@ impl MiniAppFlow for SqliteStore {
             }
             let by_telegram = links::by_telegram(&tx, link.telegram_user_id)?;
             let by_user = links::by_user(&tx, &link.user_id)?;
-            if let Some(side) = links::conflict(by_telegram.as_ref(), by_user.as_ref(), &link) {
+            if let Some(side) = link.conflict(by_telegram.as_ref(), by_user.as_ref()) {
                 return Ok(MiniAppLinkOutcome::Conflict(side));
             }
             claims::write_completed(&tx, &replay.key, replay.now.plus_secs(replay.retain_secs))?;

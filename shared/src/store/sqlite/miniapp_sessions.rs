@@ -3,9 +3,9 @@
 //! transaction.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use super::{SqliteStore, blocks, claims, sql_error};
+use super::{SqliteStore, blocks, claims, immediate, sql_error};
 use crate::{
     ids::{TelegramUserId, UserId},
     store::{
@@ -49,17 +49,7 @@ type RawSession = (
 );
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<RawSession> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-        row.get(8)?,
-    ))
+    row.try_into()
 }
 
 fn to_session(raw: RawSession) -> Result<MiniAppSession, StoreError> {
@@ -96,9 +86,7 @@ impl MiniAppSessions for SqliteStore {
         let session = session.clone();
         let replay = replay.clone();
         self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = immediate(conn)?;
             if claims::live_status(&tx, &replay.key, replay.now)?.is_some() {
                 return Ok(SessionOutcome::Replayed);
             }
@@ -167,20 +155,6 @@ impl MiniAppSessions for SqliteStore {
                     "UPDATE miniapp_sessions SET user_id = ?1
                      WHERE session_hash = ?2 AND active = 1 AND expires_at > ?3",
                     params![user.as_str(), hash.as_str(), now.secs() as i64],
-                )
-                .map_err(sql_error)?;
-            Ok(changed == 1)
-        })
-        .await
-    }
-
-    async fn deactivate(&self, hash: &TokenHash) -> Result<bool, StoreError> {
-        let hash = hash.clone();
-        self.with_conn(move |conn| {
-            let changed = conn
-                .execute(
-                    "UPDATE miniapp_sessions SET active = 0 WHERE session_hash = ?1",
-                    [hash.as_str()],
                 )
                 .map_err(sql_error)?;
             Ok(changed == 1)

@@ -19,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use super::StoreError;
 use crate::time::UnixTime;
@@ -123,6 +123,14 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
     }
+}
+
+/// Starts an `IMMEDIATE` transaction: it takes the write lock at once, so its reads and its
+/// writes are one step that no other writer interleaves with. Dropped without `commit`, it
+/// rolls back.
+pub(crate) fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_error)
 }
 
 /// Lock contention past the busy timeout, I/O and "cannot open" errors are retryable

@@ -3,9 +3,9 @@
 //! `UPDATE` inside an `IMMEDIATE` transaction that also reads the row back when refused.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{SqliteStore, sql_error};
+use super::{SqliteStore, immediate, sql_error};
 use crate::{
     ids::UserId,
     store::{
@@ -147,9 +147,7 @@ fn transition(
     now: UnixTime,
     extra: &[&dyn rusqlite::ToSql],
 ) -> Result<Transition, StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql_error)?;
+    let tx = immediate(conn)?;
     let id_text = id.as_str();
     let now_i = now.secs() as i64;
     let mut values: Vec<&dyn rusqlite::ToSql> = vec![&id_text, &now_i];

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{SqliteStore, sql_error};
+use super::{SqliteStore, immediate, sql_error};
 use crate::{
     ids::UserId,
     store::{
@@ -146,9 +146,7 @@ impl WorkerTokens for SqliteStore {
         let user = user.clone();
         let id = id.to_owned();
         self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = immediate(conn)?;
             let state: Option<Option<i64>> = tx
                 .query_row(
                     "SELECT revoked_at FROM worker_tokens

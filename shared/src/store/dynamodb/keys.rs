@@ -1,0 +1,138 @@
+//! Keys: the `pk`/`sk` of every kind of item in the table, in one place.
+//!
+//! | item | `pk` | `sk` |
+//! | --- | --- | --- |
+//! | link, by Telegram user | `TGUSER#<id>` | `LINK` |
+//! | link, by app user | `USER#<id>` | `TGLINK` |
+//! | block | `TGUSER#<id>` | `BLOCK` |
+//! | claim | `CLAIM#<kind>#<key>` | `CLAIM` |
+//! | connect token | `CONNECT#<hash>` | `CONNECT` |
+//! | Mini App session | `SESSION#<hash>` | `SESSION` |
+//! | credentials | `USER#<id>` | `CREDENTIALS` |
+//! | worker token (listing) | `USER#<id>` | `WORKERTOKEN#<id>` |
+//! | registration pointer | `REGISTRATION#<hash>` | `REGISTRATION` |
+//! | registration state | `REGISTRATIONID#<id>` | `REGISTRATION` |
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::item::{Item, s};
+use crate::{
+    ids::{TelegramUserId, UserId},
+    store::{ClaimKey, registrations::RegistrationId},
+    token::TokenHash,
+};
+
+/// The primary key of one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    fn new(pk: String, sk: impl Into<String>) -> Self {
+        Self { pk, sk: sk.into() }
+    }
+
+    /// The key as a request's `Key`.
+    pub fn attributes(self) -> Item {
+        Item::from([("pk".to_owned(), s(self.pk)), ("sk".to_owned(), s(self.sk))])
+    }
+
+    /// The item under this key with `attributes`.
+    pub fn item<const N: usize>(self, attributes: [(&str, AttributeValue); N]) -> Item {
+        let mut item = self.attributes();
+        item.extend(attributes.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        item
+    }
+}
+
+/// The partition of an app user (credentials, worker tokens, link by app user).
+pub(super) fn user_pk(user: &UserId) -> String {
+    format!("USER#{}", user.as_str())
+}
+
+fn telegram_pk(id: TelegramUserId) -> String {
+    format!("TGUSER#{id}")
+}
+
+pub(super) fn link_by_telegram(id: TelegramUserId) -> Key {
+    Key::new(telegram_pk(id), "LINK")
+}
+
+pub(super) fn link_by_user(user: &UserId) -> Key {
+    Key::new(user_pk(user), "TGLINK")
+}
+
+pub(super) fn block(id: TelegramUserId) -> Key {
+    Key::new(telegram_pk(id), "BLOCK")
+}
+
+pub(super) fn claim(key: &ClaimKey) -> Key {
+    Key::new(format!("CLAIM#{}", key.as_str()), "CLAIM")
+}
+
+pub(super) fn connect_token(hash: &TokenHash) -> Key {
+    Key::new(format!("CONNECT#{}", hash.as_str()), "CONNECT")
+}
+
+const SESSION_PREFIX: &str = "SESSION#";
+
+pub(super) fn session(hash: &TokenHash) -> Key {
+    Key::new(format!("{SESSION_PREFIX}{}", hash.as_str()), "SESSION")
+}
+
+/// The session hash of a session item's `pk`.
+pub(super) fn session_hash(pk: &str) -> Option<TokenHash> {
+    pk.strip_prefix(SESSION_PREFIX)
+        .map(|hash| TokenHash::from_stored(hash.to_owned()))
+}
+
+pub(super) fn credentials(user: &UserId) -> Key {
+    Key::new(user_pk(user), "CREDENTIALS")
+}
+
+/// The prefix of every worker token's `sk` in its user's partition.
+pub(super) const WORKER_TOKEN_PREFIX: &str = "WORKERTOKEN#";
+
+pub(super) fn worker_token(user: &UserId, id: &str) -> Key {
+    Key::new(user_pk(user), format!("{WORKER_TOKEN_PREFIX}{id}"))
+}
+
+const REGISTRATION_SK: &str = "REGISTRATION";
+
+pub(super) fn registration_by_token(hash: &TokenHash) -> Key {
+    Key::new(format!("REGISTRATION#{}", hash.as_str()), REGISTRATION_SK)
+}
+
+pub(super) fn registration_by_id(id: &RegistrationId) -> Key {
+    Key::new(format!("REGISTRATIONID#{id}"), REGISTRATION_SK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_as_documented() {
+        let tg = TelegramUserId::new(42).unwrap();
+        let user = UserId::parse("user#1").unwrap();
+        let hash = TokenHash::of(b"token");
+        let pair = |k: Key| (k.pk, k.sk);
+        assert_eq!(
+            pair(link_by_telegram(tg)),
+            ("TGUSER#42".into(), "LINK".into())
+        );
+        assert_eq!(
+            pair(link_by_user(&user)),
+            ("USER#user#1".into(), "TGLINK".into())
+        );
+        assert_eq!(pair(block(tg)), ("TGUSER#42".into(), "BLOCK".into()));
+        assert_eq!(
+            pair(worker_token(&user, "w1")),
+            ("USER#user#1".into(), "WORKERTOKEN#w1".into())
+        );
+        assert_eq!(session_hash(&session(&hash).pk), Some(hash));
+        assert_eq!(session_hash("CONNECT#x"), None);
+    }
+}
