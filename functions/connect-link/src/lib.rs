@@ -13,7 +13,7 @@ use serde::Serialize;
 use tglink_shared::{
     auth::JwtVerifier,
     config::positive_or,
-    http::{Problem, json, route_path},
+    http::{Problem, json, respond, route_path},
     routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
     store::{ConnectTokenRecord, ConnectTokens},
@@ -66,13 +66,11 @@ impl Function for ConnectLink {
 }
 
 pub async fn handle(deps: &ConnectLink, req: Request) -> Response<Body> {
-    match resolve(ROUTES, req.method(), route_path(&req)) {
-        Resolved::Found { .. } => create(deps, &req)
-            .await
-            .unwrap_or_else(Problem::into_response),
-        Resolved::MethodNotAllowed => Problem::method_not_allowed().into_response(),
-        Resolved::NotFound => Problem::not_found().into_response(),
-    }
+    respond(match resolve(ROUTES, req.method(), route_path(&req)) {
+        Resolved::Found { .. } => create(deps, &req).await,
+        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
+        Resolved::NotFound => Err(Problem::not_found()),
+    })
 }
 
 async fn create(deps: &ConnectLink, req: &Request) -> Result<Response<Body>, Problem> {

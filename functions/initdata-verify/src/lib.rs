@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use tglink_shared::{
-    http::{Problem, json, parse_json, route_path},
+    http::{Problem, json, parse_json, respond, route_path},
     ids::{TelegramUserId, UserId},
     routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
@@ -144,7 +144,7 @@ impl Function for InitDataVerify {
 
 pub async fn handle(deps: &InitDataVerify, req: Request) -> Response<Body> {
     let Some(config) = &deps.config else {
-        return Problem::not_found().into_response();
+        return respond(Err(Problem::not_found()));
     };
     let result = match resolve(ROUTES, req.method(), route_path(&req)) {
         Resolved::Found { route, .. } if route == VERIFY => verify(deps, config, &req).await,
@@ -152,7 +152,7 @@ pub async fn handle(deps: &InitDataVerify, req: Request) -> Response<Body> {
         Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
         Resolved::NotFound => Err(Problem::not_found()),
     };
-    result.unwrap_or_else(Problem::into_response)
+    respond(result)
 }
 
 /// Validates the body's initData; a refusal is logged (code only) and becomes a problem.

@@ -32,7 +32,7 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use tglink_shared::{
     auth::{AppUser, JwtVerifier},
-    http::{Problem, empty, json, parse_json, route_path},
+    http::{Problem, empty, json, parse_json, respond, route_path},
     ids::{TelegramUserId, UserId},
     routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
@@ -234,7 +234,7 @@ impl Function for LinkFunction {
 
 pub async fn handle(deps: &LinkFunction, req: Request) -> Response<Body> {
     if !deps.enabled {
-        return Problem::not_found().into_response();
+        return respond(Err(Problem::not_found()));
     }
     let resolved = resolve(ROUTES, req.method(), route_path(&req));
     let result = match &resolved {
@@ -255,7 +255,7 @@ pub async fn handle(deps: &LinkFunction, req: Request) -> Response<Body> {
         Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
         Resolved::NotFound => Err(Problem::not_found()),
     };
-    result.unwrap_or_else(Problem::into_response)
+    respond(result)
 }
 
 async fn get(deps: &LinkFunction, req: &Request) -> Result<Response<Body>, Problem> {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tglink_shared::{
     auth::{AppUser, JwtVerifier},
     config::{positive_or, required},
-    http::{Problem, body_bytes, json, parse_json, route_path},
+    http::{Problem, body_bytes, json, parse_json, respond, route_path},
     routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
     seal::{SealError, Sealer},
@@ -100,7 +100,7 @@ pub async fn handle(deps: &Registration, req: Request) -> Response<Body> {
         Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
         Resolved::NotFound => Err(Problem::not_found()),
     };
-    result.unwrap_or_else(Problem::into_response)
+    respond(result)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -196,8 +196,7 @@ impl From<CallbackError> for Problem {
                 Problem::new(StatusCode::GONE, "registration_expired", "Gone").detail(detail)
             }
             CallbackError::Inconsistent => {
-                tracing::error!("registration refused a transition its state allows");
-                Problem::internal()
+                Problem::internal().cause("registration refused a transition its state allows")
             }
             CallbackError::Store(e) => e.into(),
             CallbackError::Seal(e) => e.into(),
@@ -413,7 +412,13 @@ async fn callback(deps: &Registration, req: &Request) -> Result<Response<Body>, 
     }
     let request = parse_json::<CallbackRequest>(req)?;
     let record = deliver(deps, request, now).await.map_err(|e| {
-        tracing::info!(outcome = %e, "registration callback refused");
+        // A failure on our side (5xx) is logged once, with its cause, as it is answered.
+        if !matches!(
+            e,
+            CallbackError::Store(_) | CallbackError::Seal(_) | CallbackError::Inconsistent
+        ) {
+            tracing::info!(outcome = %e, "registration callback refused");
+        }
         Problem::from(e)
     })?;
     tracing::info!(

@@ -24,7 +24,7 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use tglink_shared::{
     auth::JwtVerifier,
-    http::{Problem, empty, json, parse_json, route_path},
+    http::{Problem, empty, json, parse_json, respond, route_path},
     ids::{TelegramUserId, UserId},
     routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
@@ -127,7 +127,7 @@ pub async fn handle(deps: &Settings, req: Request) -> Response<Body> {
         Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
         Resolved::NotFound => Err(Problem::not_found()),
     };
-    result.unwrap_or_else(Problem::into_response)
+    respond(result)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,12 +191,10 @@ impl From<BotTokenError> for Problem {
                 "Telegram rejected the bot token; nothing was stored",
             ),
             BotTokenError::Telegram(BotApiError::Unreachable(why)) => {
-                tracing::warn!(reason = why, "Telegram Bot API unreachable");
-                telegram_unreachable()
+                telegram_unreachable().cause(format!("Telegram Bot API unreachable: {why}"))
             }
             BotTokenError::NoUsername => {
-                tracing::warn!("getMe answered without a usable bot username");
-                telegram_unreachable()
+                telegram_unreachable().cause("getMe answered without a usable bot username")
             }
             BotTokenError::Vault(e) => e.into(),
         }

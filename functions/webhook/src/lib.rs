@@ -36,7 +36,7 @@ use lambda_http::{
 use serde::Serialize;
 use tglink_shared::{
     config::required,
-    http::{Problem, empty, json, parse_json, route_path},
+    http::{Problem, empty, json, parse_json, respond, route_path},
     ids::TelegramUserId,
     routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
@@ -157,13 +157,11 @@ impl Function for Webhook {
 }
 
 pub async fn handle(deps: &Webhook, req: Request) -> Response<Body> {
-    match resolve(ROUTES, req.method(), route_path(&req)) {
-        Resolved::Found { .. } => receive(deps, &req)
-            .await
-            .unwrap_or_else(Problem::into_response),
-        Resolved::MethodNotAllowed => Problem::method_not_allowed().into_response(),
-        Resolved::NotFound => Problem::not_found().into_response(),
-    }
+    respond(match resolve(ROUTES, req.method(), route_path(&req)) {
+        Resolved::Found { .. } => receive(deps, &req).await,
+        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
+        Resolved::NotFound => Err(Problem::not_found()),
+    })
 }
 
 async fn receive(deps: &Webhook, req: &Request) -> Result<Response<Body>, Problem> {
@@ -180,8 +178,8 @@ async fn receive(deps: &Webhook, req: &Request) -> Result<Response<Body>, Proble
         Ok(Some(reply)) => Ok(json(StatusCode::OK, &reply)),
         Ok(None) => Ok(empty(StatusCode::OK)),
         Err(err) => {
-            tracing::warn!(update_id = update.update_id, error = %err, "update not handled");
-            Err(err.into())
+            let cause = format!("update {} not handled: {err}", update.update_id);
+            Err(Problem::from(err).cause(cause))
         }
     }
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 use tglink_shared::{
     auth::JwtVerifier,
     config::{ConfigError, Env, required},
-    http::{Problem, empty, json, route_path},
+    http::{Problem, empty, json, respond, route_path},
     routes::{Resolved, Route, resolve},
     runtime::{Function, Startup, StartupError},
     seal::{SealError, Sealer},
@@ -123,13 +123,11 @@ impl Function for WorkerCredentials {
 }
 
 pub async fn handle(deps: &WorkerCredentials, req: Request) -> Response<Body> {
-    match resolve(ROUTES, req.method(), route_path(&req)) {
-        Resolved::Found { .. } => fetch(deps, &req)
-            .await
-            .unwrap_or_else(Problem::into_response),
-        Resolved::MethodNotAllowed => Problem::method_not_allowed().into_response(),
-        Resolved::NotFound => Problem::not_found().into_response(),
-    }
+    respond(match resolve(ROUTES, req.method(), route_path(&req)) {
+        Resolved::Found { .. } => fetch(deps, &req).await,
+        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
+        Resolved::NotFound => Err(Problem::not_found()),
+    })
 }
 
 /// Why credentials could not be served.
