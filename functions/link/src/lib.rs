@@ -32,9 +32,9 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use tglink_shared::{
     auth::{AppUser, JwtVerifier},
-    http::{Problem, empty, json, parse_json, respond, route_path},
+    http::{Problem, empty, json, parse_json},
     ids::{TelegramUserId, UserId},
-    routes::{Resolved, Route, resolve},
+    routes::{Endpoint, Operation, PathParam, Route, dispatch, routes, switched_off},
     runtime::{Function, Startup, StartupError},
     store::{
         Block, Blocks, Link, LinkOutcome, LinkSide, LinkSource, Links, MiniAppFlow,
@@ -57,7 +57,29 @@ pub const UNBLOCK: Route = Route::new(
     "POST",
     "/api/admin/telegram/links/{telegram_user_id}/unblock",
 );
-pub const ROUTES: &[Route] = &[LINK_GET, LINK_POST, LINK_DELETE, REVOKE, BLOCK, UNBLOCK];
+
+/// What `link` does: one operation per route, its path parameter typed.
+enum LinkOp {
+    Get,
+    Create,
+    Delete,
+    Revoke(PathParam<TelegramUserId>),
+    Block(PathParam<TelegramUserId>),
+    Unblock(PathParam<TelegramUserId>),
+}
+
+impl Operation for LinkOp {
+    const ENDPOINTS: &'static [Endpoint<Self>] = &[
+        Endpoint::new(LINK_GET, |_| Self::Get),
+        Endpoint::new(LINK_POST, |_| Self::Create),
+        Endpoint::new(LINK_DELETE, |_| Self::Delete),
+        Endpoint::new(REVOKE, |p| Self::Revoke(p.get("telegram_user_id"))),
+        Endpoint::new(BLOCK, |p| Self::Block(p.get("telegram_user_id"))),
+        Endpoint::new(UNBLOCK, |p| Self::Unblock(p.get("telegram_user_id"))),
+    ];
+}
+
+pub const ROUTES: &[Route] = &routes::<LinkOp, { LinkOp::ENDPOINTS.len() }>();
 
 pub struct LinkFunction {
     /// `TELEGRAM_FEATURE_ENABLED`.
@@ -234,28 +256,21 @@ impl Function for LinkFunction {
 
 pub async fn handle(deps: &LinkFunction, req: Request) -> Response<Body> {
     if !deps.enabled {
-        return respond(Err(Problem::not_found()));
+        return switched_off();
     }
-    let resolved = resolve(ROUTES, req.method(), route_path(&req));
-    let result = match &resolved {
-        Resolved::Found { route, .. } => {
-            let id = resolved.param("telegram_user_id");
-            match *route {
-                LINK_GET => get(deps, &req).await,
-                LINK_POST => match &deps.miniapp {
-                    Some(config) => create(deps, config, &req).await,
-                    None => Err(Problem::not_found()),
-                },
-                LINK_DELETE => delete(deps, &req).await,
-                REVOKE => revoke(deps, &req, id).await,
-                BLOCK => block(deps, &req, id).await,
-                _ => unblock(deps, &req, id).await,
-            }
-        }
-        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
-        Resolved::NotFound => Err(Problem::not_found()),
-    };
-    respond(result)
+    dispatch(&req, async |op| match op {
+        LinkOp::Get => get(deps, &req).await,
+        // Both proofs come from the Mini App: with it off, the route does not exist.
+        LinkOp::Create => match &deps.miniapp {
+            Some(config) => create(deps, config, &req).await,
+            None => Err(Problem::not_found()),
+        },
+        LinkOp::Delete => delete(deps, &req).await,
+        LinkOp::Revoke(id) => revoke(deps, &req, id).await,
+        LinkOp::Block(id) => block(deps, &req, id).await,
+        LinkOp::Unblock(id) => unblock(deps, &req, id).await,
+    })
+    .await
 }
 
 async fn get(deps: &LinkFunction, req: &Request) -> Result<Response<Body>, Problem> {
@@ -390,18 +405,13 @@ fn log_linked(link: &Link, created: bool, proof: &'static str) {
     );
 }
 
-fn telegram_user_id(raw: Option<&str>) -> Result<TelegramUserId, LinkError> {
-    raw.and_then(|r| TelegramUserId::parse(r).ok())
-        .ok_or(LinkError::TelegramUserIdInvalid)
-}
-
 async fn revoke(
     deps: &LinkFunction,
     req: &Request,
-    id: Option<&str>,
+    id: PathParam<TelegramUserId>,
 ) -> Result<Response<Body>, Problem> {
     let admin = deps.auth.authenticate_admin(req)?;
-    let id = telegram_user_id(id)?;
+    let id = id.or(LinkError::TelegramUserIdInvalid)?;
     match deps.links.unlink_by_telegram(id).await? {
         Some(link) => {
             tracing::info!(
@@ -425,10 +435,10 @@ async fn revoke(
 async fn block(
     deps: &LinkFunction,
     req: &Request,
-    id: Option<&str>,
+    id: PathParam<TelegramUserId>,
 ) -> Result<Response<Body>, Problem> {
     let admin = deps.auth.authenticate_admin(req)?;
-    let id = telegram_user_id(id)?;
+    let id = id.or(LinkError::TelegramUserIdInvalid)?;
     let outcome = deps
         .blocks
         .block(&Block {
@@ -461,10 +471,10 @@ async fn block(
 async fn unblock(
     deps: &LinkFunction,
     req: &Request,
-    id: Option<&str>,
+    id: PathParam<TelegramUserId>,
 ) -> Result<Response<Body>, Problem> {
     let admin = deps.auth.authenticate_admin(req)?;
-    let id = telegram_user_id(id)?;
+    let id = id.or(LinkError::TelegramUserIdInvalid)?;
     match deps.blocks.unblock(id).await? {
         Some(_) => {
             tracing::info!(
@@ -488,6 +498,8 @@ async fn unblock(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lambda_http::http::Method;
+    use tglink_shared::routes::parse;
 
     #[test]
     fn problems_have_stable_codes() {
@@ -523,10 +535,22 @@ mod tests {
     }
 
     #[test]
+    fn every_route_reaches_its_operation() {
+        tglink_shared::routes::check::<LinkOp>();
+    }
+
+    #[test]
     fn path_ids_must_be_positive_integers() {
-        assert_eq!(telegram_user_id(Some("42")).unwrap().get(), 42);
-        for bad in [None, Some("0"), Some("-1"), Some("x"), Some("1e3")] {
-            assert!(telegram_user_id(bad).is_err());
+        let id = |raw: &str| {
+            let path = format!("/api/admin/telegram/links/{raw}/revoke");
+            let Ok(LinkOp::Revoke(id)) = parse::<LinkOp>(&Method::POST, &path) else {
+                panic!("{path} is not a revoke");
+            };
+            id.or(LinkError::TelegramUserIdInvalid)
+        };
+        assert_eq!(id("42").unwrap().get(), 42);
+        for bad in ["0", "-1", "x", "1e3"] {
+            assert!(matches!(id(bad), Err(LinkError::TelegramUserIdInvalid)));
         }
     }
 

@@ -21,8 +21,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tglink_shared::{
     auth::{AppUser, JwtVerifier},
     config::{positive_or, required},
-    http::{Problem, body_bytes, json, parse_json, respond, route_path},
-    routes::{Resolved, Route, resolve},
+    http::{Problem, body_bytes, json, parse_json},
+    routes::{Endpoint, Operation, PathParam, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
     seal::{SealError, Sealer},
     store::{
@@ -45,7 +45,22 @@ pub const SETUP: Route = Route::new("POST", "/api/auth/setup-2fa");
 pub const CALLBACK: Route = Route::new("POST", "/api/auth/registration/callback");
 pub const STATUS: Route = Route::new("GET", "/api/auth/registration/{registration_id}");
 
-pub const ROUTES: &[Route] = &[SETUP, CALLBACK, STATUS];
+/// What `registration` does: one operation per route, its path parameter typed.
+enum RegistrationOp {
+    Setup,
+    Callback,
+    Status(PathParam<RegistrationId>),
+}
+
+impl Operation for RegistrationOp {
+    const ENDPOINTS: &'static [Endpoint<Self>] = &[
+        Endpoint::new(SETUP, |_| Self::Setup),
+        Endpoint::new(CALLBACK, |_| Self::Callback),
+        Endpoint::new(STATUS, |p| Self::Status(p.get("registration_id"))),
+    ];
+}
+
+pub const ROUTES: &[Route] = &routes::<RegistrationOp, { RegistrationOp::ENDPOINTS.len() }>();
 
 /// Default `REGISTRATION_TOKEN_TTL_SEC`: 24 hours.
 pub const DEFAULT_TTL_SECS: u64 = 86_400;
@@ -90,17 +105,12 @@ impl Function for Registration {
 }
 
 pub async fn handle(deps: &Registration, req: Request) -> Response<Body> {
-    let resolved = resolve(ROUTES, req.method(), route_path(&req));
-    let result = match &resolved {
-        Resolved::Found { route, .. } if *route == SETUP => setup(deps, &req).await,
-        Resolved::Found { route, .. } if *route == CALLBACK => callback(deps, &req).await,
-        Resolved::Found { .. } => {
-            status(deps, &req, resolved.param("registration_id").unwrap_or("")).await
-        }
-        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
-        Resolved::NotFound => Err(Problem::not_found()),
-    };
-    respond(result)
+    dispatch(&req, async |op| match op {
+        RegistrationOp::Setup => setup(deps, &req).await,
+        RegistrationOp::Callback => callback(deps, &req).await,
+        RegistrationOp::Status(id) => status(deps, &req, id).await,
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,11 +578,11 @@ impl RegistrationView {
 async fn status(
     deps: &Registration,
     req: &Request,
-    raw_id: &str,
+    id: PathParam<RegistrationId>,
 ) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
     let now = UnixTime::now();
-    let view = read_own(deps, &user, raw_id, now).await?;
+    let view = read_own(deps, &user, id, now).await?;
     Ok(json(StatusCode::OK, &view))
 }
 
@@ -580,10 +590,10 @@ async fn status(
 async fn read_own(
     deps: &Registration,
     user: &AppUser,
-    raw_id: &str,
+    id: PathParam<RegistrationId>,
     now: UnixTime,
 ) -> Result<RegistrationView, StatusError> {
-    let id = RegistrationId::parse(raw_id).ok_or(StatusError::NotFound)?;
+    let id = id.or(StatusError::NotFound)?;
     let record = deps
         .registrations
         .get(&id, now)
@@ -612,6 +622,11 @@ mod tests {
             callback_url: url.map(str::to_owned),
             email: email.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn every_route_reaches_its_operation() {
+        tglink_shared::routes::check::<RegistrationOp>();
     }
 
     #[test]

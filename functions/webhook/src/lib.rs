@@ -36,9 +36,9 @@ use lambda_http::{
 use serde::Serialize;
 use tglink_shared::{
     config::required,
-    http::{Problem, empty, json, parse_json, respond, route_path},
+    http::{Problem, empty, json, parse_json},
     ids::TelegramUserId,
-    routes::{Resolved, Route, resolve},
+    routes::{Endpoint, Operation, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
     store::{
         ClaimKey, ClaimOutcome, ClaimTimes, Claims, ConnectAttempt, ConnectFlow, ConnectOutcome,
@@ -54,7 +54,19 @@ use crate::{
     config::{Texts, WebhookSecret},
 };
 
-pub const ROUTES: &[Route] = &[Route::new("POST", "/api/telegram/webhook")];
+/// What `webhook` does: one operation per route.
+enum WebhookOp {
+    Receive,
+}
+
+impl Operation for WebhookOp {
+    const ENDPOINTS: &'static [Endpoint<Self>] = &[Endpoint::new(
+        Route::new("POST", "/api/telegram/webhook"),
+        |_| Self::Receive,
+    )];
+}
+
+pub const ROUTES: &[Route] = &routes::<WebhookOp, { WebhookOp::ENDPOINTS.len() }>();
 
 /// The header Telegram sends the `secret_token` of `setWebhook` in.
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
@@ -157,11 +169,10 @@ impl Function for Webhook {
 }
 
 pub async fn handle(deps: &Webhook, req: Request) -> Response<Body> {
-    respond(match resolve(ROUTES, req.method(), route_path(&req)) {
-        Resolved::Found { .. } => receive(deps, &req).await,
-        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
-        Resolved::NotFound => Err(Problem::not_found()),
+    dispatch(&req, async |op| match op {
+        WebhookOp::Receive => receive(deps, &req).await,
     })
+    .await
 }
 
 async fn receive(deps: &Webhook, req: &Request) -> Result<Response<Body>, Problem> {
@@ -347,5 +358,15 @@ impl Webhook {
             Some(_) => self.texts.disconnected(),
             None => self.texts.status_not_linked(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_reaches_its_operation() {
+        tglink_shared::routes::check::<WebhookOp>();
     }
 }
