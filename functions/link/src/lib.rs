@@ -554,6 +554,115 @@ mod tests {
         }
     }
 
+    /// A link function on an empty in-memory store, and an app user's and an admin's JWT.
+    fn app() -> (LinkFunction, String, String) {
+        use tglink_shared::{
+            auth::{DevClaims, sign_hs256},
+            config::{JwtConfig, MapEnv},
+            store::Store,
+        };
+        let env = MapEnv::new()
+            .with("APP_JWT_SECRET", "unit-test-secret-unit-test-secret")
+            .with("APP_JWT_ISSUER", "unit")
+            .with("APP_JWT_AUDIENCE", "unit");
+        let config = JwtConfig::from_env(&env).unwrap();
+        let sign = |roles: Vec<String>| {
+            let mut claims = DevClaims::new("user-1", &config, 600);
+            claims.roles = roles;
+            sign_hs256("unit-test-secret-unit-test-secret", &claims)
+        };
+        let store = Store::Sqlite(std::sync::Arc::new(
+            tglink_shared::store::sqlite::SqliteStore::open(":memory:").unwrap(),
+        ));
+        let deps = LinkFunction {
+            enabled: true,
+            miniapp: None,
+            auth: JwtVerifier::new(&config).unwrap(),
+            links: store.links(),
+            flow: store.miniapp_flow(),
+            sessions: store.miniapp_sessions(),
+            blocks: store.blocks(),
+        };
+        (deps, sign(vec![]), sign(vec!["admin".into()]))
+    }
+
+    /// The status and `code` of the answer to `method path`.
+    async fn call(
+        deps: &LinkFunction,
+        method: &str,
+        path: &str,
+        jwt: Option<&str>,
+    ) -> (u16, String) {
+        let mut req = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(path);
+        if let Some(jwt) = jwt {
+            req = req.header("authorization", format!("Bearer {jwt}"));
+        }
+        let resp = handle(deps, req.body(Body::Empty).unwrap()).await;
+        let Body::Text(text) = resp.body() else {
+            panic!("expected a problem")
+        };
+        let body: serde_json::Value = serde_json::from_str(text).unwrap();
+        (
+            resp.status().as_u16(),
+            body["code"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_bad_path_id_is_answered_after_authentication() {
+        let (deps, user, admin) = app();
+        for action in ["revoke", "block", "unblock"] {
+            let path = format!("/api/admin/telegram/links/abc/{action}");
+            let answers = [
+                (call(&deps, "POST", &path, None).await, 401, "auth_required"),
+                (
+                    call(&deps, "POST", &path, Some(&user)).await,
+                    403,
+                    "forbidden",
+                ),
+                (
+                    call(&deps, "POST", &path, Some(&admin)).await,
+                    400,
+                    "telegram_user_id_invalid",
+                ),
+                (
+                    call(&deps, "GET", &path, Some(&admin)).await,
+                    405,
+                    "method_not_allowed",
+                ),
+            ];
+            for ((status, code), want_status, want_code) in answers {
+                assert_eq!((status, code.as_str()), (want_status, want_code), "{path}");
+            }
+        }
+        // The Mini App off: linking is no route at all, reading links stays.
+        assert_eq!(
+            call(&deps, "POST", "/api/telegram/link", Some(&user)).await,
+            (404, "not_found".to_owned())
+        );
+        assert_eq!(
+            call(&deps, "GET", "/api/telegram/link", Some(&user)).await,
+            (404, "link_not_found".to_owned())
+        );
+        // The feature off: every request is 404, whatever its method.
+        let off = LinkFunction {
+            enabled: false,
+            ..deps
+        };
+        for (method, path) in [
+            ("GET", "/api/telegram/link"),
+            ("PUT", "/api/telegram/link"),
+            ("POST", "/api/admin/telegram/links/abc/revoke"),
+        ] {
+            assert_eq!(
+                call(&off, method, path, Some(&admin)).await,
+                (404, "not_found".to_owned())
+            );
+        }
+    }
+
     #[test]
     fn session_tokens_are_redacted() {
         let token: SessionToken = serde_json::from_str(r#""abc-secret""#).unwrap();
