@@ -111,9 +111,8 @@ impl Problem {
         )
     }
 
-    /// Logs this problem once, by status class: a dependency's failure (502, 503, 504) at
-    /// `warn`, any other 5xx at `error`, a 4xx at `debug` (the client's; a handler logs the
-    /// refusals that matter with their context). With the internal cause, never the body.
+    /// Logs this problem, by status class (see [`respond`]). A 4xx is the client's: a handler
+    /// logs the refusals that matter, with their context, at `info`.
     fn log(&self) {
         let status = self.status.as_u16();
         let (code, cause) = (self.code, self.cause.as_deref());
@@ -152,8 +151,10 @@ impl Problem {
     }
 }
 
-/// The response to a request: the handler's, or its problem's (logged once, see
-/// [`Problem::log`]). The one place a failure becomes a response.
+/// The response to a request: the handler's, or its problem's. The one place a failure
+/// becomes a response, and is logged: once, by status class (a dependency's failure, 502, 503
+/// or 504, at `warn`; any other 5xx at `error`; a 4xx at `debug`), with its internal
+/// [`cause`](Problem::cause), which never reaches the body.
 pub fn respond(result: Result<Response<Body>, Problem>) -> Response<Body> {
     result.unwrap_or_else(|problem| {
         problem.log();
