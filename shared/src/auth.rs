@@ -5,14 +5,13 @@
 //! required, and `sub` is the user id. Handlers get an [`AppUser`] only from
 //! [`JwtVerifier::authenticate`], so the user id can never come from a body or query.
 
-use http::StatusCode;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use lambda_http::Request;
 use serde::{Deserialize, Serialize};
 
 use crate::{
     config::{ConfigError, JwtConfig, JwtKey},
-    http::{Problem, bearer_token},
+    http::bearer_token,
     ids::UserId,
 };
 
@@ -44,21 +43,9 @@ pub enum AuthError {
     Expired,
     #[error("token invalid: {0}")]
     Invalid(&'static str),
-}
-
-impl From<AuthError> for Problem {
-    fn from(err: AuthError) -> Self {
-        match err {
-            AuthError::Missing => Problem::unauthorized(
-                "auth_required",
-                "send an app JWT as Authorization: Bearer <token>",
-            ),
-            AuthError::Expired => Problem::unauthorized("token_expired", "the app JWT has expired"),
-            AuthError::Invalid(why) => {
-                Problem::unauthorized("token_invalid", format!("the app JWT is not valid: {why}"))
-            }
-        }
-    }
+    /// A valid app JWT without the admin role, on an admin endpoint.
+    #[error("the admin role is required")]
+    Forbidden,
 }
 
 #[derive(Deserialize)]
@@ -120,20 +107,19 @@ impl JwtVerifier {
         })
     }
 
-    /// The verified user of a request's `Authorization: Bearer` JWT, or a 401 problem.
-    pub fn authenticate(&self, req: &Request) -> Result<AppUser, Problem> {
+    /// The verified user of a request's `Authorization: Bearer` JWT (a 401 problem otherwise,
+    /// see [`crate::http::problems`]).
+    pub fn authenticate(&self, req: &Request) -> Result<AppUser, AuthError> {
         let token = bearer_token(req).ok_or(AuthError::Missing)?;
-        Ok(self.verify(token)?)
+        self.verify(token)
     }
 
-    /// Like [`authenticate`](Self::authenticate), and the user must hold the admin role.
-    pub fn authenticate_admin(&self, req: &Request) -> Result<AppUser, Problem> {
+    /// Like [`authenticate`](Self::authenticate), and the user must hold the admin role
+    /// ([`AuthError::Forbidden`], a 403, otherwise).
+    pub fn authenticate_admin(&self, req: &Request) -> Result<AppUser, AuthError> {
         let user = self.authenticate(req)?;
         if !user.is_admin() {
-            return Err(
-                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
-                    .detail("this endpoint needs the admin role"),
-            );
+            return Err(AuthError::Forbidden);
         }
         Ok(user)
     }

@@ -154,10 +154,12 @@ pub trait Function: Send + Sync + 'static {
     where
         Self: Sized;
 
-    /// The routes this function serves (also the API Gateway routes in `template.yaml`).
+    /// The routes this function serves: its `ROUTES`, derived from its operations (see
+    /// [`crate::routes`]); also the API Gateway routes in `template.yaml`.
     fn routes(&self) -> &'static [Route];
 
-    /// Answers one request. Never panics; every failure is a problem+json response.
+    /// Answers one request, through [`crate::routes::dispatch`]. Never panics; every failure
+    /// is a problem+json response.
     async fn handle(&self, req: Request) -> Response<Body>;
 }
 

@@ -13,8 +13,8 @@ use serde::Serialize;
 use tglink_shared::{
     auth::JwtVerifier,
     config::positive_or,
-    http::{Problem, json, route_path},
-    routes::{Resolved, Route, resolve},
+    http::{Problem, json},
+    routes::{Endpoint, Operation, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
     store::{ConnectTokenRecord, ConnectTokens},
     telegram::bot_username::BotUsername,
@@ -22,7 +22,19 @@ use tglink_shared::{
     token::OneTimeToken,
 };
 
-pub const ROUTES: &[Route] = &[Route::new("POST", "/api/telegram/connect-link")];
+/// What `connect-link` does: one operation per route.
+enum ConnectLinkOp {
+    Create,
+}
+
+impl Operation for ConnectLinkOp {
+    const ENDPOINTS: &'static [Endpoint<Self>] = &[Endpoint::new(
+        Route::new("POST", "/api/telegram/connect-link"),
+        |_| Self::Create,
+    )];
+}
+
+pub const ROUTES: &[Route] = &routes::<ConnectLinkOp, { ConnectLinkOp::ENDPOINTS.len() }>();
 
 /// Default `CONNECT_TOKEN_TTL_SEC`.
 pub const DEFAULT_TTL_SECS: u64 = 600;
@@ -68,13 +80,10 @@ impl Function for ConnectLink {
 }
 
 pub async fn handle(deps: &ConnectLink, req: Request) -> Response<Body> {
-    match resolve(ROUTES, req.method(), route_path(&req)) {
-        Resolved::Found { .. } => create(deps, &req)
-            .await
-            .unwrap_or_else(Problem::into_response),
-        Resolved::MethodNotAllowed => Problem::method_not_allowed().into_response(),
-        Resolved::NotFound => Problem::not_found().into_response(),
-    }
+    dispatch(&req, async |op| match op {
+        ConnectLinkOp::Create => create(deps, &req).await,
+    })
+    .await
 }
 
 async fn create(deps: &ConnectLink, req: &Request) -> Result<Response<Body>, Problem> {
@@ -104,4 +113,14 @@ async fn create(deps: &ConnectLink, req: &Request) -> Result<Response<Body>, Pro
             expires_at: expires_at.secs(),
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_reaches_its_operation() {
+        tglink_shared::routes::check::<ConnectLinkOp>();
+    }
 }

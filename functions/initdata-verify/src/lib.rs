@@ -24,9 +24,9 @@ use async_trait::async_trait;
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use tglink_shared::{
-    http::{Problem, json, parse_json, route_path},
+    http::{Problem, json, parse_json},
     ids::{TelegramUserId, UserId},
-    routes::{Resolved, Route, resolve},
+    routes::{Endpoint, Operation, Route, dispatch, routes, switched_off},
     runtime::{Function, Startup, StartupError},
     store::{Blocks, Links, MiniAppSession, MiniAppSessions, SessionOutcome},
     telegram::{
@@ -39,7 +39,21 @@ use tglink_shared::{
 
 pub const VERIFY: Route = Route::new("POST", "/api/telegram/miniapp/verify");
 pub const SESSION: Route = Route::new("POST", "/api/telegram/miniapp/session");
-pub const ROUTES: &[Route] = &[VERIFY, SESSION];
+
+/// What `initdata-verify` does: one operation per route.
+enum MiniAppOp {
+    Verify,
+    Session,
+}
+
+impl Operation for MiniAppOp {
+    const ENDPOINTS: &'static [Endpoint<Self>] = &[
+        Endpoint::new(VERIFY, |_| Self::Verify),
+        Endpoint::new(SESSION, |_| Self::Session),
+    ];
+}
+
+pub const ROUTES: &[Route] = &routes::<MiniAppOp, { MiniAppOp::ENDPOINTS.len() }>();
 
 pub struct InitDataVerify {
     /// `None` when the Mini App endpoints are switched off (every route is then `404`).
@@ -146,15 +160,13 @@ impl Function for InitDataVerify {
 
 pub async fn handle(deps: &InitDataVerify, req: Request) -> Response<Body> {
     let Some(config) = &deps.config else {
-        return Problem::not_found().into_response();
+        return switched_off();
     };
-    let result = match resolve(ROUTES, req.method(), route_path(&req)) {
-        Resolved::Found { route, .. } if route == VERIFY => verify(deps, config, &req).await,
-        Resolved::Found { .. } => create_session(deps, config, &req).await,
-        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
-        Resolved::NotFound => Err(Problem::not_found()),
-    };
-    result.unwrap_or_else(Problem::into_response)
+    dispatch(&req, async |op| match op {
+        MiniAppOp::Verify => verify(deps, config, &req).await,
+        MiniAppOp::Session => create_session(deps, config, &req).await,
+    })
+    .await
 }
 
 /// Validates the body's initData; a refusal is logged (code only) and becomes a problem.
@@ -250,4 +262,14 @@ async fn create_session(
             user_id: session.user_id,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_reaches_its_operation() {
+        tglink_shared::routes::check::<MiniAppOp>();
+    }
 }

@@ -32,9 +32,9 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use tglink_shared::{
     auth::{AppUser, JwtVerifier},
-    http::{Problem, empty, json, parse_json, route_path},
+    http::{Problem, empty, json, parse_json},
     ids::{TelegramUserId, UserId},
-    routes::{Resolved, Route, resolve},
+    routes::{Endpoint, Operation, PathParam, Route, dispatch, routes, switched_off},
     runtime::{Function, Startup, StartupError},
     store::{
         Block, Blocks, Link, LinkOutcome, LinkSide, LinkSource, Links, MiniAppFlow,
@@ -57,7 +57,29 @@ pub const UNBLOCK: Route = Route::new(
     "POST",
     "/api/admin/telegram/links/{telegram_user_id}/unblock",
 );
-pub const ROUTES: &[Route] = &[LINK_GET, LINK_POST, LINK_DELETE, REVOKE, BLOCK, UNBLOCK];
+
+/// What `link` does: one operation per route, its path parameter typed.
+enum LinkOp {
+    Get,
+    Create,
+    Delete,
+    Revoke(PathParam<TelegramUserId>),
+    Block(PathParam<TelegramUserId>),
+    Unblock(PathParam<TelegramUserId>),
+}
+
+impl Operation for LinkOp {
+    const ENDPOINTS: &'static [Endpoint<Self>] = &[
+        Endpoint::new(LINK_GET, |_| Self::Get),
+        Endpoint::new(LINK_POST, |_| Self::Create),
+        Endpoint::new(LINK_DELETE, |_| Self::Delete),
+        Endpoint::new(REVOKE, |p| Self::Revoke(p.get("telegram_user_id"))),
+        Endpoint::new(BLOCK, |p| Self::Block(p.get("telegram_user_id"))),
+        Endpoint::new(UNBLOCK, |p| Self::Unblock(p.get("telegram_user_id"))),
+    ];
+}
+
+pub const ROUTES: &[Route] = &routes::<LinkOp, { LinkOp::ENDPOINTS.len() }>();
 
 pub struct LinkFunction {
     /// `TELEGRAM_FEATURE_ENABLED`.
@@ -236,28 +258,21 @@ impl Function for LinkFunction {
 
 pub async fn handle(deps: &LinkFunction, req: Request) -> Response<Body> {
     if !deps.enabled {
-        return Problem::not_found().into_response();
+        return switched_off();
     }
-    let resolved = resolve(ROUTES, req.method(), route_path(&req));
-    let result = match &resolved {
-        Resolved::Found { route, .. } => {
-            let id = resolved.param("telegram_user_id");
-            match *route {
-                LINK_GET => get(deps, &req).await,
-                LINK_POST => match &deps.miniapp {
-                    Some(config) => create(deps, config, &req).await,
-                    None => Err(Problem::not_found()),
-                },
-                LINK_DELETE => delete(deps, &req).await,
-                REVOKE => revoke(deps, &req, id).await,
-                BLOCK => block(deps, &req, id).await,
-                _ => unblock(deps, &req, id).await,
-            }
-        }
-        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
-        Resolved::NotFound => Err(Problem::not_found()),
-    };
-    result.unwrap_or_else(Problem::into_response)
+    dispatch(&req, async |op| match op {
+        LinkOp::Get => get(deps, &req).await,
+        // Both proofs come from the Mini App: with it off, the route does not exist.
+        LinkOp::Create => match &deps.miniapp {
+            Some(config) => create(deps, config, &req).await,
+            None => Err(Problem::not_found()),
+        },
+        LinkOp::Delete => delete(deps, &req).await,
+        LinkOp::Revoke(id) => revoke(deps, &req, id).await,
+        LinkOp::Block(id) => block(deps, &req, id).await,
+        LinkOp::Unblock(id) => unblock(deps, &req, id).await,
+    })
+    .await
 }
 
 async fn get(deps: &LinkFunction, req: &Request) -> Result<Response<Body>, Problem> {
@@ -392,18 +407,13 @@ fn log_linked(link: &Link, created: bool, proof: &'static str) {
     );
 }
 
-fn telegram_user_id(raw: Option<&str>) -> Result<TelegramUserId, LinkError> {
-    raw.and_then(|r| TelegramUserId::parse(r).ok())
-        .ok_or(LinkError::TelegramUserIdInvalid)
-}
-
 async fn revoke(
     deps: &LinkFunction,
     req: &Request,
-    id: Option<&str>,
+    id: PathParam<TelegramUserId>,
 ) -> Result<Response<Body>, Problem> {
     let admin = deps.auth.authenticate_admin(req)?;
-    let id = telegram_user_id(id)?;
+    let id = id.or(LinkError::TelegramUserIdInvalid)?;
     match deps.links.unlink_by_telegram(id).await? {
         Some(link) => {
             tracing::info!(
@@ -427,10 +437,10 @@ async fn revoke(
 async fn block(
     deps: &LinkFunction,
     req: &Request,
-    id: Option<&str>,
+    id: PathParam<TelegramUserId>,
 ) -> Result<Response<Body>, Problem> {
     let admin = deps.auth.authenticate_admin(req)?;
-    let id = telegram_user_id(id)?;
+    let id = id.or(LinkError::TelegramUserIdInvalid)?;
     let outcome = deps
         .blocks
         .block(&Block {
@@ -463,10 +473,10 @@ async fn block(
 async fn unblock(
     deps: &LinkFunction,
     req: &Request,
-    id: Option<&str>,
+    id: PathParam<TelegramUserId>,
 ) -> Result<Response<Body>, Problem> {
     let admin = deps.auth.authenticate_admin(req)?;
-    let id = telegram_user_id(id)?;
+    let id = id.or(LinkError::TelegramUserIdInvalid)?;
     match deps.blocks.unblock(id).await? {
         Some(_) => {
             tracing::info!(
@@ -490,6 +500,8 @@ async fn unblock(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lambda_http::http::Method;
+    use tglink_shared::routes::parse;
 
     #[test]
     fn problems_have_stable_codes() {
@@ -525,10 +537,132 @@ mod tests {
     }
 
     #[test]
+    fn every_route_reaches_its_operation() {
+        tglink_shared::routes::check::<LinkOp>();
+    }
+
+    #[test]
     fn path_ids_must_be_positive_integers() {
-        assert_eq!(telegram_user_id(Some("42")).unwrap().get(), 42);
-        for bad in [None, Some("0"), Some("-1"), Some("x"), Some("1e3")] {
-            assert!(telegram_user_id(bad).is_err());
+        let id = |raw: &str| {
+            let path = format!("/api/admin/telegram/links/{raw}/revoke");
+            let Ok(LinkOp::Revoke(id)) = parse::<LinkOp>(&Method::POST, &path) else {
+                panic!("{path} is not a revoke");
+            };
+            id.or(LinkError::TelegramUserIdInvalid)
+        };
+        assert_eq!(id("42").unwrap().get(), 42);
+        for bad in ["0", "-1", "x", "1e3"] {
+            assert!(matches!(id(bad), Err(LinkError::TelegramUserIdInvalid)));
+        }
+    }
+
+    /// A link function on an empty in-memory store, and an app user's and an admin's JWT.
+    fn app() -> (LinkFunction, String, String) {
+        use tglink_shared::{
+            auth::{DevClaims, sign_hs256},
+            config::{JwtConfig, MapEnv},
+            store::Store,
+        };
+        let env = MapEnv::new()
+            .with("APP_JWT_SECRET", "unit-test-secret-unit-test-secret")
+            .with("APP_JWT_ISSUER", "unit")
+            .with("APP_JWT_AUDIENCE", "unit");
+        let config = JwtConfig::from_env(&env).unwrap();
+        let sign = |roles: Vec<String>| {
+            let mut claims = DevClaims::new("user-1", &config, 600);
+            claims.roles = roles;
+            sign_hs256("unit-test-secret-unit-test-secret", &claims)
+        };
+        let store = Store::Sqlite(std::sync::Arc::new(
+            tglink_shared::store::sqlite::SqliteStore::open(":memory:").unwrap(),
+        ));
+        let deps = LinkFunction {
+            enabled: true,
+            miniapp: None,
+            auth: JwtVerifier::new(&config).unwrap(),
+            links: store.links(),
+            flow: store.miniapp_flow(),
+            sessions: store.miniapp_sessions(),
+            blocks: store.blocks(),
+            clock: Clock::system(),
+        };
+        (deps, sign(vec![]), sign(vec!["admin".into()]))
+    }
+
+    /// The status and `code` of the answer to `method path`.
+    async fn call(
+        deps: &LinkFunction,
+        method: &str,
+        path: &str,
+        jwt: Option<&str>,
+    ) -> (u16, String) {
+        let mut req = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(path);
+        if let Some(jwt) = jwt {
+            req = req.header("authorization", format!("Bearer {jwt}"));
+        }
+        let resp = handle(deps, req.body(Body::Empty).unwrap()).await;
+        let Body::Text(text) = resp.body() else {
+            panic!("expected a problem")
+        };
+        let body: serde_json::Value = serde_json::from_str(text).unwrap();
+        (
+            resp.status().as_u16(),
+            body["code"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_bad_path_id_is_answered_after_authentication() {
+        let (deps, user, admin) = app();
+        for action in ["revoke", "block", "unblock"] {
+            let path = format!("/api/admin/telegram/links/abc/{action}");
+            let answers = [
+                (call(&deps, "POST", &path, None).await, 401, "auth_required"),
+                (
+                    call(&deps, "POST", &path, Some(&user)).await,
+                    403,
+                    "forbidden",
+                ),
+                (
+                    call(&deps, "POST", &path, Some(&admin)).await,
+                    400,
+                    "telegram_user_id_invalid",
+                ),
+                (
+                    call(&deps, "GET", &path, Some(&admin)).await,
+                    405,
+                    "method_not_allowed",
+                ),
+            ];
+            for ((status, code), want_status, want_code) in answers {
+                assert_eq!((status, code.as_str()), (want_status, want_code), "{path}");
+            }
+        }
+        // The Mini App off: linking is no route at all, reading links stays.
+        assert_eq!(
+            call(&deps, "POST", "/api/telegram/link", Some(&user)).await,
+            (404, "not_found".to_owned())
+        );
+        assert_eq!(
+            call(&deps, "GET", "/api/telegram/link", Some(&user)).await,
+            (404, "link_not_found".to_owned())
+        );
+        // The feature off: every request is 404, whatever its method.
+        let off = LinkFunction {
+            enabled: false,
+            ..deps
+        };
+        for (method, path) in [
+            ("GET", "/api/telegram/link"),
+            ("PUT", "/api/telegram/link"),
+            ("POST", "/api/admin/telegram/links/abc/revoke"),
+        ] {
+            assert_eq!(
+                call(&off, method, path, Some(&admin)).await,
+                (404, "not_found".to_owned())
+            );
         }
     }
 

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use tglink_shared::{
     auth::{AppUser, JwtVerifier},
     config::{positive_or, required},
-    http::{Problem, body_bytes, json, parse_json, route_path},
-    routes::{Resolved, Route, resolve},
+    http::{Problem, body_bytes, json, parse_json},
+    routes::{Endpoint, Operation, PathParam, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
     seal::{SealError, Sealer},
     secret::SecretString,
@@ -45,7 +45,22 @@ pub const SETUP: Route = Route::new("POST", "/api/auth/setup-2fa");
 pub const CALLBACK: Route = Route::new("POST", "/api/auth/registration/callback");
 pub const STATUS: Route = Route::new("GET", "/api/auth/registration/{registration_id}");
 
-pub const ROUTES: &[Route] = &[SETUP, CALLBACK, STATUS];
+/// What `registration` does: one operation per route, its path parameter typed.
+enum RegistrationOp {
+    Setup,
+    Callback,
+    Status(PathParam<RegistrationId>),
+}
+
+impl Operation for RegistrationOp {
+    const ENDPOINTS: &'static [Endpoint<Self>] = &[
+        Endpoint::new(SETUP, |_| Self::Setup),
+        Endpoint::new(CALLBACK, |_| Self::Callback),
+        Endpoint::new(STATUS, |p| Self::Status(p.get("registration_id"))),
+    ];
+}
+
+pub const ROUTES: &[Route] = &routes::<RegistrationOp, { RegistrationOp::ENDPOINTS.len() }>();
 
 /// Default `REGISTRATION_TOKEN_TTL_SEC`: 24 hours.
 pub const DEFAULT_TTL_SECS: u64 = 86_400;
@@ -92,17 +107,12 @@ impl Function for Registration {
 }
 
 pub async fn handle(deps: &Registration, req: Request) -> Response<Body> {
-    let resolved = resolve(ROUTES, req.method(), route_path(&req));
-    let result = match &resolved {
-        Resolved::Found { route, .. } if *route == SETUP => setup(deps, &req).await,
-        Resolved::Found { route, .. } if *route == CALLBACK => callback(deps, &req).await,
-        Resolved::Found { .. } => {
-            status(deps, &req, resolved.param("registration_id").unwrap_or("")).await
-        }
-        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
-        Resolved::NotFound => Err(Problem::not_found()),
-    };
-    result.unwrap_or_else(Problem::into_response)
+    dispatch(&req, async |op| match op {
+        RegistrationOp::Setup => setup(deps, &req).await,
+        RegistrationOp::Callback => callback(deps, &req).await,
+        RegistrationOp::Status(id) => status(deps, &req, id).await,
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -198,8 +208,7 @@ impl From<CallbackError> for Problem {
                 Problem::new(StatusCode::GONE, "registration_expired", "Gone").detail(detail)
             }
             CallbackError::Inconsistent => {
-                tracing::error!("registration refused a transition its state allows");
-                Problem::internal()
+                Problem::internal().cause("registration refused a transition its state allows")
             }
             CallbackError::Store(e) => e.into(),
             CallbackError::Seal(e) => e.into(),
@@ -394,7 +403,13 @@ async fn callback(deps: &Registration, req: &Request) -> Result<Response<Body>, 
     }
     let request = parse_json::<CallbackRequest>(req)?;
     let record = deliver(deps, request, now).await.map_err(|e| {
-        tracing::info!(outcome = %e, "registration callback refused");
+        // A failure on our side (5xx) is logged once, with its cause, as it is answered.
+        if !matches!(
+            e,
+            CallbackError::Store(_) | CallbackError::Seal(_) | CallbackError::Inconsistent
+        ) {
+            tracing::info!(outcome = %e, "registration callback refused");
+        }
         Problem::from(e)
     })?;
     tracing::info!(
@@ -544,11 +559,11 @@ impl RegistrationView {
 async fn status(
     deps: &Registration,
     req: &Request,
-    raw_id: &str,
+    id: PathParam<RegistrationId>,
 ) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
     let now = deps.clock.now();
-    let view = read_own(deps, &user, raw_id, now).await?;
+    let view = read_own(deps, &user, id, now).await?;
     Ok(json(StatusCode::OK, &view))
 }
 
@@ -556,10 +571,10 @@ async fn status(
 async fn read_own(
     deps: &Registration,
     user: &AppUser,
-    raw_id: &str,
+    id: PathParam<RegistrationId>,
     now: UnixTime,
 ) -> Result<RegistrationView, StatusError> {
-    let id = RegistrationId::parse(raw_id).ok_or(StatusError::NotFound)?;
+    let id = id.or(StatusError::NotFound)?;
     let record = deps
         .registrations
         .get(&id, now)
@@ -588,6 +603,11 @@ mod tests {
             callback_url: url.map(str::to_owned),
             email: email.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn every_route_reaches_its_operation() {
+        tglink_shared::routes::check::<RegistrationOp>();
     }
 
     #[test]

@@ -24,9 +24,9 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use tglink_shared::{
     auth::JwtVerifier,
-    http::{Problem, empty, json, parse_json, route_path},
+    http::{Problem, empty, json, parse_json},
     ids::{TelegramUserId, UserId},
-    routes::{Resolved, Route, resolve},
+    routes::{Endpoint, FromParam, Operation, PathParam, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
     seal::Sealer,
     secret::SecretString,
@@ -49,16 +49,57 @@ use crate::{
     status::status,
 };
 
-pub const ROUTES: &[Route] = &[
-    Route::new("PUT", "/api/settings/bot-token"),
-    Route::new("PUT", "/api/telegram/session"),
-    Route::new("DELETE", "/api/telegram/session"),
-    Route::new("GET", "/api/telegram/status"),
-    Route::new("POST", "/api/telegram/session/report"),
-    Route::new("POST", "/api/worker/tokens"),
-    Route::new("GET", "/api/worker/tokens"),
-    Route::new("DELETE", "/api/worker/tokens/{id}"),
-];
+/// What `settings` does: one operation per route, its path parameter typed.
+enum SettingsOp {
+    PutBotToken,
+    PutSession,
+    DeleteSession,
+    GetStatus,
+    Report,
+    CreateWorkerToken,
+    ListWorkerTokens,
+    RevokeWorkerToken(PathParam<WorkerTokenId>),
+}
+
+impl Operation for SettingsOp {
+    const ENDPOINTS: &'static [Endpoint<Self>] = &[
+        Endpoint::new(Route::new("PUT", "/api/settings/bot-token"), |_| {
+            Self::PutBotToken
+        }),
+        Endpoint::new(Route::new("PUT", "/api/telegram/session"), |_| {
+            Self::PutSession
+        }),
+        Endpoint::new(Route::new("DELETE", "/api/telegram/session"), |_| {
+            Self::DeleteSession
+        }),
+        Endpoint::new(Route::new("GET", "/api/telegram/status"), |_| {
+            Self::GetStatus
+        }),
+        Endpoint::new(Route::new("POST", "/api/telegram/session/report"), |_| {
+            Self::Report
+        }),
+        Endpoint::new(Route::new("POST", "/api/worker/tokens"), |_| {
+            Self::CreateWorkerToken
+        }),
+        Endpoint::new(Route::new("GET", "/api/worker/tokens"), |_| {
+            Self::ListWorkerTokens
+        }),
+        Endpoint::new(Route::new("DELETE", "/api/worker/tokens/{id}"), |p| {
+            Self::RevokeWorkerToken(p.get("id"))
+        }),
+    ];
+}
+
+pub const ROUTES: &[Route] = &routes::<SettingsOp, { SettingsOp::ENDPOINTS.len() }>();
+
+/// The id of a worker token, as in `DELETE /api/worker/tokens/{id}`.
+struct WorkerTokenId(String);
+
+impl FromParam for WorkerTokenId {
+    fn from_param(raw: &str) -> Option<Self> {
+        is_worker_token_id(raw).then(|| Self(raw.to_owned()))
+    }
+}
 
 /// Longest accepted MTProto session string.
 pub const MAX_SESSION_BYTES: usize = 16 * 1024;
@@ -121,25 +162,17 @@ impl Function for Settings {
 }
 
 pub async fn handle(deps: &Settings, req: Request) -> Response<Body> {
-    let resolved = resolve(ROUTES, req.method(), route_path(&req));
-    let result = match &resolved {
-        Resolved::Found { route, .. } => match (route.method, route.pattern) {
-            ("PUT", "/api/settings/bot-token") => put_bot_token(deps, &req).await,
-            ("PUT", "/api/telegram/session") => put_session(deps, &req).await,
-            ("DELETE", "/api/telegram/session") => delete_session(deps, &req).await,
-            ("GET", "/api/telegram/status") => get_status(deps, &req).await,
-            ("POST", "/api/telegram/session/report") => report(deps, &req).await,
-            ("POST", "/api/worker/tokens") => create_worker_token(deps, &req).await,
-            ("GET", "/api/worker/tokens") => list_worker_tokens(deps, &req).await,
-            ("DELETE", "/api/worker/tokens/{id}") => {
-                revoke_worker_token(deps, &req, resolved.param("id").unwrap_or_default()).await
-            }
-            _ => Err(Problem::not_found()),
-        },
-        Resolved::MethodNotAllowed => Err(Problem::method_not_allowed()),
-        Resolved::NotFound => Err(Problem::not_found()),
-    };
-    result.unwrap_or_else(Problem::into_response)
+    dispatch(&req, async |op| match op {
+        SettingsOp::PutBotToken => put_bot_token(deps, &req).await,
+        SettingsOp::PutSession => put_session(deps, &req).await,
+        SettingsOp::DeleteSession => delete_session(deps, &req).await,
+        SettingsOp::GetStatus => get_status(deps, &req).await,
+        SettingsOp::Report => report(deps, &req).await,
+        SettingsOp::CreateWorkerToken => create_worker_token(deps, &req).await,
+        SettingsOp::ListWorkerTokens => list_worker_tokens(deps, &req).await,
+        SettingsOp::RevokeWorkerToken(id) => revoke_worker_token(deps, &req, id).await,
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,12 +223,10 @@ impl From<BotTokenError> for Problem {
                 "Telegram rejected the bot token; nothing was stored",
             ),
             BotTokenError::Telegram(BotApiError::Unreachable(why)) => {
-                tracing::warn!(reason = why, "Telegram Bot API unreachable");
-                telegram_unreachable()
+                telegram_unreachable().cause(format!("Telegram Bot API unreachable: {why}"))
             }
             BotTokenError::NoUsername => {
-                tracing::warn!("getMe answered without a usable bot username");
-                telegram_unreachable()
+                telegram_unreachable().cause("getMe answered without a usable bot username")
             }
             BotTokenError::Vault(e) => e.into(),
         }
@@ -534,16 +565,15 @@ async fn list_worker_tokens(deps: &Settings, req: &Request) -> Result<Response<B
 async fn revoke_worker_token(
     deps: &Settings,
     req: &Request,
-    id: &str,
+    id: PathParam<WorkerTokenId>,
 ) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
     let not_found = || {
         Problem::new(StatusCode::NOT_FOUND, "worker_token_not_found", "Not found")
             .detail("no worker token with this id belongs to you")
     };
-    if !is_worker_token_id(id) {
-        return Err(not_found());
-    }
+    let WorkerTokenId(id) = id.or_else(not_found)?;
+    let id = id.as_str();
     match deps
         .worker_tokens
         .revoke(&user.user_id, id, deps.clock.now())
@@ -561,6 +591,11 @@ async fn revoke_worker_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_route_reaches_its_operation() {
+        tglink_shared::routes::check::<SettingsOp>();
+    }
 
     fn session_body(json: &str) -> Result<SessionInput, Problem> {
         validate_session(serde_json::from_str(json).unwrap())

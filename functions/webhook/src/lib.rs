@@ -36,9 +36,9 @@ use lambda_http::{
 use serde::Serialize;
 use tglink_shared::{
     config::required,
-    http::{Problem, empty, json, parse_json, route_path},
+    http::{Problem, empty, json, parse_json},
     ids::TelegramUserId,
-    routes::{Resolved, Route, resolve},
+    routes::{Endpoint, Operation, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
     store::{
         ClaimKey, ClaimOutcome, ClaimTimes, Claims, ConnectAttempt, ConnectFlow, ConnectOutcome,
@@ -54,7 +54,19 @@ use crate::{
     config::{Texts, WebhookSecret},
 };
 
-pub const ROUTES: &[Route] = &[Route::new("POST", "/api/telegram/webhook")];
+/// What `webhook` does: one operation per route.
+enum WebhookOp {
+    Receive,
+}
+
+impl Operation for WebhookOp {
+    const ENDPOINTS: &'static [Endpoint<Self>] = &[Endpoint::new(
+        Route::new("POST", "/api/telegram/webhook"),
+        |_| Self::Receive,
+    )];
+}
+
+pub const ROUTES: &[Route] = &routes::<WebhookOp, { WebhookOp::ENDPOINTS.len() }>();
 
 /// The header Telegram sends the `secret_token` of `setWebhook` in.
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
@@ -159,13 +171,10 @@ impl Function for Webhook {
 }
 
 pub async fn handle(deps: &Webhook, req: Request) -> Response<Body> {
-    match resolve(ROUTES, req.method(), route_path(&req)) {
-        Resolved::Found { .. } => receive(deps, &req)
-            .await
-            .unwrap_or_else(Problem::into_response),
-        Resolved::MethodNotAllowed => Problem::method_not_allowed().into_response(),
-        Resolved::NotFound => Problem::not_found().into_response(),
-    }
+    dispatch(&req, async |op| match op {
+        WebhookOp::Receive => receive(deps, &req).await,
+    })
+    .await
 }
 
 async fn receive(deps: &Webhook, req: &Request) -> Result<Response<Body>, Problem> {
@@ -182,8 +191,8 @@ async fn receive(deps: &Webhook, req: &Request) -> Result<Response<Body>, Proble
         Ok(Some(reply)) => Ok(json(StatusCode::OK, &reply)),
         Ok(None) => Ok(empty(StatusCode::OK)),
         Err(err) => {
-            tracing::warn!(update_id = update.update_id, error = %err, "update not handled");
-            Err(err.into())
+            let cause = format!("update {} not handled: {err}", update.update_id);
+            Err(Problem::from(err).cause(cause))
         }
     }
 }
@@ -351,5 +360,15 @@ impl Webhook {
             Some(_) => self.texts.disconnected(),
             None => self.texts.status_not_linked(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_reaches_its_operation() {
+        tglink_shared::routes::check::<WebhookOp>();
     }
 }

@@ -24,8 +24,8 @@ use serde::Serialize;
 use tglink_shared::{
     auth::JwtVerifier,
     config::{ConfigError, Env, required},
-    http::{Problem, empty, json, route_path},
-    routes::{Resolved, Route, resolve},
+    http::{Problem, empty, json},
+    routes::{Endpoint, Operation, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
     seal::{SealError, Sealer},
     secret::SecretString,
@@ -43,7 +43,20 @@ use tglink_shared::{
     },
 };
 
-pub const ROUTES: &[Route] = &[Route::new("GET", "/api/worker/credentials")];
+/// What `worker-credentials` does: one operation per route.
+enum WorkerCredentialsOp {
+    Fetch,
+}
+
+impl Operation for WorkerCredentialsOp {
+    const ENDPOINTS: &'static [Endpoint<Self>] = &[Endpoint::new(
+        Route::new("GET", "/api/worker/credentials"),
+        |_| Self::Fetch,
+    )];
+}
+
+pub const ROUTES: &[Route] =
+    &routes::<WorkerCredentialsOp, { WorkerCredentialsOp::ENDPOINTS.len() }>();
 
 pub struct WorkerCredentials {
     pub auth: JwtVerifier,
@@ -128,13 +141,10 @@ impl Function for WorkerCredentials {
 }
 
 pub async fn handle(deps: &WorkerCredentials, req: Request) -> Response<Body> {
-    match resolve(ROUTES, req.method(), route_path(&req)) {
-        Resolved::Found { .. } => fetch(deps, &req)
-            .await
-            .unwrap_or_else(Problem::into_response),
-        Resolved::MethodNotAllowed => Problem::method_not_allowed().into_response(),
-        Resolved::NotFound => Problem::not_found().into_response(),
-    }
+    dispatch(&req, async |op| match op {
+        WorkerCredentialsOp::Fetch => fetch(deps, &req).await,
+    })
+    .await
 }
 
 /// Why credentials could not be served.
@@ -270,6 +280,11 @@ mod tests {
             .with("TELEGRAM_API_ID", "12345")
             .with("TELEGRAM_API_HASH", "0123456789abcdef0123456789abcdef")
             .with("BACKEND_URL", "https://backend.example")
+    }
+
+    #[test]
+    fn every_route_reaches_its_operation() {
+        tglink_shared::routes::check::<WorkerCredentialsOp>();
     }
 
     #[test]

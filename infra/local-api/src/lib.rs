@@ -14,7 +14,7 @@ use tglink_shared::{
     auth::{DevClaims, sign_hs256},
     config::{ConfigError, Env, JwtConfig, JwtKey, Layered, MapEnv, Platform},
     files::create_private_once,
-    http::{MAX_BODY_BYTES, Problem, route_path},
+    http::{MAX_BODY_BYTES, Problem, respond, route_path},
     runtime::{Function, Startup, StartupError},
     store::{Store, sqlite::SqliteStore},
     time::UnixTime,
@@ -57,7 +57,7 @@ impl LocalApi {
             .find(|f| f.routes().iter().any(|r| r.matches_path(&path)));
         match owner {
             Some(function) => function.handle(req).await,
-            None => Problem::not_found().into_response(),
+            None => respond(Err(Problem::not_found())),
         }
     }
 }
@@ -207,15 +207,14 @@ async fn serve_one(
             };
             api.dispatch(http::Request::from_parts(parts, body)).await
         }
-        Err(_) => Problem::new(
+        Err(_) => respond(Err(Problem::new(
             http::StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             "Payload too large",
         )
         .detail(format!(
             "request bodies are limited to {MAX_BODY_BYTES} bytes"
-        ))
-        .into_response(),
+        )))),
     };
     // Path only: query strings may carry secrets.
     tracing::info!(%method, path = %path, status = response.status().as_u16(), "request");

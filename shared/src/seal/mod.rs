@@ -20,7 +20,7 @@ use aws_lc_rs::{
 };
 use zeroize::Zeroizing;
 
-use crate::{http::Problem, ids::UserId};
+use crate::ids::UserId;
 
 /// Service name in every encryption context.
 pub const SERVICE: &str = "tglink";
@@ -37,21 +37,6 @@ pub enum SealError {
     /// record, or wrapped by another key.
     #[error("sealed data failed authentication")]
     Integrity,
-}
-
-impl From<SealError> for Problem {
-    fn from(err: SealError) -> Self {
-        match err {
-            SealError::Unavailable(why) => {
-                tracing::warn!(error = %why, "key service unavailable");
-                Problem::unavailable("the key service")
-            }
-            SealError::Integrity => {
-                tracing::error!("sealed data failed authentication");
-                Problem::internal()
-            }
-        }
-    }
 }
 
 /// Bytes of a plaintext secret: zeroed on drop, redacted in `Debug`.

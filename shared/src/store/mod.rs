@@ -32,8 +32,6 @@ pub use miniapp_sessions::{MiniAppSession, MiniAppSessions, ReplayClaim, Session
 pub use registrations::Registrations;
 pub use worker_tokens::{WorkerTokenRecord, WorkerTokens};
 
-use crate::http::Problem;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store could not be reached or refused the request for capacity reasons: retryable,
@@ -43,21 +41,6 @@ pub enum StoreError {
     /// An item exists but does not have the expected shape.
     #[error("stored item is corrupt: {0}")]
     Corrupt(String),
-}
-
-impl From<StoreError> for Problem {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Unavailable(why) => {
-                tracing::warn!(error = %why, "store unavailable");
-                Problem::unavailable("the store")
-            }
-            StoreError::Corrupt(why) => {
-                tracing::error!(error = %why, "corrupt item in store");
-                Problem::internal()
-            }
-        }
-    }
 }
 
 /// The configured store. Cheap to clone; hand each handler only the ports it uses.

@@ -1,6 +1,7 @@
 //! What the Mini App endpoints (`initdata-verify` and `link`) have in common: their
 //! configuration, the raw initData as received, verification down to a Telegram user, the
-//! replay claim, and the mapping of every refusal to a `401` problem with a stable code.
+//! replay claim, and a stable code for every refusal (each a `401` problem, mapped in
+//! [`crate::http::problems`]).
 //!
 //! | refusal | code |
 //! |---|---|
@@ -13,13 +14,11 @@
 
 use std::fmt;
 
-use http::StatusCode;
 use serde::Deserialize;
 
 use super::initdata::{InitData, InitDataError, Validator, WebAppUser};
 use crate::{
     config::{ConfigError, Env, flag, positive_or},
-    http::Problem,
     ids::TelegramUserId,
     store::ReplayClaim,
     time::UnixTime,
@@ -160,13 +159,6 @@ impl MiniAppError {
     }
 }
 
-impl From<MiniAppError> for Problem {
-    /// `401` without `WWW-Authenticate`: the Telegram proof was refused, not the app JWT.
-    fn from(err: MiniAppError) -> Self {
-        Problem::new(StatusCode::UNAUTHORIZED, err.code(), "Unauthorized").detail(err.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,15 +259,6 @@ mod tests {
                 .unwrap_err()
                 .code(),
             "initdata_expired"
-        );
-
-        let problem = Problem::from(MiniAppError::Replayed);
-        assert_eq!(problem.status, StatusCode::UNAUTHORIZED);
-        assert_eq!(problem.code, "initdata_replayed");
-        assert!(problem.headers.is_empty(), "no WWW-Authenticate");
-        assert_eq!(
-            Problem::from(MiniAppError::Blocked).code,
-            "telegram_user_blocked"
         );
     }
 

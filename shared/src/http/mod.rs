@@ -1,5 +1,13 @@
 //! HTTP edge helpers shared by every handler: JSON bodies with a size limit, bearer tokens,
 //! JSON responses and RFC 9457 `application/problem+json` errors with a stable `code`.
+//!
+//! A failure becomes a response in one place, [`respond`] (which [`crate::routes::dispatch`]
+//! calls for every request): it logs the problem once, by status class, with its internal
+//! [`cause`](Problem::cause), and renders it. The mapping of the shared domain's errors (store,
+//! sealing, app JWT, Mini App) to problems is [`problems`]; a function's own errors map beside
+//! their enum in the function. The ports themselves know nothing of HTTP.
+
+pub mod problems;
 
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
@@ -23,6 +31,9 @@ pub struct Problem {
     pub detail: Option<String>,
     pub retry_after: Option<u32>,
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// What went wrong inside, for the one log line of [`respond`]; never part of the
+    /// response. Secret-free like every log line (e.g. a store error's text).
+    pub cause: Option<String>,
 }
 
 impl Problem {
@@ -34,7 +45,14 @@ impl Problem {
             detail: None,
             retry_after: None,
             headers: Vec::new(),
+            cause: None,
         }
+    }
+
+    /// Sets the internal [`cause`](Self::cause) logged with this problem.
+    pub fn cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -93,7 +111,20 @@ impl Problem {
         )
     }
 
-    pub fn into_response(self) -> Response<Body> {
+    /// Logs this problem, by status class (see [`respond`]). A 4xx is the client's: a handler
+    /// logs the refusals that matter, with their context, at `info`.
+    fn log(&self) {
+        let status = self.status.as_u16();
+        let (code, cause) = (self.code, self.cause.as_deref());
+        match status {
+            502..=504 => tracing::warn!(status, code, cause, "dependency failed"),
+            500..=599 => tracing::error!(status, code, cause, "internal error"),
+            _ => tracing::debug!(status, code, cause, "request refused"),
+        }
+    }
+
+    /// The problem+json response. Private: every problem leaves through [`respond`].
+    fn into_response(self) -> Response<Body> {
         let mut body = serde_json::json!({
             "type": format!("urn:tglink:problem:{}", self.code),
             "title": self.title,
@@ -120,6 +151,17 @@ impl Problem {
     }
 }
 
+/// The response to a request: the handler's, or its problem's. The one place a failure
+/// becomes a response, and is logged: once, by status class (a dependency's failure, 502, 503
+/// or 504, at `warn`; any other 5xx at `error`; a 4xx at `debug`), with its internal
+/// [`cause`](Problem::cause), which never reaches the body.
+pub fn respond(result: Result<Response<Body>, Problem>) -> Response<Body> {
+    result.unwrap_or_else(|problem| {
+        problem.log();
+        problem.into_response()
+    })
+}
+
 /// A JSON response with `Cache-Control: no-store` (every tglink response is per-user).
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     match serde_json::to_string(value) {
@@ -129,7 +171,9 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
             .header(header::CACHE_CONTROL, "no-store")
             .body(Body::Text(text))
             .expect("static response parts are valid"),
-        Err(_) => Problem::internal().into_response(),
+        Err(_) => respond(Err(
+            Problem::internal().cause("the response could not be serialized")
+        )),
     }
 }
 
@@ -260,6 +304,70 @@ mod tests {
         assert_eq!(v["status"], 503);
         assert_eq!(v["type"], "urn:tglink:problem:service_unavailable");
         assert!(v["title"].is_string() && v["detail"].is_string());
+    }
+
+    /// What `f` logs at `debug` and above, as JSON lines.
+    fn logged(f: impl FnOnce()) -> String {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buffer.lock().unwrap().clone()).unwrap()
+    }
+
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn respond_logs_once_by_status_class_with_the_cause_kept_out_of_the_body() {
+        let mut resp = None;
+        let log = logged(|| {
+            resp = Some(respond(Err(
+                Problem::unavailable("the store").cause("store unavailable: throttled")
+            )));
+        });
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains("\"WARN\"") && log.contains("store unavailable: throttled"));
+        let Body::Text(text) = resp.unwrap().into_body() else {
+            panic!("expected text body")
+        };
+        assert!(
+            !text.contains("throttled"),
+            "the cause is never in the body"
+        );
+
+        let log = logged(|| {
+            respond(Err(Problem::internal().cause("corrupt")));
+        });
+        assert!(
+            log.contains("\"ERROR\"") && log.contains("corrupt"),
+            "{log}"
+        );
+        let log = logged(|| {
+            respond(Err(Problem::not_found()));
+        });
+        assert!(
+            log.contains("\"DEBUG\"") && log.contains("not_found"),
+            "{log}"
+        );
+        let log = logged(|| {
+            respond(Ok(empty(StatusCode::NO_CONTENT)));
+        });
+        assert!(log.is_empty(), "a success is the handler's to log");
     }
 
     #[test]
