@@ -47,9 +47,21 @@ pub struct Startup {
 }
 
 impl Startup {
-    /// Reads secrets from SSM (one `GetParameters` call) when `TGLINK_SSM_PREFIX` is set.
+    /// Reads every service secret ([`SECRET_VARS`]) from SSM (one `GetParameters` call) when
+    /// `TGLINK_SSM_PREFIX` is set: what the local API, which serves every function, needs.
     pub async fn new(env: Arc<dyn Env>, platform: Platform) -> Result<Self, StartupError> {
-        Self::init(env, platform, OnceCell::new()).await
+        Self::init(env, platform, OnceCell::new(), SECRET_VARS).await
+    }
+
+    /// Reads only `secrets` (a function's [`Function::secrets`]) from SSM when
+    /// `TGLINK_SSM_PREFIX` is set: a function's role may read no other parameter, and one
+    /// `GetParameters` call naming a parameter it may not read is denied as a whole.
+    pub async fn with_secrets(
+        env: Arc<dyn Env>,
+        platform: Platform,
+        secrets: &'static [&'static str],
+    ) -> Result<Self, StartupError> {
+        Self::init(env, platform, OnceCell::new(), secrets).await
     }
 
     /// Like [`new`](Self::new), with the AWS SDK configuration given instead of loaded from
@@ -59,14 +71,19 @@ impl Startup {
         platform: Platform,
         sdk: SdkConfig,
     ) -> Result<Self, StartupError> {
-        Self::init(env, platform, OnceCell::new_with(Some(sdk))).await
+        Self::init(env, platform, OnceCell::new_with(Some(sdk)), SECRET_VARS).await
     }
 
     async fn init(
         env: Arc<dyn Env>,
         platform: Platform,
         sdk: OnceCell<SdkConfig>,
+        secrets: &[&str],
     ) -> Result<Self, StartupError> {
+        debug_assert!(
+            secrets.iter().all(|name| SECRET_VARS.contains(name)),
+            "every secret is one of SECRET_VARS"
+        );
         let startup = Self {
             trust: AwsTrustStore::from_env(env.as_ref())?,
             env,
@@ -75,10 +92,14 @@ impl Startup {
             store: OnceCell::new(),
             sealer: OnceCell::new(),
         };
-        let Some(prefix) = startup.env.var("TGLINK_SSM_PREFIX") else {
+        let Some(prefix) = startup
+            .env
+            .var("TGLINK_SSM_PREFIX")
+            .filter(|_| !secrets.is_empty())
+        else {
             return Ok(startup);
         };
-        let secrets = crate::aws::ssm_secrets(startup.sdk().await, &prefix, SECRET_VARS)
+        let secrets = crate::aws::ssm_secrets(startup.sdk().await, &prefix, secrets)
             .await
             .map_err(|e| {
                 StartupError::Secrets(aws_sdk_ssm::error::DisplayErrorContext(&e).to_string())
@@ -149,6 +170,13 @@ impl Startup {
 /// A Lambda function: its routes, how it builds itself, how it answers.
 #[async_trait]
 pub trait Function: Send + Sync + 'static {
+    /// The service secrets (names of [`SECRET_VARS`]) this function reads: at its cold start
+    /// only these are fetched from SSM, and its role in `template.yaml` may read only these
+    /// (`tests/tests/deploy/iam.rs` holds the two together).
+    fn secrets() -> &'static [&'static str]
+    where
+        Self: Sized;
+
     /// Builds the function's dependencies once per cold start.
     async fn build(startup: &Startup) -> Result<Self, StartupError>
     where
@@ -183,6 +211,6 @@ pub async fn run_lambda<F: Function>() -> Result<(), lambda_http::Error> {
 }
 
 async fn build<F: Function>(env: Arc<dyn Env>, platform: Platform) -> Result<F, StartupError> {
-    let startup = Startup::new(env, platform).await?;
+    let startup = Startup::with_secrets(env, platform, F::secrets()).await?;
     F::build(&startup).await
 }

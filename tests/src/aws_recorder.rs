@@ -8,6 +8,11 @@
 //! permissions used for the underlying PutItem, UpdateItem, DeleteItem, and GetItem operations";
 //! `ConditionCheck` needs `dynamodb:ConditionCheckItem`), so a `TransactWriteItems` call is
 //! recorded as one request per item action and never as an action of its own.
+//!
+//! Every item-level DynamoDB request carries the item's partition key as the
+//! `dynamodb:LeadingKeys` condition key (the `pk` of its `Key` or `Item`, or the `pk = :v` of a
+//! `Query`'s key condition; for a transaction, each item's own), which is what the roles'
+//! `ForAllValues:StringLike` conditions in `template.yaml` are held against.
 
 use std::{
     collections::BTreeMap,
@@ -174,6 +179,38 @@ fn request(action: String, resource: String) -> AuthzRequest {
     }
 }
 
+/// The condition key of the partition key(s) an item-level DynamoDB request touches.
+pub const LEADING_KEYS: &str = "dynamodb:LeadingKeys";
+
+/// The `pk` a DynamoDB request (or one transaction item) touches: its `Key`'s, its `Item`'s,
+/// or the value its `KeyConditionExpression` requires `pk` to equal.
+pub fn leading_key(spec: &Value) -> Option<String> {
+    let of = |item: &Value| item["pk"]["S"].as_str().map(str::to_owned);
+    if let Some(pk) = of(&spec["Key"]).or_else(|| of(&spec["Item"])) {
+        return Some(pk);
+    }
+    let condition = spec["KeyConditionExpression"].as_str()?;
+    condition.split(" AND ").find_map(|clause| {
+        let (name, value) = clause.split_once('=')?;
+        let name = name.trim();
+        let name = spec["ExpressionAttributeNames"][name]
+            .as_str()
+            .unwrap_or(name);
+        (name == "pk")
+            .then(|| spec["ExpressionAttributeValues"][value.trim()]["S"].as_str())
+            .flatten()
+            .map(str::to_owned)
+    })
+}
+
+fn dynamodb_request(action: String, spec: &Value, table: &str) -> AuthzRequest {
+    let mut r = request(action, table_arn(table));
+    if let Some(pk) = leading_key(spec) {
+        r.context.insert(LEADING_KEYS.to_owned(), pk);
+    }
+    r
+}
+
 /// The IAM authorization requests of one call (JSON protocols: DynamoDB, KMS, SSM).
 pub fn authz_requests(target: &str, body: &Value) -> Vec<AuthzRequest> {
     let Some((service, operation)) = target.split_once('.') else {
@@ -195,9 +232,10 @@ pub fn authz_requests(target: &str, body: &Value) -> Vec<AuthzRequest> {
                                 "ConditionCheck" => "ConditionCheckItem".to_owned(),
                                 other => format!("{other}Item"),
                             };
-                            request(
+                            dynamodb_request(
                                 format!("dynamodb:{action}"),
-                                table_arn(&str_of(&spec["TableName"])),
+                                spec,
+                                &str_of(&spec["TableName"]),
                             )
                         })
                         .collect::<Vec<_>>()
@@ -209,9 +247,10 @@ pub fn authz_requests(target: &str, body: &Value) -> Vec<AuthzRequest> {
                 .flatten()
                 .map(|(table, _)| request(format!("dynamodb:{operation}"), table_arn(table)))
                 .collect(),
-            _ => vec![request(
+            _ => vec![dynamodb_request(
                 format!("dynamodb:{operation}"),
-                table_arn(&str_of(&body["TableName"])),
+                body,
+                &str_of(&body["TableName"]),
             )],
         },
         "TrentService" => {
@@ -270,6 +309,45 @@ mod tests {
         );
         assert_eq!(get[0].action, "dynamodb:GetItem");
         assert_eq!(get[0].resource, table_arn("t"));
+    }
+
+    #[test]
+    fn leading_keys_are_recorded_per_item() {
+        let body = json!({"TransactItems": [
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "TGUSER#1"}, "sk": {"S": "LINK"}}}},
+            {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "TGBLOCK#1"}, "sk": {"S": "BLOCK"}}}},
+        ]});
+        let keys: Vec<String> = authz_requests("DynamoDB_20120810.TransactWriteItems", &body)
+            .into_iter()
+            .map(|r| r.context[LEADING_KEYS].clone())
+            .collect();
+        assert_eq!(keys, ["TGUSER#1", "TGBLOCK#1"]);
+        let update = authz_requests(
+            "DynamoDB_20120810.UpdateItem",
+            &json!({"TableName": "t", "Key": {"pk": {"S": "VAULT#u"}, "sk": {"S": "CREDENTIALS"}}}),
+        );
+        assert_eq!(update[0].context[LEADING_KEYS], "VAULT#u");
+        let query = authz_requests(
+            "DynamoDB_20120810.Query",
+            &json!({
+                "TableName": "t",
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+                "ExpressionAttributeValues": {":pk": {"S": "VAULT#u"}, ":prefix": {"S": "W"}},
+            }),
+        );
+        assert_eq!(query[0].context[LEADING_KEYS], "VAULT#u");
+        let named = authz_requests(
+            "DynamoDB_20120810.Query",
+            &json!({
+                "TableName": "t",
+                "KeyConditionExpression": "#k = :v",
+                "ExpressionAttributeNames": {"#k": "pk"},
+                "ExpressionAttributeValues": {":v": {"S": "SESSION#h"}},
+            }),
+        );
+        assert_eq!(named[0].context[LEADING_KEYS], "SESSION#h");
+        let scan = authz_requests("DynamoDB_20120810.Scan", &json!({"TableName": "t"}));
+        assert!(!scan[0].context.contains_key(LEADING_KEYS));
     }
 
     #[test]

@@ -17,13 +17,19 @@ use tglink_shared::{
 pub struct FunctionCrate {
     pub name: &'static str,
     pub routes: &'static [Route],
+    /// The service secrets it reads from SSM (`Function::secrets`).
+    pub secrets: fn() -> &'static [&'static str],
 }
 
 macro_rules! functions {
     ($($name:literal => $krate:ident :: $ty:ident,)+) => {
         /// Every function crate, in the order of `docs/design.md` ("Functions").
         pub const FUNCTIONS: &[FunctionCrate] = &[
-            $(FunctionCrate { name: $name, routes: $krate::ROUTES },)+
+            $(FunctionCrate {
+                name: $name,
+                routes: $krate::ROUTES,
+                secrets: <$krate::$ty as Function>::secrets,
+            },)+
         ];
 
         /// Builds the function called `name` from `startup`, as its `main.rs` does in Lambda.

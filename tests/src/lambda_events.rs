@@ -229,8 +229,8 @@ pub trait Invoker: Send {
 }
 
 /// Every function built in-process, once, on first use (its cold start), from its own
-/// `Startup` with `Platform::Lambda` — as its `main.rs` builds it in Lambda — and handed the
-/// event as `lambda_http` parses it.
+/// `Startup` with `Platform::Lambda` and its own secrets — as its `main.rs` builds it in
+/// Lambda — and handed the event as `lambda_http` parses it.
 pub struct InProcess {
     env: MapEnv,
     built: HashMap<String, Arc<dyn Function>>,
@@ -249,9 +249,11 @@ impl InProcess {
 impl Invoker for InProcess {
     async fn invoke(&mut self, function: &str, event: &Value) -> Outcome {
         if !self.built.contains_key(function) {
-            let startup = Startup::new(Arc::new(self.env.clone()), Platform::Lambda)
-                .await
-                .unwrap_or_else(|e| panic!("{function}: cold start: {e}"));
+            let secrets = (crate::functions::function(function).secrets)();
+            let startup =
+                Startup::with_secrets(Arc::new(self.env.clone()), Platform::Lambda, secrets)
+                    .await
+                    .unwrap_or_else(|e| panic!("{function}: cold start: {e}"));
             let built = crate::functions::build(function, &startup)
                 .await
                 .unwrap_or_else(|e| panic!("{function}: build: {e}"));

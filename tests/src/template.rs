@@ -1,7 +1,8 @@
 //! `template.yaml`, read the way the deployment tests need it: each `AWS::Serverless::Function`
-//! with its crate, HttpApi routes and the inline IAM statements of its role, and a small IAM
-//! evaluator (exact actions, `*` globs in resources, `StringEquals` conditions) to decide
-//! whether a recorded AWS call would be allowed.
+//! with its crate, HttpApi routes, the inline IAM statements of its role and the key policy
+//! statements naming that role, and a small IAM evaluator (exact actions, `*` globs in
+//! resources, `StringEquals`, `StringLike`, `ForAllValues:StringEquals` and
+//! `ForAllValues:StringLike` conditions) to decide whether a recorded AWS call would be allowed.
 //!
 //! CloudFormation short-form tags (`!Ref`, `!Sub`, `!GetAtt`, …) are turned into their long
 //! form (`{"Ref": …}`, `{"Fn::Sub": …}`, `{"Fn::GetAtt": [resource, attribute]}`) while parsing.
@@ -10,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::aws_recorder::{ACCOUNT, AuthzRequest, REGION};
+use crate::aws_recorder::{ACCOUNT, AuthzRequest, LEADING_KEYS, REGION};
 
 pub struct Template {
     pub doc: Value,
@@ -27,7 +28,9 @@ pub struct TemplateFunction {
     pub routes: BTreeSet<(String, String)>,
     /// The logical id of its role (`Role: !GetAtt <id>.Arn`).
     pub role_id: String,
-    /// The role's inline policy statements.
+    /// The role's inline policy statements, then the statements of every KMS key policy that
+    /// names the role as its principal (`!GetAtt <role>.Arn`; their `Resource: "*"` is that
+    /// key).
     pub statements: Vec<Statement>,
 }
 
@@ -163,6 +166,7 @@ impl Template {
                 statements.push(Statement::parse(s));
             }
         }
+        statements.extend(self.key_statements_for(&role_id));
         TemplateFunction {
             logical_id: id.to_owned(),
             name,
@@ -174,7 +178,43 @@ impl Template {
     }
 }
 
+impl Template {
+    /// The statements of every `AWS::KMS::Key` policy whose principal is `role_id`'s ARN, with
+    /// `Resource: "*"` (the key itself) as the key's `!GetAtt <key>.Arn`.
+    pub fn key_statements_for(&self, role_id: &str) -> Vec<Statement> {
+        let role_arn = json!({"Fn::GetAtt": [role_id, "Arn"]});
+        let mut out = Vec::new();
+        for (key_id, key) in self.of_type("AWS::KMS::Key") {
+            for s in key["Properties"]["KeyPolicy"]["Statement"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if !one_or_many(&s["Principal"]["AWS"]).contains(&role_arn) {
+                    continue;
+                }
+                let mut statement = Statement::parse(s);
+                assert_eq!(
+                    statement.resources,
+                    [json!("*")],
+                    "{key_id}: a key policy statement's Resource is \"*\" (the key)"
+                );
+                statement.resources = vec![json!({"Fn::GetAtt": [key_id, "Arn"]})];
+                out.push(statement);
+            }
+        }
+        out
+    }
+}
+
 impl TemplateFunction {
+    /// Whether any of the function's statements allows `request`.
+    pub fn allows(&self, request: &AuthzRequest, deployment: &Deployment) -> bool {
+        self.statements
+            .iter()
+            .any(|s| s.allows(request, deployment))
+    }
+
     /// The logical id of the log group in `LoggingConfig.LogGroup` (`!Ref <id>`).
     pub fn log_group_id(&self) -> String {
         self.resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
@@ -237,6 +277,7 @@ impl TemplateFunction {
                 }
             }
         }
+        problems.extend(self.check_scoped_grants(&others, observed, deployment));
         let mut denied: BTreeSet<String> = BTreeSet::new();
         for request in observed {
             if !others.iter().any(|s| s.allows(request, deployment)) {
@@ -247,6 +288,72 @@ impl TemplateFunction {
             }
         }
         problems.extend(denied);
+        problems
+    }
+}
+
+impl TemplateFunction {
+    /// Least privilege below the action: every DynamoDB item action is limited by
+    /// `dynamodb:LeadingKeys` and each (action, key pattern) it grants was used; every SSM
+    /// parameter it grants was read; every DynamoDB request carried its leading key.
+    fn check_scoped_grants(
+        &self,
+        statements: &[&Statement],
+        observed: &[AuthzRequest],
+        deployment: &Deployment,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        for s in statements {
+            let sid = s.sid.as_deref().unwrap_or("no Sid");
+            if s.actions.iter().any(|a| a.starts_with("dynamodb:")) {
+                let patterns = s.leading_key_patterns();
+                if patterns.is_empty() {
+                    problems.push(format!(
+                        "{}: {sid} grants DynamoDB actions without a ForAllValues:StringLike dynamodb:LeadingKeys condition",
+                        self.role_id
+                    ));
+                }
+                for action in &s.actions {
+                    for pattern in &patterns {
+                        let used = observed.iter().any(|r| {
+                            &r.action == action
+                                && r.context
+                                    .get(LEADING_KEYS)
+                                    .is_some_and(|pk| glob_match(pattern, pk))
+                                && s.allows(r, deployment)
+                        });
+                        if !used {
+                            problems.push(format!(
+                                "{}: grants {action} on {pattern} ({sid}), which {} never used in the scenario",
+                                self.role_id, self.name
+                            ));
+                        }
+                    }
+                }
+            }
+            if s.actions.iter().any(|a| a.starts_with("ssm:")) {
+                for resource in &s.resources {
+                    let arn = deployment.resolve(resource);
+                    if !observed
+                        .iter()
+                        .any(|r| r.action.starts_with("ssm:") && glob_match(&arn, &r.resource))
+                    {
+                        problems.push(format!(
+                            "{}: grants ssm on {arn} ({sid}), which {} never read in the scenario",
+                            self.role_id, self.name
+                        ));
+                    }
+                }
+            }
+        }
+        for r in observed {
+            if r.action.starts_with("dynamodb:") && !r.context.contains_key(LEADING_KEYS) {
+                problems.push(format!(
+                    "{}: {} without a leading key (the recorder could not tell its pk)",
+                    self.name, r.action
+                ));
+            }
+        }
         problems
     }
 }
@@ -275,8 +382,7 @@ impl Statement {
     }
 
     /// Whether this statement allows `request` in `deployment`. Actions must be spelled out
-    /// (no wildcards); only `StringEquals` conditions are understood (anything else panics, so
-    /// that a test never passes on a condition it cannot evaluate).
+    /// (no wildcards); see [`operator_of`] for the conditions understood.
     pub fn allows(&self, request: &AuthzRequest, deployment: &Deployment) -> bool {
         if self.effect != "Allow" || !self.actions.iter().any(|a| a == &request.action) {
             return false;
@@ -294,21 +400,53 @@ impl Statement {
         };
         let condition = condition.as_object().expect("Condition is a map");
         condition.iter().all(|(operator, keys)| {
-            assert_eq!(
-                operator, "StringEquals",
-                "the test's IAM evaluator only understands StringEquals"
-            );
+            let (for_all_values, test) = operator_of(operator);
             keys.as_object()
                 .expect("condition keys")
                 .iter()
                 .all(|(key, expected)| {
-                    let actual = context.get(key);
-                    one_or_many(expected)
+                    let expected: Vec<String> = one_or_many(expected)
                         .iter()
-                        .any(|e| e.as_str().is_some_and(|e| Some(&e.to_owned()) == actual))
+                        .map(|e| e.as_str().expect("condition values are strings").to_owned())
+                        .collect();
+                    match context.get(key) {
+                        // IAM: a ForAllValues condition holds when the request has no value
+                        // for the key (the empty set); a single-valued one fails.
+                        None => for_all_values,
+                        Some(actual) => expected.iter().any(|e| test(e, actual)),
+                    }
                 })
         })
     }
+
+    /// The patterns of a `ForAllValues:StringLike` condition on `dynamodb:LeadingKeys`.
+    pub fn leading_key_patterns(&self) -> Vec<String> {
+        let Some(condition) = &self.condition else {
+            return Vec::new();
+        };
+        one_or_many(&condition["ForAllValues:StringLike"][LEADING_KEYS])
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// A condition operator: whether it is `ForAllValues:` and how one value is compared. Only the
+/// operators the template uses are understood (anything else panics, so that a test never
+/// passes on a condition it cannot evaluate).
+fn operator_of(operator: &str) -> (bool, fn(&str, &str) -> bool) {
+    let (for_all_values, op) = match operator.strip_prefix("ForAllValues:") {
+        Some(op) => (true, op),
+        None => (false, operator),
+    };
+    let test: fn(&str, &str) -> bool = match op {
+        "StringEquals" => |expected, actual| expected == actual,
+        "StringLike" => glob_match,
+        other => {
+            panic!("the test's IAM evaluator does not understand the condition operator {other}")
+        }
+    };
+    (for_all_values, test)
 }
 
 impl Deployment {
@@ -481,5 +619,48 @@ mod tests {
         assert!(s.allows(&r, &d));
         r.action = "kms:Encrypt".into();
         assert!(!s.allows(&r, &d));
+    }
+
+    #[test]
+    fn leading_keys_conditions_are_evaluated() {
+        let s = Statement::parse(&json!({
+            "Effect": "Allow",
+            "Action": ["dynamodb:UpdateItem"],
+            "Resource": "arn:t",
+            "Condition": {"ForAllValues:StringLike": {LEADING_KEYS: ["VAULT#*", "SESSION#*"]}},
+        }));
+        let d = Deployment {
+            stack: "s".into(),
+            stage: "p".into(),
+            table: "t".into(),
+            key_arn: "arn:k".into(),
+        };
+        let with = |pk: &str| AuthzRequest {
+            action: "dynamodb:UpdateItem".into(),
+            resource: "arn:t".into(),
+            context: BTreeMap::from([(LEADING_KEYS.to_owned(), pk.to_owned())]),
+        };
+        assert!(s.allows(&with("VAULT#user#1"), &d));
+        assert!(s.allows(&with("SESSION#h"), &d));
+        assert!(!s.allows(&with("USER#user#1"), &d));
+        assert!(!s.allows(&with("TGVAULT#1"), &d), "patterns are anchored");
+        let mut none = with("x");
+        none.context.clear();
+        assert!(
+            s.allows(&none, &d),
+            "ForAllValues holds on no value, as in IAM"
+        );
+        assert_eq!(s.leading_key_patterns(), ["VAULT#*", "SESSION#*"]);
+        let like = Statement::parse(&json!({
+            "Effect": "Allow",
+            "Action": ["dynamodb:UpdateItem"],
+            "Resource": "arn:t",
+            "Condition": {"StringLike": {LEADING_KEYS: "VAULT#*"}},
+        }));
+        assert!(like.allows(&with("VAULT#1"), &d));
+        assert!(
+            !like.allows(&none, &d),
+            "a single-valued operator needs the key"
+        );
     }
 }

@@ -57,6 +57,10 @@ pub struct ConnectLinkCreated {
 
 #[async_trait]
 impl Function for ConnectLink {
+    fn secrets() -> &'static [&'static str] {
+        &["APP_JWT_SECRET", "APP_JWT_PUBLIC_KEY"]
+    }
+
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
         let bot_username = BotUsername::from_env(env)?;

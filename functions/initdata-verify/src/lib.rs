@@ -132,6 +132,10 @@ pub struct SessionCreated {
 
 #[async_trait]
 impl Function for InitDataVerify {
+    fn secrets() -> &'static [&'static str] {
+        &["TELEGRAM_BOT_TOKEN"]
+    }
+
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
         let config = if Flags::from_env(env)?.miniapp_enabled() {

@@ -226,6 +226,10 @@ impl From<LinkError> for Problem {
 
 #[async_trait]
 impl Function for LinkFunction {
+    fn secrets() -> &'static [&'static str] {
+        &["APP_JWT_SECRET", "APP_JWT_PUBLIC_KEY", "TELEGRAM_BOT_TOKEN"]
+    }
+
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
         let flags = Flags::from_env(env)?;

@@ -83,6 +83,14 @@ pub struct Registration {
 
 #[async_trait]
 impl Function for Registration {
+    fn secrets() -> &'static [&'static str] {
+        &[
+            "APP_JWT_SECRET",
+            "APP_JWT_PUBLIC_KEY",
+            "REGISTRATION_CALLBACK_SECRET",
+        ]
+    }
+
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
         let secret = CallbackSecret::new(&required(env, "REGISTRATION_CALLBACK_SECRET")?)?;

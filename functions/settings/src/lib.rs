@@ -138,6 +138,10 @@ impl Settings {
 
 #[async_trait]
 impl Function for Settings {
+    fn secrets() -> &'static [&'static str] {
+        &["APP_JWT_SECRET", "APP_JWT_PUBLIC_KEY"]
+    }
+
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
         let store = startup.store().await?;

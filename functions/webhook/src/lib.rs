@@ -144,6 +144,10 @@ impl From<WebhookError> for Problem {
 
 #[async_trait]
 impl Function for Webhook {
+    fn secrets() -> &'static [&'static str] {
+        &["TELEGRAM_WEBHOOK_SECRET"]
+    }
+
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
         let secret = WebhookSecret::parse(&required(env, "TELEGRAM_WEBHOOK_SECRET")?)?;

@@ -116,6 +116,10 @@ impl Deployment {
 
 #[async_trait]
 impl Function for WorkerCredentials {
+    fn secrets() -> &'static [&'static str] {
+        &["APP_JWT_SECRET", "APP_JWT_PUBLIC_KEY", "TELEGRAM_API_HASH"]
+    }
+
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
         let deployment = Deployment::from_env(env)?;

@@ -153,7 +153,9 @@ pub trait Credentials: Send + Sync {
     ) -> Result<WorkerRead, StoreError>;
 }
 
-/// The key of a user's record (also the sealing scope's record identity).
+/// The sealing scope's record identity of a user's credentials: a fixed string, not a
+/// storage key (DynamoDB keeps the record under `VAULT#<id>`; this stays `USER#<id>/CREDENTIALS`
+/// so that sealed data keeps its meaning).
 pub fn record_key(user: &UserId) -> String {
     format!("USER#{}/CREDENTIALS", user.as_str())
 }

@@ -3,14 +3,193 @@
 //! `TGLINK_SSM_PREFIX`, DynamoDB and KMS), the events of `tests/events/` are replayed through
 //! it (`lambda_events::run_scenario`), and every AWS call it makes goes through a recording
 //! proxy to moto. Then each function's role in `template.yaml` must allow every recorded
-//! request (action, resource, KMS encryption context) and grant nothing that was not used.
+//! request (action, resource, the item's partition key, KMS encryption context) and grant
+//! nothing that was not used.
+//!
+//! Containment: the isolation matrices (role × item prefix × action, role × SSM name, role ×
+//! KMS use) are evaluated on `template.yaml` itself, so that one compromised function can
+//! touch only the items and secrets it needs (a webhook cannot write a user's vault item nor
+//! read the JWT secret).
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use tglink_shared::config::SECRET_VARS;
 use tglink_tests::{
+    aws_recorder::{AuthzRequest, LEADING_KEYS, key_arn, parameter_arn, table_arn},
     cloud::CloudLike,
     functions::{self, FUNCTIONS},
     lambda_events::{InProcess, Session, run_scenario},
-    template::Template,
+    template::{Deployment, Template, TemplateFunction, glob_match},
 };
+
+/// Every kind of item of the table, by the `pk` prefix IAM sees (`dynamodb:LeadingKeys`; the
+/// table of `shared/src/store/dynamodb/keys.rs`). No prefix is a prefix of another's key.
+const ITEM_PREFIXES: &[(&str, &str)] = &[
+    ("link by Telegram user", "TGUSER#"),
+    ("link by app user", "USER#"),
+    ("block", "TGBLOCK#"),
+    ("Telegram update claim", "CLAIM#update#"),
+    ("initData replay claim", "CLAIM#initdata#"),
+    ("connect token", "CONNECT#"),
+    ("Mini App session", "SESSION#"),
+    ("vault: credentials and worker tokens", "VAULT#"),
+    ("registration pointer", "REGISTRATION#"),
+    ("registration state", "REGISTRATIONID#"),
+];
+
+/// What each function may do to each kind of item: `R` read only (`GetItem`,
+/// `ConditionCheckItem`, `Query`), `W` read and write. Every other (function, prefix) pair is
+/// denied for every action.
+const ACCESS: &[(&str, &[(&str, Access)])] = &[
+    ("connect-link", &[("CONNECT#", W)]),
+    (
+        "webhook",
+        &[
+            ("CONNECT#", W),
+            ("TGUSER#", W),
+            ("USER#", W),
+            ("TGBLOCK#", R),
+            ("CLAIM#update#", W),
+        ],
+    ),
+    (
+        "registration",
+        &[("REGISTRATION#", W), ("REGISTRATIONID#", W)],
+    ),
+    ("settings", &[("VAULT#", W)]),
+    ("worker-credentials", &[("VAULT#", W)]),
+    (
+        "initdata-verify",
+        &[
+            ("TGUSER#", R),
+            ("TGBLOCK#", R),
+            ("CLAIM#initdata#", W),
+            ("SESSION#", W),
+        ],
+    ),
+    (
+        "link",
+        &[
+            ("TGUSER#", W),
+            ("USER#", W),
+            ("TGBLOCK#", W),
+            ("CLAIM#initdata#", W),
+            ("SESSION#", W),
+        ],
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    R,
+    W,
+}
+use Access::{R, W};
+
+const READ_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+];
+const WRITE_ACTIONS: &[&str] = &[
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+];
+/// Never granted to any function, on any item.
+const TABLE_ACTIONS: &[&str] = &[
+    "dynamodb:Scan",
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteTable",
+    "dynamodb:UpdateTable",
+];
+
+/// What each function may do with the sealing key: (action, purpose).
+const KMS_USE: &[(&str, &[(&str, &str)])] = &[
+    ("registration", &[("kms:GenerateDataKey", "registration")]),
+    (
+        "settings",
+        &[
+            ("kms:GenerateDataKey", "credentials"),
+            ("kms:Decrypt", "credentials"),
+        ],
+    ),
+    ("worker-credentials", &[("kms:Decrypt", "credentials")]),
+];
+const KMS_ACTIONS: &[&str] = &[
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+];
+const PURPOSES: &[&str] = &["credentials", "registration"];
+/// The actions that use the key's material.
+const USE_ACTIONS: &[&str] = &[
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyPair",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:CreateGrant",
+];
+
+/// Grants the scenario cannot reach (failure paths), each with why it is needed; each must
+/// still be reported as unused, so that the list cannot go stale.
+const UNREACHED_GRANTS: &[(&str, &str)] = &[(
+    "WebhookRole: grants dynamodb:DeleteItem on CLAIM#update#*",
+    "/disconnect releases its update claim when the unlink failed, so Telegram's retry runs at once",
+)];
+
+fn deployment() -> Deployment {
+    Deployment {
+        stack: "s".into(),
+        stage: "prod".into(),
+        table: "t".into(),
+        key_arn: key_arn("k"),
+    }
+}
+
+fn item_request(action: &str, pk: &str) -> AuthzRequest {
+    AuthzRequest {
+        action: action.into(),
+        resource: table_arn("t"),
+        context: BTreeMap::from([(LEADING_KEYS.to_owned(), pk.to_owned())]),
+    }
+}
+
+fn access_of(function: &str) -> &'static [(&'static str, Access)] {
+    ACCESS
+        .iter()
+        .find(|(f, _)| *f == function)
+        .unwrap_or_else(|| panic!("ACCESS has no row for {function}"))
+        .1
+}
+
+/// The prefix of `pk` in [`ITEM_PREFIXES`]: exactly one must match.
+fn prefix_of(pk: &str) -> &'static str {
+    let matching: Vec<&str> = ITEM_PREFIXES
+        .iter()
+        .map(|(_, p)| *p)
+        .filter(|p| {
+            pk.starts_with(p)
+                && !ITEM_PREFIXES.iter().any(|(_, longer)| {
+                    longer.len() > p.len() && longer.starts_with(p) && pk.starts_with(longer)
+                })
+        })
+        .collect();
+    match matching.as_slice() {
+        [one] => one,
+        _ => panic!("the key {pk} is of no kind of ITEM_PREFIXES (or of several): {matching:?}"),
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_policies_allow_exactly_what_the_functions_do() {
@@ -48,10 +227,36 @@ async fn template_policies_allow_exactly_what_the_functions_do() {
             "{} read no secrets from SSM at its cold start: {observed:?}",
             function.name
         );
+        // Every item it touched is of a known kind, one its row of ACCESS allows.
+        let access = access_of(function.name);
+        for r in observed
+            .iter()
+            .filter(|r| r.action.starts_with("dynamodb:"))
+        {
+            let Some(pk) = r.context.get(LEADING_KEYS) else {
+                continue; // reported by check_least_privilege
+            };
+            let prefix = prefix_of(pk);
+            let granted = access.iter().find(|(p, _)| *p == prefix);
+            assert!(
+                granted.is_some_and(|(_, a)| *a == W || READ_ACTIONS.contains(&r.action.as_str())),
+                "{} did {} on {pk}, which ACCESS does not give it",
+                function.name,
+                r.action
+            );
+        }
         problems.extend(
             template
                 .function(function.name)
                 .check_least_privilege(&observed, &cloud.deployment),
+        );
+    }
+    for (grant, why) in UNREACHED_GRANTS {
+        let before = problems.len();
+        problems.retain(|p| !p.starts_with(grant));
+        assert!(
+            problems.len() < before,
+            "UNREACHED_GRANTS lists {grant:?} ({why}), which the scenario now uses or the template no longer grants"
         );
     }
     assert!(
@@ -79,22 +284,34 @@ fn the_check_reports_missing_and_unused_actions() {
         resource,
         context: Default::default(),
     };
+    let put_on = |pk: &str| item_request("dynamodb:PutItem", pk);
     let ssm = request(
         "ssm:GetParameters",
         tglink_tests::aws_recorder::parameter_arn("/tglink/prod/APP_JWT_SECRET"),
     );
-    let put = request("dynamodb:PutItem", table_arn("t"));
+    let public_key = request(
+        "ssm:GetParameters",
+        tglink_tests::aws_recorder::parameter_arn("/tglink/prod/APP_JWT_PUBLIC_KEY"),
+    );
+    let put = put_on("CONNECT#h");
     let connect_link = template.function("connect-link");
-    assert!(
+    assert_eq!(
         connect_link
-            .check_least_privilege(&[ssm.clone(), put.clone()], &deployment)
-            .is_empty()
+            .check_least_privilege(&[ssm.clone(), public_key.clone(), put.clone()], &deployment),
+        Vec::<String>::new()
+    );
+    let problems = connect_link.check_least_privilege(&[ssm.clone(), put.clone()], &deployment);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("APP_JWT_PUBLIC_KEY") && p.contains("never read")),
+        "a parameter granted and never read is reported: {problems:?}"
     );
     let problems = connect_link.check_least_privilege(
         &[
             ssm.clone(),
             put.clone(),
-            request("dynamodb:GetItem", table_arn("t")),
+            item_request("dynamodb:GetItem", "CONNECT#h"),
         ],
         &deployment,
     );
@@ -102,7 +319,30 @@ fn the_check_reports_missing_and_unused_actions() {
         problems.iter().any(|p| p.contains("dynamodb:GetItem")),
         "{problems:?}"
     );
+    let problems = connect_link.check_least_privilege(
+        &[ssm.clone(), put.clone(), put_on("VAULT#victim")],
+        &deployment,
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("VAULT#victim") && p.contains("not allowed")),
+        "a write outside the role's prefixes is reported: {problems:?}"
+    );
+    let problems = connect_link.check_least_privilege(
+        &[ssm.clone(), request("dynamodb:PutItem", table_arn("t"))],
+        &deployment,
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("without a leading key")),
+        "{problems:?}"
+    );
     let problems = connect_link.check_least_privilege(std::slice::from_ref(&ssm), &deployment);
+    assert!(
+        problems.iter().any(|p| p.contains("never used")),
+        "{problems:?}"
+    );
+    let problems = connect_link.check_least_privilege(std::slice::from_ref(&put), &deployment);
     assert!(
         problems.iter().any(|p| p.contains("never used")),
         "{problems:?}"
@@ -111,7 +351,8 @@ fn the_check_reports_missing_and_unused_actions() {
         "ssm:GetParameters",
         tglink_tests::aws_recorder::parameter_arn("/tglink/dev/APP_JWT_SECRET"),
     );
-    let problems = connect_link.check_least_privilege(&[ssm, put, other_stage], &deployment);
+    let problems =
+        connect_link.check_least_privilege(&[ssm.clone(), put, other_stage], &deployment);
     assert!(
         problems.iter().any(|p| p.contains("/tglink/dev/")),
         "{problems:?}"
@@ -131,6 +372,284 @@ fn the_check_reports_missing_and_unused_actions() {
         problems
             .iter()
             .any(|p| p.contains("kms:Decrypt") && p.contains("not allowed")),
+        "{problems:?}"
+    );
+}
+
+/// Role × item prefix × action: every function may touch only the kinds of item of its row of
+/// [`ACCESS`] (writes only where it says `W`), evaluated on `template.yaml`'s policies; and
+/// every access of its row is granted (so the table cannot go stale).
+#[test]
+fn each_role_touches_only_its_own_kinds_of_item() {
+    let template = Template::load();
+    let deployment = deployment();
+    let mut problems = Vec::new();
+    assert_eq!(ACCESS.len(), FUNCTIONS.len(), "one ACCESS row per function");
+    for function in FUNCTIONS {
+        let f = template.function(function.name);
+        let access = access_of(function.name);
+        for (kind, prefix) in ITEM_PREFIXES {
+            let pk = format!("{prefix}42");
+            let given = access.iter().find(|(p, _)| p == prefix).map(|(_, a)| *a);
+            for action in READ_ACTIONS
+                .iter()
+                .chain(WRITE_ACTIONS)
+                .chain(TABLE_ACTIONS)
+            {
+                let allowed = f.allows(&item_request(action, &pk), &deployment);
+                let may = match given {
+                    _ if TABLE_ACTIONS.contains(action) => false,
+                    None => false,
+                    Some(R) => READ_ACTIONS.contains(action),
+                    Some(W) => true,
+                };
+                if allowed && !may {
+                    problems.push(format!(
+                        "{}: {action} on {pk} ({kind}) is allowed, and must be denied",
+                        f.role_id
+                    ));
+                }
+            }
+            let granted_any = |actions: &[&str]| {
+                actions
+                    .iter()
+                    .any(|a| f.allows(&item_request(a, &pk), &deployment))
+            };
+            match given {
+                Some(W) if !granted_any(WRITE_ACTIONS) => problems.push(format!(
+                    "{}: ACCESS gives {} writes on {prefix}, the template none",
+                    f.role_id, function.name
+                )),
+                Some(R) if !granted_any(READ_ACTIONS) => problems.push(format!(
+                    "{}: ACCESS gives {} reads on {prefix}, the template none",
+                    f.role_id, function.name
+                )),
+                _ => {}
+            }
+        }
+        // A request that names no partition (Scan) or another table is denied.
+        let mut scan = item_request("dynamodb:Scan", "x");
+        scan.context.clear();
+        let mut other_table = item_request("dynamodb:GetItem", "CONNECT#1");
+        other_table.resource = table_arn("other");
+        for r in [scan, other_table] {
+            if f.allows(&r, &deployment) {
+                problems.push(format!("{}: allows {r:?}", f.role_id));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "isolation problems:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The example: the webhook cannot add a worker-token hash to a user's vault item, nor
+/// read it, nor write a block; only settings and worker-credentials touch the vault.
+#[test]
+fn only_the_vault_functions_touch_the_vault() {
+    let template = Template::load();
+    let deployment = deployment();
+    let webhook = template.function("webhook");
+    for action in [
+        "dynamodb:UpdateItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+    ] {
+        assert!(
+            !webhook.allows(&item_request(action, "VAULT#victim"), &deployment),
+            "webhook may {action} the vault item"
+        );
+    }
+    assert!(!webhook.allows(
+        &item_request("dynamodb:DeleteItem", "TGBLOCK#42"),
+        &deployment
+    ));
+    let touching: BTreeSet<&str> = FUNCTIONS
+        .iter()
+        .filter(|f| {
+            let f = template.function(f.name);
+            READ_ACTIONS
+                .iter()
+                .chain(WRITE_ACTIONS)
+                .any(|a| f.allows(&item_request(a, "VAULT#victim"), &deployment))
+        })
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(touching, BTreeSet::from(["settings", "worker-credentials"]));
+}
+
+/// Role × SSM name: each role may read exactly the parameters of its function's
+/// `Function::secrets` under its stage, nothing else (the webhook cannot read the JWT secret).
+#[test]
+fn each_role_reads_only_its_own_secrets() {
+    let template = Template::load();
+    let deployment = deployment();
+    let mut problems = Vec::new();
+    for function in FUNCTIONS {
+        let f = template.function(function.name);
+        let secrets = (function.secrets)();
+        assert!(
+            secrets.iter().all(|s| SECRET_VARS.contains(s)),
+            "{}: {secrets:?} must be names of SECRET_VARS",
+            function.name
+        );
+        let get = |name: &str| AuthzRequest {
+            action: "ssm:GetParameters".into(),
+            resource: parameter_arn(&format!("/tglink/prod/{name}")),
+            context: BTreeMap::new(),
+        };
+        for name in SECRET_VARS.iter().chain(&["OTHER_PARAMETER"]) {
+            let allowed = f.allows(&get(name), &deployment);
+            let may = secrets.contains(name);
+            if allowed != may {
+                problems.push(format!(
+                    "{}: ssm:GetParameters on /tglink/prod/{name} is {}, and must be {}",
+                    f.role_id,
+                    if allowed { "allowed" } else { "denied" },
+                    if may { "allowed" } else { "denied" },
+                ));
+            }
+        }
+        for action in [
+            "ssm:GetParameter",
+            "ssm:GetParametersByPath",
+            "ssm:PutParameter",
+        ] {
+            let mut r = get(secrets[0]);
+            r.action = action.into();
+            if f.allows(&r, &deployment) {
+                problems.push(format!("{}: allows {action}", f.role_id));
+            }
+        }
+    }
+    let webhook = template.function("webhook");
+    assert!(!webhook.allows(
+        &AuthzRequest {
+            action: "ssm:GetParameters".into(),
+            resource: parameter_arn("/tglink/prod/APP_JWT_SECRET"),
+            context: BTreeMap::new(),
+        },
+        &deployment
+    ));
+    assert!(
+        problems.is_empty(),
+        "secret problems:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// Role × KMS use: the key policy names the roles that use the key, each with its actions and
+/// purpose only; no role may administer the key; the administrator is a parameter and gets no
+/// use of the key; nothing grants `kms:*`.
+#[test]
+fn the_key_policy_names_its_users_and_an_administrator() {
+    let template = Template::load();
+    let deployment = deployment();
+    let mut problems = Vec::new();
+    for function in FUNCTIONS {
+        let f = template.function(function.name);
+        let uses = KMS_USE
+            .iter()
+            .find(|(n, _)| *n == function.name)
+            .map_or(&[][..], |(_, u)| *u);
+        for action in KMS_ACTIONS {
+            for purpose in PURPOSES {
+                let r = AuthzRequest {
+                    action: (*action).into(),
+                    resource: key_arn("k"),
+                    context: BTreeMap::from([
+                        (
+                            "kms:EncryptionContext:service".to_owned(),
+                            "tglink".to_owned(),
+                        ),
+                        (
+                            "kms:EncryptionContext:purpose".to_owned(),
+                            (*purpose).to_owned(),
+                        ),
+                    ]),
+                };
+                let allowed = f.allows(&r, &deployment);
+                let may = uses.contains(&(*action, *purpose));
+                if allowed != may {
+                    problems.push(format!(
+                        "{}: {action} with purpose {purpose} is {}",
+                        f.role_id,
+                        if allowed { "allowed" } else { "denied" }
+                    ));
+                }
+            }
+        }
+    }
+    let key = template.resource("SealingKey");
+    let roles: BTreeSet<String> = FUNCTIONS
+        .iter()
+        .map(|f| template.function(f.name).role_id)
+        .collect();
+    for s in key["Properties"]["KeyPolicy"]["Statement"]
+        .as_array()
+        .expect("statements")
+    {
+        let actions: Vec<&str> = match &s["Action"] {
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            other => vec![other.as_str().expect("action")],
+        };
+        if actions.contains(&"kms:*") {
+            problems.push(format!("SealingKey: {} grants kms:*", s["Sid"]));
+        }
+        let principal = &s["Principal"]["AWS"];
+        let is_role = principal["Fn::GetAtt"][0]
+            .as_str()
+            .is_some_and(|r| roles.contains(r));
+        if is_role {
+            continue;
+        }
+        if !principal.to_string().contains("\"KeyAdminPrincipal\"") {
+            problems.push(format!(
+                "SealingKey: {} names {principal}, neither a function role nor KeyAdminPrincipal",
+                s["Sid"]
+            ));
+        }
+        for a in &actions {
+            if USE_ACTIONS.iter().any(|u| glob_match(a, u)) {
+                problems.push(format!(
+                    "SealingKey: the administrator may use the key ({a})"
+                ));
+            }
+        }
+    }
+    assert!(
+        template.doc["Parameters"]["KeyAdminPrincipal"].is_object(),
+        "template.yaml has a KeyAdminPrincipal parameter"
+    );
+    assert!(
+        problems.is_empty(),
+        "key policy problems:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The least-privilege check holds per (action, key prefix) and per parameter: a grant of a
+/// prefix or a parameter never used is reported.
+#[test]
+fn unused_prefixes_are_reported() {
+    let template = Template::load();
+    let deployment = deployment();
+    let webhook: TemplateFunction = template.function("webhook");
+    let ssm = AuthzRequest {
+        action: "ssm:GetParameters".into(),
+        resource: parameter_arn("/tglink/prod/TELEGRAM_WEBHOOK_SECRET"),
+        context: BTreeMap::new(),
+    };
+    let problems = webhook.check_least_privilege(
+        &[ssm, item_request("dynamodb:GetItem", "CONNECT#1")],
+        &deployment,
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("dynamodb:GetItem on TGUSER#*") && p.contains("never used")),
         "{problems:?}"
     );
 }

@@ -4,14 +4,23 @@
 //! | --- | --- | --- |
 //! | link, by Telegram user | `TGUSER#<id>` | `LINK` |
 //! | link, by app user | `USER#<id>` | `TGLINK` |
-//! | block | `TGUSER#<id>` | `BLOCK` |
+//! | block | `TGBLOCK#<id>` | `BLOCK` |
 //! | claim | `CLAIM#<kind>#<key>` | `CLAIM` |
 //! | connect token | `CONNECT#<hash>` | `CONNECT` |
 //! | Mini App session | `SESSION#<hash>` | `SESSION` |
-//! | credentials | `USER#<id>` | `CREDENTIALS` |
-//! | worker token (listing) | `USER#<id>` | `WORKERTOKEN#<id>` |
+//! | credentials | `VAULT#<id>` | `CREDENTIALS` |
+//! | worker token (listing) | `VAULT#<id>` | `WORKERTOKEN#<id>` |
 //! | registration pointer | `REGISTRATION#<hash>` | `REGISTRATION` |
 //! | registration state | `REGISTRATIONID#<id>` | `REGISTRATION` |
+//!
+//! The `pk` prefix is what IAM sees (`dynamodb:LeadingKeys`): each function's role in
+//! `template.yaml` may touch only the prefixes it uses, so a kind of item that one function
+//! must not touch never shares a prefix with one it uses. The vault (`VAULT#`: credentials and
+//! worker tokens, settings and worker-credentials only) does not share `USER#` with links,
+//! blocks (written by the admin routes only) do not share `TGUSER#` with links, and claims
+//! carry their kind (`CLAIM#update#…` for the webhook, `CLAIM#initdata#…` for Mini App
+//! initData). A new kind of item gets a prefix of its own and a row in the IAM matrix of
+//! `tests/tests/deploy/iam.rs`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -47,9 +56,9 @@ impl Key {
     }
 }
 
-/// The partition of an app user (credentials, worker tokens, link by app user).
-pub(super) fn user_pk(user: &UserId) -> String {
-    format!("USER#{}", user.as_str())
+/// The vault partition of an app user: credentials and worker tokens.
+pub(super) fn vault_pk(user: &UserId) -> String {
+    format!("VAULT#{}", user.as_str())
 }
 
 fn telegram_pk(id: TelegramUserId) -> String {
@@ -61,11 +70,11 @@ pub(super) fn link_by_telegram(id: TelegramUserId) -> Key {
 }
 
 pub(super) fn link_by_user(user: &UserId) -> Key {
-    Key::new(user_pk(user), "TGLINK")
+    Key::new(format!("USER#{}", user.as_str()), "TGLINK")
 }
 
 pub(super) fn block(id: TelegramUserId) -> Key {
-    Key::new(telegram_pk(id), "BLOCK")
+    Key::new(format!("TGBLOCK#{id}"), "BLOCK")
 }
 
 pub(super) fn claim(key: &ClaimKey) -> Key {
@@ -89,14 +98,14 @@ pub(super) fn session_hash(pk: &str) -> Option<TokenHash> {
 }
 
 pub(super) fn credentials(user: &UserId) -> Key {
-    Key::new(user_pk(user), "CREDENTIALS")
+    Key::new(vault_pk(user), "CREDENTIALS")
 }
 
 /// The prefix of every worker token's `sk` in its user's partition.
 pub(super) const WORKER_TOKEN_PREFIX: &str = "WORKERTOKEN#";
 
 pub(super) fn worker_token(user: &UserId, id: &str) -> Key {
-    Key::new(user_pk(user), format!("{WORKER_TOKEN_PREFIX}{id}"))
+    Key::new(vault_pk(user), format!("{WORKER_TOKEN_PREFIX}{id}"))
 }
 
 const REGISTRATION_SK: &str = "REGISTRATION";
@@ -127,10 +136,22 @@ mod tests {
             pair(link_by_user(&user)),
             ("USER#user#1".into(), "TGLINK".into())
         );
-        assert_eq!(pair(block(tg)), ("TGUSER#42".into(), "BLOCK".into()));
+        assert_eq!(pair(block(tg)), ("TGBLOCK#42".into(), "BLOCK".into()));
+        assert_eq!(
+            pair(credentials(&user)),
+            ("VAULT#user#1".into(), "CREDENTIALS".into())
+        );
         assert_eq!(
             pair(worker_token(&user, "w1")),
-            ("USER#user#1".into(), "WORKERTOKEN#w1".into())
+            ("VAULT#user#1".into(), "WORKERTOKEN#w1".into())
+        );
+        assert_eq!(
+            pair(claim(&ClaimKey::new("initdata", "abc"))),
+            ("CLAIM#initdata#abc".into(), "CLAIM".into())
+        );
+        assert_eq!(
+            pair(registration_by_token(&hash)).0,
+            format!("REGISTRATION#{}", hash.as_str())
         );
         assert_eq!(session_hash(&session(&hash).pk), Some(hash));
         assert_eq!(session_hash("CONNECT#x"), None);

@@ -12,7 +12,7 @@ use super::{
     DynamoStore,
     credentials::{WORKER_TOKENS, holds_token},
     item::{Item, corrupt, get_s, get_time, n, opt_time, s},
-    keys::{self, WORKER_TOKEN_PREFIX, user_pk},
+    keys::{self, WORKER_TOKEN_PREFIX, vault_pk},
     tx::{Expr, Tx, TxError, absent, retry_on_conflict},
     unavailable,
 };
@@ -145,7 +145,7 @@ impl WorkerTokens for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(user_pk(user)))
+                .expression_attribute_values(":pk", s(vault_pk(user)))
                 .expression_attribute_values(":prefix", s(WORKER_TOKEN_PREFIX))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
