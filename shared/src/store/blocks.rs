@@ -1,4 +1,4 @@
-//! Port: the admin block list of Telegram users (`TGUSER#<id>` / `BLOCK`).
+//! Port: the admin block list of Telegram users (`TGBLOCK#<id>` / `BLOCK`).
 //!
 //! A blocked Telegram user cannot be linked to anyone and cannot get a Mini App session. The
 //! block is enforced inside the writes it guards, not by a read before them: [`Links::link`],

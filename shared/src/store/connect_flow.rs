@@ -40,7 +40,7 @@ pub enum ConnectOutcome {
     Duplicate,
     /// The token is unknown, expired or consumed. Nothing written.
     TokenInvalid,
-    /// The Telegram user is blocked (`TGUSER#<id>` / `BLOCK`). Nothing written; the token
+    /// The Telegram user is blocked (`TGBLOCK#<id>` / `BLOCK`). Nothing written; the token
     /// stays unconsumed.
     Blocked,
     /// The token is valid but this side is linked elsewhere. Nothing written; the token stays

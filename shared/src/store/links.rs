@@ -96,7 +96,7 @@ pub enum LinkOutcome {
     AlreadyLinked(Link),
     /// Refused, nothing written: this side is linked elsewhere (when both are, `Telegram`).
     Conflict(LinkSide),
-    /// Refused, nothing written: the Telegram user is blocked (`TGUSER#<id>` / `BLOCK`).
+    /// Refused, nothing written: the Telegram user is blocked (`TGBLOCK#<id>` / `BLOCK`).
     Blocked,
 }
 

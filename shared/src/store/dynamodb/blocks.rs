@@ -1,6 +1,7 @@
-//! Blocks: `TGUSER#<id>` / `BLOCK` (telegram_user_id, blocked_at, blocked_by), next to the
-//! user's `LINK` item. Every write that links a Telegram user or gives it a session carries
-//! [`not_blocked`] as a `ConditionCheck` in its own transaction.
+//! Blocks: `TGBLOCK#<id>` / `BLOCK` (telegram_user_id, blocked_at, blocked_by), a partition of
+//! their own (only the admin routes may write it; IAM tells it from `TGUSER#` links). Every
+//! write that links a Telegram user or gives it a session carries [`not_blocked`] as a
+//! `ConditionCheck` in its own transaction.
 
 use async_trait::async_trait;
 

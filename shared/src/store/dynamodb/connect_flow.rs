@@ -6,7 +6,7 @@
 //!   belongs to the user read in the first call;
 //! - put `TGUSER#<tg>` / `LINK` — if absent or linked to the same user;
 //! - put `USER#<uid>` / `TGLINK` — if absent or linked to the same Telegram user;
-//! - check `TGUSER#<tg>` / `BLOCK` — absent (the Telegram user is not blocked).
+//! - check `TGBLOCK#<tg>` / `BLOCK` — absent (the Telegram user is not blocked).
 //!
 //! The failed conditions say what went wrong, in this order of precedence: duplicate, token
 //! invalid, blocked, Telegram user linked elsewhere, app user linked elsewhere. The first call

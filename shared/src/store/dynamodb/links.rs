@@ -1,6 +1,6 @@
 //! Links as two items, `TGUSER#<id>` / `LINK` and `USER#<id>` / `TGLINK`, each holding the
 //! whole record, always written and deleted together by one transaction (a link also checks
-//! that `TGUSER#<id>` / `BLOCK` does not exist).
+//! that `TGBLOCK#<id>` / `BLOCK` does not exist).
 
 use async_trait::async_trait;
 

@@ -3,7 +3,7 @@
 //! - put the initData's claim `COMPLETED` — if claimable (none, or past its retention);
 //! - put `TGUSER#<tg>` / `LINK` — if absent;
 //! - put `USER#<uid>` / `TGLINK` — if absent;
-//! - check `TGUSER#<tg>` / `BLOCK` — absent.
+//! - check `TGBLOCK#<tg>` / `BLOCK` — absent.
 //!
 //! A failed claim is a replay and a failed block check a block. A failed link condition is
 //! told apart by reading both link items: linked elsewhere is a conflict; the same pair already

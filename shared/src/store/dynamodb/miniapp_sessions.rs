@@ -5,7 +5,7 @@
 //!
 //! - put the initData's claim `COMPLETED` — if claimable (none, or past its retention);
 //! - put the session — if absent (a 256-bit hash does not collide; this guards the invariant);
-//! - check `TGUSER#<tg>` / `BLOCK` — absent.
+//! - check `TGBLOCK#<tg>` / `BLOCK` — absent.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
