@@ -274,15 +274,11 @@ async fn every_event_through_cargo_lambda_watch_and_invoke() {
         }
     }
     let template = Template::load();
-    let problems: Vec<String> = FUNCTIONS
-        .iter()
-        .flat_map(|f| {
-            template.function(f.name).check_least_privilege(
-                observed.get(f.name).map_or(&[][..], Vec::as_slice),
-                &cloud.deployment,
-            )
-        })
-        .collect();
+    let problems = template.check_scenario(
+        FUNCTIONS.iter().map(|f| f.name),
+        &observed,
+        &cloud.deployment,
+    );
     assert!(
         problems.is_empty(),
         "IAM problems:\n{}",

@@ -141,13 +141,6 @@ const USE_ACTIONS: &[&str] = &[
     "kms:CreateGrant",
 ];
 
-/// Grants the scenario cannot reach (failure paths), each with why it is needed; each must
-/// still be reported as unused, so that the list cannot go stale.
-const UNREACHED_GRANTS: &[(&str, &str)] = &[(
-    "WebhookRole: grants dynamodb:DeleteItem on CLAIM#update#*",
-    "/disconnect releases its update claim when the unlink failed, so Telegram's retry runs at once",
-)];
-
 fn deployment() -> Deployment {
     Deployment {
         stack: "s".into(),
@@ -215,7 +208,6 @@ async fn template_policies_allow_exactly_what_the_functions_do() {
     }
 
     let template = Template::load();
-    let mut problems = Vec::new();
     for function in FUNCTIONS {
         let observed = session
             .observed
@@ -245,20 +237,12 @@ async fn template_policies_allow_exactly_what_the_functions_do() {
                 r.action
             );
         }
-        problems.extend(
-            template
-                .function(function.name)
-                .check_least_privilege(&observed, &cloud.deployment),
-        );
     }
-    for (grant, why) in UNREACHED_GRANTS {
-        let before = problems.len();
-        problems.retain(|p| !p.starts_with(grant));
-        assert!(
-            problems.len() < before,
-            "UNREACHED_GRANTS lists {grant:?} ({why}), which the scenario now uses or the template no longer grants"
-        );
-    }
+    let problems = template.check_scenario(
+        FUNCTIONS.iter().map(|f| f.name),
+        &session.observed,
+        &cloud.deployment,
+    );
     assert!(
         problems.is_empty(),
         "IAM problems:\n{}",
