@@ -589,9 +589,9 @@ fn the_key_policy_names_its_users_and_an_administrator() {
         if is_role {
             continue;
         }
-        if !principal.to_string().contains("\"KeyAdminPrincipal\"") {
+        if !principal.to_string().contains("\"KmsAdminPrincipal\"") {
             problems.push(format!(
-                "SealingKey: {} names {principal}, neither a function role nor KeyAdminPrincipal",
+                "SealingKey: {} names {principal}, neither a function role nor KmsAdminPrincipal",
                 s["Sid"]
             ));
         }
@@ -604,8 +604,8 @@ fn the_key_policy_names_its_users_and_an_administrator() {
         }
     }
     assert!(
-        template.doc["Parameters"]["KeyAdminPrincipal"].is_object(),
-        "template.yaml has a KeyAdminPrincipal parameter"
+        template.doc["Parameters"]["KmsAdminPrincipal"].is_object(),
+        "template.yaml has a KmsAdminPrincipal parameter"
     );
     assert!(
         problems.is_empty(),

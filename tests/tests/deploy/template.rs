@@ -110,7 +110,7 @@ fn function_blocks_are_uniform() {
             json!({"Ref": "LogRetentionInDays"}),
             "{id}"
         );
-        // Its own role, trusted by Lambda only, with a Secrets statement on the stage prefix.
+        // Its own role, trusted by Lambda only, with a Secrets statement on its own parameters.
         let role = template.resource(&f.role_id);
         assert_eq!(
             role["Properties"]["AssumeRolePolicyDocument"]["Statement"],
@@ -128,13 +128,13 @@ fn function_blocks_are_uniform() {
             .collect();
         assert_eq!(secrets.len(), 1, "{id}: one SSM statement");
         assert_eq!(secrets[0].actions, ["ssm:GetParameters"], "{id}");
-        assert_eq!(
-            secrets[0].resources,
-            [
-                json!({"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/tglink/${Stage}/*"})
-            ],
-            "{id}"
-        );
+        // One parameter ARN per secret the function reads (`Function::secrets`), no wildcard.
+        let names = (tglink_tests::functions::function(&f.name).secrets)();
+        let expected: Vec<_> = names
+            .iter()
+            .map(|name| json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter/tglink/${{Stage}}/{name}")}))
+            .collect();
+        assert_eq!(secrets[0].resources, expected, "{id}");
         for s in &f.statements {
             if s.actions.iter().any(|a| a.starts_with("kms:")) {
                 let c = &s
