@@ -24,7 +24,8 @@ use tglink_tests::{
 };
 
 /// Every kind of item of the table, by the `pk` prefix IAM sees (`dynamodb:LeadingKeys`; the
-/// table of `shared/src/store/dynamodb/keys.rs`). No prefix is a prefix of another's key.
+/// table of `shared/src/store/dynamodb/keys.rs`). No prefix is a prefix of another, so a grant
+/// of `<prefix>*` never reaches another kind ([`item_prefixes_are_disjoint`]).
 const ITEM_PREFIXES: &[(&str, &str)] = &[
     ("link by Telegram user", "TGUSER#"),
     ("link by app user", "USER#"),
@@ -171,12 +172,7 @@ fn prefix_of(pk: &str) -> &'static str {
     let matching: Vec<&str> = ITEM_PREFIXES
         .iter()
         .map(|(_, p)| *p)
-        .filter(|p| {
-            pk.starts_with(p)
-                && !ITEM_PREFIXES.iter().any(|(_, longer)| {
-                    longer.len() > p.len() && longer.starts_with(p) && pk.starts_with(longer)
-                })
-        })
+        .filter(|p| pk.starts_with(p))
         .collect();
     match matching.as_slice() {
         [one] => one,
@@ -358,6 +354,50 @@ fn the_check_reports_missing_and_unused_actions() {
             .any(|p| p.contains("kms:Decrypt") && p.contains("not allowed")),
         "{problems:?}"
     );
+}
+
+/// No kind of item's prefix starts another's: `StringLike` `<prefix>*` matches one kind only.
+#[test]
+fn item_prefixes_are_disjoint() {
+    for (a, p) in ITEM_PREFIXES {
+        for (b, q) in ITEM_PREFIXES {
+            assert!(
+                a == b || !glob_match(&format!("{p}*"), q),
+                "{p}* ({a}) also matches {q} ({b})"
+            );
+        }
+    }
+}
+
+/// [`ITEM_PREFIXES`] is the key table of `shared/src/store/dynamodb/keys.rs`: every `pk` there
+/// (its literal part, up to the first `<…>`) is one of them, or is split by kind into several
+/// (claims), and every one of them is of a `pk` there.
+#[test]
+fn item_prefixes_are_the_key_table() {
+    let path = tglink_tests::workspace_root().join("shared/src/store/dynamodb/keys.rs");
+    let text = std::fs::read_to_string(&path).expect("read keys.rs");
+    let table: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! | "))
+        .filter_map(|row| row.split(" | ").nth(1))
+        .filter_map(|pk| pk.strip_prefix('`'))
+        .filter_map(|pk| pk.split_once('<').map(|(literal, _)| literal.to_owned()))
+        .collect();
+    assert!(table.len() >= 8, "keys.rs documents its keys: {table:?}");
+    for pk in &table {
+        assert!(
+            ITEM_PREFIXES
+                .iter()
+                .any(|(_, p)| p.starts_with(pk.as_str())),
+            "keys.rs has the pk prefix {pk}, which ITEM_PREFIXES lacks"
+        );
+    }
+    for (kind, p) in ITEM_PREFIXES {
+        assert!(
+            table.iter().any(|pk| p.starts_with(pk.as_str())),
+            "ITEM_PREFIXES has {p} ({kind}), which is no pk of keys.rs: {table:?}"
+        );
+    }
 }
 
 /// Role × item prefix × action: every function may touch only the kinds of item of its row of
