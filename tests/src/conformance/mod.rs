@@ -74,6 +74,9 @@ macro_rules! conformance_suite {
             miniapp::one_initdata_one_session_under_concurrency,
             miniapp::claim_and_link_outcomes,
             miniapp::claim_and_link_one_winner_of_sixteen,
+            miniapp::a_session_links_one_user_and_dies_with_the_link,
+            miniapp::a_block_ends_every_session_even_after_the_unblock,
+            miniapp::initdata_standing_reads_block_and_claim,
         );
     };
     (@tests $backend:expr; $($module:ident :: $name:ident),+ $(,)?) => {

@@ -68,6 +68,11 @@ pub(super) fn block(id: TelegramUserId) -> Key {
     Key::new(telegram_pk(id), "BLOCK")
 }
 
+/// The Telegram user's Mini App session epoch (`epoch`, a number; absent = 0).
+pub(super) fn session_epoch(id: TelegramUserId) -> Key {
+    Key::new(telegram_pk(id), "SESSIONS")
+}
+
 pub(super) fn claim(key: &ClaimKey) -> Key {
     Key::new(format!("CLAIM#{}", key.as_str()), "CLAIM")
 }
