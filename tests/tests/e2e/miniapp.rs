@@ -1127,6 +1127,27 @@ async fn a_session_dies_with_its_link(backend: Backend) {
     let after = session_token(api, &init_data(&app, 4802, "AAS6")).await;
     let resp = link_with(api, &jwt1, json!({"session_token": after})).await;
     assert_eq!(resp.status, 201, "{}", resp.text);
+
+    // The bot's /disconnect ends the sessions too.
+    let webhook_secret = app.env.var("TELEGRAM_WEBHOOK_SECRET").unwrap();
+    let disconnect = json!({"update_id": 48_021, "message": {"message_id": 1, "date": 0,
+        "chat": {"id": 4802, "type": "private"},
+        "from": {"id": 4802, "is_bot": false, "first_name": "A"},
+        "text": "/disconnect"}});
+    let resp = api
+        .send(
+            api.request(Method::POST, "/api/telegram/webhook")
+                .header("X-Telegram-Bot-Api-Secret-Token", &webhook_secret)
+                .json(&disconnect),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    api.get(LINK, Some(&jwt1))
+        .await
+        .assert_problem(404, "link_not_found");
+    link_with(api, &jwt1, json!({"session_token": after}))
+        .await
+        .assert_problem(401, "session_invalid");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
