@@ -45,8 +45,8 @@ pub struct MiniAppSession {
     pub telegram_user_id: TelegramUserId,
     /// The Telegram `@username` from the initData, without the `@` (for the link record).
     pub username: Option<String>,
-    /// The app user the Telegram user was linked to at creation (or later attached): the only
-    /// one this session may link.
+    /// The app user the Telegram user was linked to at creation, or the first one this session
+    /// linked: the only one it may link.
     pub user_id: Option<UserId>,
     /// The Telegram user's session epoch when the session was made ([`SessionBasis::epoch`]).
     /// The session links only while this is still the user's epoch.
@@ -138,13 +138,4 @@ pub trait MiniAppSessions: Send + Sync {
         hash: &TokenHash,
         now: UnixTime,
     ) -> Result<Option<MiniAppSession>, StoreError>;
-
-    /// Records the app user on an active, unexpired session (one conditional write); `false`
-    /// when there is no such session.
-    async fn attach_user(
-        &self,
-        hash: &TokenHash,
-        user: &UserId,
-        now: UnixTime,
-    ) -> Result<bool, StoreError>;
 }

@@ -197,39 +197,47 @@ pub async fn blocked_users_get_no_session_and_burn_nothing(backend: Backend) {
     );
 }
 
-pub async fn attach_user_only_to_active_sessions(backend: Backend) {
+pub async fn only_active_unexpired_sessions_link(backend: Backend) {
     let fx = backend.store().await;
     let sessions = fx.store.miniapp_sessions();
-    let other = fx.second_client().await.miniapp_sessions();
+    let other = fx.second_client().await;
     let now = UnixTime::now();
     let s = session(14_201, &fingerprint("initdata-attach"), now);
     sessions
         .create(&s, &replay("initdata-attach", now))
         .await
         .unwrap();
-    assert!(
-        other
-            .attach_user(&s.hash, &uid("user-1"), now)
+    // Not on its expiry second, nor with an unknown hash: nothing written.
+    let flow = fx.store.miniapp_flow();
+    assert_eq!(
+        flow.link_session(&s.hash, &uid("user-1"), s.expires_at)
             .await
-            .unwrap()
+            .unwrap(),
+        SessionLinkOutcome::Invalid
+    );
+    assert_eq!(
+        flow.link_session(&OneTimeToken::mint().hash(), &uid("user-1"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Invalid
+    );
+    assert_eq!(
+        fx.store.links().get_by_user(&uid("user-1")).await.unwrap(),
+        None
+    );
+    // Live: links, from another client, and the session then names the app user.
+    assert_eq!(
+        other
+            .miniapp_flow()
+            .link_session(&s.hash, &uid("user-1"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Linked(session_link(&s, "user-1", now))
     );
     let read = sessions.get_session(&s.hash, now).await.unwrap().unwrap();
     assert_eq!(read.user_id, Some(uid("user-1")));
     assert_eq!(read.telegram_user_id, tg(14_201));
-    // Not on an expired session, nor on an unknown one.
-    assert!(
-        !sessions
-            .attach_user(&s.hash, &uid("user-2"), s.expires_at)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !sessions
-            .attach_user(&OneTimeToken::mint().hash(), &uid("user-2"), now)
-            .await
-            .unwrap()
-    );
-    // An inactive session: not readable, nothing to attach to.
+    // An inactive session: not readable, and it links nobody.
     let inactive = MiniAppSession {
         active: false,
         ..session(14_202, &fingerprint("initdata-inactive"), now)
@@ -241,12 +249,23 @@ pub async fn attach_user_only_to_active_sessions(backend: Backend) {
             .unwrap(),
         SessionOutcome::Created
     );
-    assert_eq!(other.get_session(&inactive.hash, now).await.unwrap(), None);
-    assert!(
-        !other
-            .attach_user(&inactive.hash, &uid("user-2"), now)
+    assert_eq!(
+        other
+            .miniapp_sessions()
+            .get_session(&inactive.hash, now)
             .await
-            .unwrap()
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        flow.link_session(&inactive.hash, &uid("user-2"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Invalid
+    );
+    assert_eq!(
+        fx.store.links().get_by_telegram(tg(14_202)).await.unwrap(),
+        None
     );
 }
 

@@ -22,7 +22,6 @@ use super::{
     keys,
     links::parse_link,
     tx::{Tx, TxError, absent, retry_on_conflict},
-    unavailable,
 };
 use crate::{
     ids::{TelegramUserId, UserId},
@@ -157,36 +156,6 @@ impl MiniAppSessions for DynamoStore {
             Ok((session.active && session.expires_at > now).then_some(session))
         })
         .await
-    }
-
-    async fn attach_user(
-        &self,
-        hash: &TokenHash,
-        user: &UserId,
-        now: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::session(hash).attributes()))
-            .update_expression("SET user_id = :uid")
-            .condition_expression("attribute_exists(pk) AND active = :true AND expires_at > :now")
-            .expression_attribute_values(":uid", s(user.as_str()))
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":now", n(now.secs()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
     }
 }
 

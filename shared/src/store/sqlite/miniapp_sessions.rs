@@ -229,25 +229,4 @@ impl MiniAppSessions for SqliteStore {
         let hash = hash.clone();
         self.with_conn(move |conn| get(conn, &hash, now)).await
     }
-
-    async fn attach_user(
-        &self,
-        hash: &TokenHash,
-        user: &UserId,
-        now: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let hash = hash.clone();
-        let user = user.clone();
-        self.with_conn(move |conn| {
-            let changed = conn
-                .execute(
-                    "UPDATE miniapp_sessions SET user_id = ?1
-                     WHERE session_hash = ?2 AND active = 1 AND expires_at > ?3",
-                    params![user.as_str(), hash.as_str(), now.secs() as i64],
-                )
-                .map_err(sql_error)?;
-            Ok(changed == 1)
-        })
-        .await
-    }
 }
