@@ -635,12 +635,19 @@ async fn miniapp_scenario(s: &mut Session<'_>) {
         .expect(200, "admin revoke");
     assert_eq!(revoked.json()["revoked"]["user_id"], DEV_USER);
 
-    // Linked again, then blocked: the block removes the link; a blocked user's initData is
-    // refused; unblocked.
+    // The unlink ended the session (issue 13: a session is not a reusable link ticket). Linked
+    // again by fresh initData, then blocked: the block removes the link; a blocked user's
+    // initData is refused; unblocked.
     let with_session = |e: &mut Value| replace_all(e, SESSION_TOKEN_PLACEHOLDER, &session_token);
-    s.call("link", "post-telegram-link", with_session)
+    let ended = s
+        .call("link", "post-telegram-link", with_session)
         .await
-        .expect(201, "link by session token again");
+        .expect(401, "link by a session its unlink ended");
+    assert_eq!(code_of(&ended), "session_invalid");
+    let again = fresh_init_data();
+    s.call("link", "post-telegram-link", |e| set_init_data(e, &again))
+        .await
+        .expect(201, "link by initData again");
     let blocked = s
         .call(
             "link",

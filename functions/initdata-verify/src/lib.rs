@@ -4,12 +4,16 @@
 //! [`tglink_shared::telegram::initdata`] (bot-token HMAC or Ed25519 third-party signature,
 //! `auth_date` bounded, bot users refused), and require a `user` in it.
 //!
-//! - `verify` is a pure check: `200` with the validated, typed data, after one store read (is
-//!   the Telegram user blocked?). It writes nothing and does **not** use the initData up, so a
-//!   Mini App can check its initData and then exchange it for a session.
+//! - `verify` is a pure check: `200` with the validated, typed data and `used` (whether this
+//!   initData's replay claim is live: it was exchanged for a session or a link already), after
+//!   one store read (the block and the claim together). It writes nothing and does **not** use
+//!   the initData up, so a Mini App can check its initData and then exchange it for a session;
+//!   a host using verify as a login check must refuse `"used": true`.
 //! - `session` exchanges the initData for a session: `201` with a 43-character
 //!   `session_token` (stored only hashed), its `expires_at`, the Telegram user and the app user
-//!   it is linked to (or `null`). The initData's replay claim and the session are written in one
+//!   it is linked to (or `null`), read together with the Telegram user's session epoch (a
+//!   session dies with the link: see [`tglink_shared::store::miniapp_sessions`]). The initData's
+//!   replay claim (kept at least until the initData expires) and the session are written in one
 //!   transaction (see [`MiniAppSessions::create`]), so the same initData gets at most one
 //!   session per replay window, across every instance, and a failure burns nothing.
 //!
@@ -28,7 +32,7 @@ use tglink_shared::{
     ids::{TelegramUserId, UserId},
     routes::{Endpoint, Operation, Route, dispatch, routes, switched_off},
     runtime::{Function, Startup, StartupError},
-    store::{Blocks, Links, MiniAppSession, MiniAppSessions, SessionOutcome},
+    store::{MiniAppSession, MiniAppSessions, SessionOutcome},
     telegram::{
         initdata::{InitData, WebAppChat, WebAppUser},
         miniapp::{Flags, MiniAppConfig, MiniAppError, RawInitData, Verified},
@@ -58,8 +62,6 @@ pub const ROUTES: &[Route] = &routes::<MiniAppOp, { MiniAppOp::ENDPOINTS.len() }
 pub struct InitDataVerify {
     /// `None` when the Mini App endpoints are switched off (every route is then `404`).
     pub config: Option<MiniAppConfig>,
-    pub blocks: Arc<dyn Blocks>,
-    pub links: Arc<dyn Links>,
     pub sessions: Arc<dyn MiniAppSessions>,
     pub clock: Clock,
 }
@@ -75,6 +77,9 @@ pub struct InitDataBody {
 #[derive(Debug, Serialize)]
 pub struct Verification<'a> {
     pub telegram_user_id: TelegramUserId,
+    /// Whether this initData was used already (for a session or a link): its replay claim is
+    /// live. A host using verify as a login check refuses `true`.
+    pub used: bool,
     pub init_data: InitDataView<'a>,
 }
 
@@ -146,8 +151,6 @@ impl Function for InitDataVerify {
         let store = startup.store().await?;
         Ok(Self {
             config,
-            blocks: store.blocks(),
-            links: store.links(),
             sessions: store.miniapp_sessions(),
             clock: Clock::system(),
         })
@@ -200,13 +203,20 @@ async fn verify(
     config: &MiniAppConfig,
     req: &Request,
 ) -> Result<Response<Body>, Problem> {
-    let verified = verified(config, req, deps.clock.now(), "miniapp verify")?;
+    let now = deps.clock.now();
+    let verified = verified(config, req, now, "miniapp verify")?;
     let id = verified.telegram_user_id;
-    if deps.blocks.get_block(id).await?.is_some() {
+    let replay = config.replay_claim(&verified, now);
+    let standing = deps
+        .sessions
+        .initdata_standing(id, &replay.key, now)
+        .await?;
+    if standing.blocked {
         return Err(refused(MiniAppError::Blocked, Some(id), "miniapp verify"));
     }
     tracing::info!(
         telegram_user_id = id.get(),
+        used = standing.used,
         outcome = "verified",
         "miniapp verify"
     );
@@ -214,6 +224,7 @@ async fn verify(
         StatusCode::OK,
         &Verification {
             telegram_user_id: id,
+            used: standing.used,
             init_data: InitDataView::from(&verified.data),
         },
     ))
@@ -227,13 +238,14 @@ async fn create_session(
     let now = deps.clock.now();
     let verified = verified(config, req, now, "miniapp session")?;
     let id = verified.telegram_user_id;
-    let linked = deps.links.get_by_telegram(id).await?.map(|l| l.user_id);
+    let basis = deps.sessions.basis(id).await?;
     let token = OneTimeToken::mint();
     let session = MiniAppSession {
         hash: token.hash(),
         telegram_user_id: id,
         username: verified.user.username.clone(),
-        user_id: linked,
+        user_id: basis.user_id,
+        epoch: basis.epoch,
         initdata_fingerprint: verified.data.replay_key(),
         auth_date: UnixTime(verified.data.auth_date),
         created_at: now,

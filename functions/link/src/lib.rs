@@ -7,9 +7,12 @@
 //!   `POST /api/telegram/miniapp/session`) or `{"init_data"}`: links the caller to the Telegram
 //!   user the Mini App proved. `201` for a new link, `200` when this pair was linked already,
 //!   `409 link_conflict` when either side is linked elsewhere. The `init_data` form uses the
-//!   initData up and writes the link in one transaction ([`MiniAppFlow`]); the `session_token`
-//!   form links through [`Links::link`]. Both refuse a blocked Telegram user inside the same
-//!   transaction as the link.
+//!   initData up and writes the link in one transaction ([`MiniAppFlow::claim_and_link`]); the
+//!   `session_token` form links through [`MiniAppFlow::link_session`]: a session links only the
+//!   app user it names (the one linked when it was made, or the first it links) and only until
+//!   the Telegram user's link is removed (unlink, revoke, `/disconnect`) or it is blocked — then
+//!   `401 session_invalid`, also after an unblock. Both refuse a blocked Telegram user inside
+//!   the same transaction as the link.
 //! - `DELETE /api/telegram/link`: removes the caller's link (both items, atomically): `204`, or
 //!   `404 link_not_found`.
 //!
@@ -37,8 +40,8 @@ use tglink_shared::{
     routes::{Endpoint, Operation, PathParam, Route, dispatch, routes, switched_off},
     runtime::{Function, Startup, StartupError},
     store::{
-        Block, Blocks, Link, LinkOutcome, LinkSide, LinkSource, Links, MiniAppFlow,
-        MiniAppLinkOutcome, MiniAppSessions, StoreError,
+        Block, Blocks, Link, LinkSide, LinkSource, Links, MiniAppFlow, MiniAppLinkOutcome,
+        SessionLinkOutcome, StoreError,
     },
     telegram::miniapp::{Flags, MiniAppConfig, MiniAppError, RawInitData},
     time::{Clock, UnixTime},
@@ -89,7 +92,6 @@ pub struct LinkFunction {
     pub auth: JwtVerifier,
     pub links: Arc<dyn Links>,
     pub flow: Arc<dyn MiniAppFlow>,
-    pub sessions: Arc<dyn MiniAppSessions>,
     pub blocks: Arc<dyn Blocks>,
     pub clock: Clock,
 }
@@ -171,7 +173,10 @@ pub struct Unblocked {
 pub enum LinkError {
     #[error("send exactly one of session_token or init_data")]
     ProofMissing,
-    #[error("the session token is unknown, expired or inactive")]
+    #[error(
+        "the session token is unknown, expired or inactive, belongs to another account, or ended \
+         with an unlink, revoke or block; open the Mini App again"
+    )]
     SessionInvalid,
     #[error(transparent)]
     MiniApp(#[from] MiniAppError),
@@ -245,7 +250,6 @@ impl Function for LinkFunction {
             auth: startup.jwt()?,
             links: store.links(),
             flow: store.miniapp_flow(),
-            sessions: store.miniapp_sessions(),
             blocks: store.blocks(),
             clock: Clock::system(),
         })
@@ -334,8 +338,8 @@ async fn create(
     }
 }
 
-/// `{"session_token"}`: the session's Telegram user, through [`Links::link`]. On success the
-/// session records the app user (best effort: the link is what counts).
+/// `{"session_token"}`: the session's Telegram user, in one transaction that also checks the
+/// session (its app user, its epoch) and names the app user on it ([`MiniAppFlow::link_session`]).
 async fn link_session(
     deps: &LinkFunction,
     user: &AppUser,
@@ -343,31 +347,17 @@ async fn link_session(
     now: UnixTime,
 ) -> Result<(Link, bool), LinkError> {
     let token = OneTimeToken::parse(&token.0).map_err(|_| LinkError::SessionInvalid)?;
-    let hash = token.hash();
-    let session = deps
-        .sessions
-        .get_session(&hash, now)
+    let (link, created) = match deps
+        .flow
+        .link_session(&token.hash(), &user.user_id, now)
         .await?
-        .ok_or(LinkError::SessionInvalid)?;
-    let link = Link {
-        telegram_user_id: session.telegram_user_id,
-        user_id: user.user_id.clone(),
-        chat_id: None,
-        username: session.username.clone(),
-        source: LinkSource::MiniApp,
-        linked_at: now,
-    };
-    let (link, created) = match deps.links.link(&link).await? {
-        LinkOutcome::Linked(link) => (link, true),
-        LinkOutcome::AlreadyLinked(link) => (link, false),
-        LinkOutcome::Conflict(side) => return Err(LinkError::Conflict(side)),
-        LinkOutcome::Blocked => return Err(MiniAppError::Blocked.into()),
-    };
-    if session.user_id.as_ref() != Some(&user.user_id)
-        && let Err(err) = deps.sessions.attach_user(&hash, &user.user_id, now).await
     {
-        tracing::warn!(error = %err, "session not updated with the linked user");
-    }
+        SessionLinkOutcome::Linked(link) => (link, true),
+        SessionLinkOutcome::AlreadyLinked(link) => (link, false),
+        SessionLinkOutcome::Invalid => return Err(LinkError::SessionInvalid),
+        SessionLinkOutcome::Conflict(side) => return Err(LinkError::Conflict(side)),
+        SessionLinkOutcome::Blocked => return Err(MiniAppError::Blocked.into()),
+    };
     log_linked(&link, created, "session_token");
     Ok((link, created))
 }
@@ -586,7 +576,6 @@ mod tests {
             auth: JwtVerifier::new(&config).unwrap(),
             links: store.links(),
             flow: store.miniapp_flow(),
-            sessions: store.miniapp_sessions(),
             blocks: store.blocks(),
             clock: Clock::system(),
         };

@@ -9,7 +9,9 @@
 //! lands first and the link is refused.
 //!
 //! [`Blocks::block`] writes the block and removes the user's link (both items) in one
-//! transaction. Blocks do not expire.
+//! transaction, which also bumps the user's session epoch: every Mini App session made before
+//! the block is dead, also after an unblock (see [`super::miniapp_sessions`]). Blocks do not
+//! expire.
 //!
 //! [`Links::link`]: super::Links::link
 

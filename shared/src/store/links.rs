@@ -4,6 +4,10 @@
 //! `LINK` (by Telegram user) and `USER#<id>` / `TGLINK` (by app user), each with the whole
 //! record. So a Telegram user is linked to at most one app user and an app user to at most one
 //! Telegram user, and either lookup is one read. Links do not expire.
+//!
+//! Removing a link (either `unlink_*`) bumps the Telegram user's session epoch in the same
+//! transaction: every Mini App session of that user ends with it (see
+//! [`super::miniapp_sessions`]).
 
 use async_trait::async_trait;
 
@@ -112,10 +116,12 @@ pub trait Links: Send + Sync {
     /// linked already (checked in that order, in the same transaction as the write).
     async fn link(&self, link: &Link) -> Result<LinkOutcome, StoreError>;
 
-    /// Deletes the app user's link (both items, atomically); returns what was deleted.
+    /// Deletes the app user's link (both items, atomically, with the Telegram user's session
+    /// epoch bumped); returns what was deleted.
     async fn unlink_by_user(&self, user: &UserId) -> Result<Option<Link>, StoreError>;
 
-    /// Deletes the Telegram user's link (both items, atomically); returns what was deleted.
+    /// Deletes the Telegram user's link (both items, atomically, with its session epoch
+    /// bumped); returns what was deleted.
     async fn unlink_by_telegram(&self, id: TelegramUserId) -> Result<Option<Link>, StoreError>;
 }
 

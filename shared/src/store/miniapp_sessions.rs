@@ -8,10 +8,23 @@
 //! unexpired sessions (DynamoDB TTL deletes late, so `expires_at` is checked in the read).
 //!
 //! [`MiniAppSessions::create`] writes the initData's replay claim (`CLAIM#initdata#<fingerprint>`,
-//! kept for the replay window) and the session in **one** transaction, under the condition that
-//! the Telegram user is not blocked: either the initData is used up and the session exists, or
-//! neither. A store failure therefore never burns the initData, and a retry of the same
-//! initData after a `503` can still succeed.
+//! kept for the replay window, and at least as long as the initData is accepted) and the session
+//! in **one** transaction, under the condition that the Telegram user is not blocked: either the
+//! initData is used up and the session exists, or neither. A store failure therefore never burns
+//! the initData, and a retry of the same initData after a `503` can still succeed.
+//!
+//! **A session is not a reusable link ticket** (issue 13). Every Telegram user has a *session
+//! epoch* (`TGUSER#<id>` / `SESSIONS`, SQLite `telegram_session_epochs`; absent = 0), and every
+//! session records the epoch it was made in ([`MiniAppSessions::basis`], read together with the
+//! link before the session is written). Every removal of a link — the user's unlink, an admin
+//! revoke, the bot's `/disconnect`, a block — bumps the epoch **in the same transaction** as the
+//! removal, and a block bumps it even when there was no link. A session links
+//! ([`super::MiniAppFlow::link_session`]) only while its epoch is current, and only the app user
+//! it names (`user_id`: the one linked when it was made, or the first one it linked); the epoch
+//! and the session are conditions of the link's own transaction, so this holds across instances.
+//! So once the link a session made or saw is gone, or the user was blocked, the session is dead
+//! for everyone — also after an unblock. A session made concurrently with an unlink may be born
+//! with the old epoch: it is then refused (`session_invalid`), never wrongly accepted.
 
 use async_trait::async_trait;
 
@@ -32,8 +45,12 @@ pub struct MiniAppSession {
     pub telegram_user_id: TelegramUserId,
     /// The Telegram `@username` from the initData, without the `@` (for the link record).
     pub username: Option<String>,
-    /// The app user the Telegram user was linked to at creation (or later attached).
+    /// The app user the Telegram user was linked to at creation, or the first one this session
+    /// linked: the only one it may link.
     pub user_id: Option<UserId>,
+    /// The Telegram user's session epoch when the session was made ([`SessionBasis::epoch`]).
+    /// The session links only while this is still the user's epoch.
+    pub epoch: u64,
     /// The initData's replay key (`InitData::replay_key`).
     pub initdata_fingerprint: TokenHash,
     /// `auth_date` of the initData, Unix seconds.
@@ -73,8 +90,40 @@ pub enum SessionOutcome {
     Blocked,
 }
 
+/// What a new session of a Telegram user is made on (read together, in one call).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionBasis {
+    /// The app user the Telegram user is linked to, if any.
+    pub user_id: Option<UserId>,
+    /// The Telegram user's current session epoch (0 when never bumped).
+    pub epoch: u64,
+}
+
+/// What `POST /api/telegram/miniapp/verify` learns about an initData (read together, in one
+/// call; nothing written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitDataStanding {
+    /// The Telegram user is blocked.
+    pub blocked: bool,
+    /// The initData's replay claim is live: it was used (for a session or a link).
+    pub used: bool,
+}
+
 #[async_trait]
 pub trait MiniAppSessions: Send + Sync {
+    /// The Telegram user's link (its app user) and session epoch, read together: what
+    /// [`MiniAppSessions::create`] is given in `session.user_id` and `session.epoch`.
+    async fn basis(&self, id: TelegramUserId) -> Result<SessionBasis, StoreError>;
+
+    /// Whether the Telegram user is blocked and whether the claim `replay` is live at `now`,
+    /// read together (one call, nothing written).
+    async fn initdata_standing(
+        &self,
+        id: TelegramUserId,
+        replay: &ClaimKey,
+        now: UnixTime,
+    ) -> Result<InitDataStanding, StoreError>;
+
     /// Writes `replay`'s claim and `session` atomically, unless the claim is live or the
     /// Telegram user is blocked (replay is reported first).
     async fn create(
@@ -89,13 +138,4 @@ pub trait MiniAppSessions: Send + Sync {
         hash: &TokenHash,
         now: UnixTime,
     ) -> Result<Option<MiniAppSession>, StoreError>;
-
-    /// Records the app user on an active, unexpired session (one conditional write); `false`
-    /// when there is no such session.
-    async fn attach_user(
-        &self,
-        hash: &TokenHash,
-        user: &UserId,
-        now: UnixTime,
-    ) -> Result<bool, StoreError>;
 }

@@ -27,8 +27,10 @@ pub use connect_flow::{ConnectAttempt, ConnectFlow, ConnectOutcome};
 pub use connect_tokens::{ConnectTokenRecord, ConnectTokens};
 pub use credentials::{Credentials, CredentialsRecord};
 pub use links::{Link, LinkOutcome, LinkSide, LinkSource, Links};
-pub use miniapp_flow::{MiniAppFlow, MiniAppLinkOutcome};
-pub use miniapp_sessions::{MiniAppSession, MiniAppSessions, ReplayClaim, SessionOutcome};
+pub use miniapp_flow::{MiniAppFlow, MiniAppLinkOutcome, SessionLinkOutcome};
+pub use miniapp_sessions::{
+    InitDataStanding, MiniAppSession, MiniAppSessions, ReplayClaim, SessionBasis, SessionOutcome,
+};
 pub use registrations::Registrations;
 pub use worker_tokens::{WorkerTokenRecord, WorkerTokens};
 

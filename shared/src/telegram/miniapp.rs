@@ -16,7 +16,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::initdata::{InitData, InitDataError, Validator, WebAppUser};
+use super::initdata::{InitData, InitDataError, MAX_FUTURE_SKEW_SECS, Validator, WebAppUser};
 use crate::{
     config::{ConfigError, Env, flag, positive_or},
     ids::TelegramUserId,
@@ -60,7 +60,8 @@ pub struct MiniAppConfig {
     /// `TELEGRAM_INITDATA_MAX_AGE_SEC`.
     pub validator: Validator,
     /// `TELEGRAM_INITDATA_REPLAY_WINDOW_MS`, rounded up to whole seconds (claims expire by the
-    /// second).
+    /// second). At least the max age: a claim never ends while its initData is still accepted
+    /// (see [`MiniAppConfig::replay_claim`]).
     pub replay_window_secs: u64,
     /// `TELEGRAM_SESSION_TTL_SEC`.
     pub session_ttl_secs: u64,
@@ -73,9 +74,28 @@ impl MiniAppConfig {
             "TELEGRAM_INITDATA_REPLAY_WINDOW_MS",
             DEFAULT_REPLAY_WINDOW_MS,
         )?;
+        let validator = Validator::from_env(env)?;
+        let max_age = validator.max_age_secs;
+        if max_age == 0 {
+            return Err(ConfigError::new(
+                "TELEGRAM_INITDATA_MAX_AGE_SEC",
+                "must be greater than 0 for the Mini App (initData of age 0 is unusable)",
+            ));
+        }
+        let replay_window_secs = window_ms.div_ceil(1000);
+        if replay_window_secs < max_age {
+            return Err(ConfigError::new(
+                "TELEGRAM_INITDATA_REPLAY_WINDOW_MS",
+                format_args!(
+                    "must be at least TELEGRAM_INITDATA_MAX_AGE_SEC ({max_age} s = {} ms): \
+                     initData would be replayable after its claim ends",
+                    max_age.saturating_mul(1000)
+                ),
+            ));
+        }
         Ok(Self {
-            validator: Validator::from_env(env)?,
-            replay_window_secs: window_ms.div_ceil(1000),
+            validator,
+            replay_window_secs,
             session_ttl_secs: positive_or(
                 env,
                 "TELEGRAM_SESSION_TTL_SEC",
@@ -98,9 +118,26 @@ impl MiniAppConfig {
         })
     }
 
-    /// The claim that uses `verified` up for the replay window.
+    /// The claim that uses `verified` up: kept for the replay window, and in any case until its
+    /// initData can no longer be accepted ([`Self::replay_retain_secs`]).
     pub fn replay_claim(&self, verified: &Verified, now: UnixTime) -> ReplayClaim {
-        ReplayClaim::initdata(&verified.data.replay_key(), self.replay_window_secs, now)
+        ReplayClaim::initdata(
+            &verified.data.replay_key(),
+            self.replay_retain_secs(verified.data.auth_date, now),
+            now,
+        )
+    }
+
+    /// How long, from `now`, the claim of initData dated `auth_date` is kept: the replay window,
+    /// and at least past the last second the initData is accepted (`auth_date + max_age`; an
+    /// `auth_date` up to [`MAX_FUTURE_SKEW_SECS`] ahead of `now` is accepted that much longer).
+    /// A claim is live while `now < expires_at`, hence the `+ 1`.
+    pub fn replay_retain_secs(&self, auth_date: u64, now: UnixTime) -> u64 {
+        let last_accepted = auth_date.saturating_add(self.validator.max_age_secs);
+        let covering = last_accepted.saturating_add(1).saturating_sub(now.secs());
+        // `auth_date` is at most MAX_FUTURE_SKEW_SECS ahead of an accepted `now`.
+        debug_assert!(covering <= self.validator.max_age_secs + MAX_FUTURE_SKEW_SECS + 1);
+        self.replay_window_secs.max(covering)
     }
 }
 
@@ -179,10 +216,15 @@ mod tests {
         let c = config(MapEnv::new());
         assert_eq!(c.replay_window_secs, 86_400);
         assert_eq!(c.session_ttl_secs, 86_400);
-        let c = config(MapEnv::new().with("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", "1500"));
-        assert_eq!(c.replay_window_secs, 2);
-        let c = config(MapEnv::new().with("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", "1"));
-        assert_eq!(c.replay_window_secs, 1);
+        let short = |window_ms: &str| {
+            config(
+                MapEnv::new()
+                    .with("TELEGRAM_INITDATA_MAX_AGE_SEC", "1")
+                    .with("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", window_ms),
+            )
+        };
+        assert_eq!(short("1500").replay_window_secs, 2);
+        assert_eq!(short("1").replay_window_secs, 1);
         for (var, bad) in [
             ("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", "0"),
             ("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", "soon"),
@@ -196,6 +238,93 @@ mod tests {
         }
         let err = MiniAppConfig::from_env(&MapEnv::new()).unwrap_err();
         assert_eq!(err.var, "TELEGRAM_BOT_TOKEN");
+    }
+
+    #[test]
+    fn a_replay_window_shorter_than_the_max_age_or_a_max_age_of_0_fails_the_cold_start() {
+        let env = |age: &str, window_ms: &str| {
+            MapEnv::new()
+                .with("TELEGRAM_BOT_TOKEN", TOKEN)
+                .with("TELEGRAM_INITDATA_MAX_AGE_SEC", age)
+                .with("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", window_ms)
+        };
+        let err = MiniAppConfig::from_env(&env("300", "299000")).unwrap_err();
+        assert_eq!(err.var, "TELEGRAM_INITDATA_REPLAY_WINDOW_MS");
+        assert!(err.to_string().contains("300000 ms"), "{err}");
+        assert!(!err.to_string().contains('\n'), "one line: {err}");
+        // The default window (a day) is shorter than a two-day max age.
+        let long = MapEnv::new()
+            .with("TELEGRAM_BOT_TOKEN", TOKEN)
+            .with("TELEGRAM_INITDATA_MAX_AGE_SEC", "172800");
+        assert_eq!(
+            MiniAppConfig::from_env(&long).unwrap_err().var,
+            "TELEGRAM_INITDATA_REPLAY_WINDOW_MS"
+        );
+        let err = MiniAppConfig::from_env(&env("0", "1000")).unwrap_err();
+        assert_eq!(err.var, "TELEGRAM_INITDATA_MAX_AGE_SEC");
+        // Equal is enough (the claim is stretched to cover the future skew).
+        let c = MiniAppConfig::from_env(&env("300", "300000")).unwrap();
+        assert_eq!((c.replay_window_secs, c.validator.max_age_secs), (300, 300));
+    }
+
+    #[test]
+    fn the_claim_covers_the_last_accepted_second() {
+        let c = MiniAppConfig::from_env(
+            &MapEnv::new()
+                .with("TELEGRAM_BOT_TOKEN", TOKEN)
+                .with("TELEGRAM_INITDATA_MAX_AGE_SEC", "100")
+                .with("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", "100000"),
+        )
+        .unwrap();
+        let now = NOW.secs();
+        // Dated now: accepted until now + 100, so live until then (expires at now + 101).
+        assert_eq!(c.replay_retain_secs(now, NOW), 101);
+        // Dated 60 s ahead: accepted until now + 160.
+        assert_eq!(c.replay_retain_secs(now + 60, NOW), 161);
+        // Dated long ago: the window.
+        assert_eq!(c.replay_retain_secs(now - 100, NOW), 100);
+    }
+
+    proptest::proptest! {
+        /// Every `auth_date` the validator accepts at `now` is covered by its claim: up to the
+        /// last second the same initData is still accepted, the claim made at `now` is live.
+        #[test]
+        fn every_accepted_auth_date_is_covered_by_its_claim(
+            max_age in 1u64..400,
+            extra_window in 0u64..200,
+            auth_offset in 0u64..600,
+        ) {
+            let c = config(
+                MapEnv::new()
+                    .with("TELEGRAM_INITDATA_MAX_AGE_SEC", max_age.to_string())
+                    .with(
+                        "TELEGRAM_INITDATA_REPLAY_WINDOW_MS",
+                        ((max_age + extra_window) * 1000).to_string(),
+                    ),
+            );
+            let now = NOW;
+            // auth_date from beyond the future skew to far in the past.
+            let auth_date = now.secs() + MAX_FUTURE_SKEW_SECS + 10 - auth_offset;
+            let user = r#"{"id":42,"first_name":"Ann"}"#;
+            let raw = RawInitData::new(sign_hmac(
+                &[("auth_date", &auth_date.to_string()), ("user", user)],
+                TOKEN,
+            ));
+            let Ok(verified) = c.verify(&raw, now) else {
+                return Ok(());
+            };
+            let claim = c.replay_claim(&verified, now);
+            let expires_at = claim.now.secs() + claim.retain_secs;
+            // The last second the initData is accepted, and the first it is not.
+            let last = UnixTime(auth_date + max_age);
+            proptest::prop_assert!(c.verify(&raw, last).is_ok());
+            proptest::prop_assert!(c.verify(&raw, last.plus_secs(1)).is_err());
+            proptest::prop_assert!(
+                expires_at > last.secs(),
+                "accepted until {last:?} but the claim ends at {expires_at}"
+            );
+            proptest::prop_assert!(claim.retain_secs >= c.replay_window_secs);
+        }
     }
 
     #[test]
@@ -220,7 +349,8 @@ mod tests {
         assert_eq!(verified.telegram_user_id.get(), 42);
         assert_eq!(verified.user.username.as_deref(), Some("ann"));
         let claim = c.replay_claim(&verified, NOW);
-        assert_eq!(claim.retain_secs, 86_400);
+        // Dated now: kept past the initData's last accepted second (a day), not just the window.
+        assert_eq!(claim.retain_secs, 86_401);
         assert_eq!(
             claim.key.as_str(),
             format!("initdata#{}", verified.data.replay_key().as_str())

@@ -1,14 +1,15 @@
 //! `MiniAppSessions` and `MiniAppFlow`: a session and its initData claim are written together
 //! or not at all; reads honour `expires_at` and `active`; a blocked user gets nothing; linking
 //! through initData uses the claim up only when the link is accepted; one winner under
-//! concurrency, across two clients.
+//! concurrency, across two clients. A session links only the app user it names and dies with
+//! the link (unlink, revoke, block — also after an unblock): issue 13.
 
 use std::sync::Arc;
 
 use tglink_shared::{
     store::{
         ClaimStatus, Link, LinkSide, MiniAppFlow, MiniAppLinkOutcome, MiniAppSession,
-        MiniAppSessions, ReplayClaim, SessionOutcome, Store,
+        MiniAppSessions, ReplayClaim, SessionBasis, SessionLinkOutcome, SessionOutcome, Store,
     },
     time::UnixTime,
     token::{OneTimeToken, TokenHash},
@@ -34,6 +35,37 @@ fn session(telegram: i64, fingerprint: &TokenHash, now: UnixTime) -> MiniAppSess
         created_at: now,
         expires_at: now.plus_secs(TTL),
         active: true,
+        epoch: 0,
+    }
+}
+
+/// A session of `telegram` made on the store's current basis (link and epoch), written with a
+/// fresh initData claim.
+async fn made(store: &Store, telegram: i64, name: &str, now: UnixTime) -> MiniAppSession {
+    let basis = store.miniapp_sessions().basis(tg(telegram)).await.unwrap();
+    let s = MiniAppSession {
+        user_id: basis.user_id,
+        epoch: basis.epoch,
+        ..session(telegram, &fingerprint(name), now)
+    };
+    assert_eq!(
+        store
+            .miniapp_sessions()
+            .create(&s, &replay(name, now))
+            .await
+            .unwrap(),
+        SessionOutcome::Created
+    );
+    s
+}
+
+/// The link `session` makes for `user` at `now`.
+fn session_link(session: &MiniAppSession, user: &str, now: UnixTime) -> Link {
+    Link {
+        chat_id: None,
+        username: session.username.clone(),
+        linked_at: now,
+        ..link(session.telegram_user_id.get(), user)
     }
 }
 
@@ -165,39 +197,47 @@ pub async fn blocked_users_get_no_session_and_burn_nothing(backend: Backend) {
     );
 }
 
-pub async fn attach_user_only_to_active_sessions(backend: Backend) {
+pub async fn only_active_unexpired_sessions_link(backend: Backend) {
     let fx = backend.store().await;
     let sessions = fx.store.miniapp_sessions();
-    let other = fx.second_client().await.miniapp_sessions();
+    let other = fx.second_client().await;
     let now = UnixTime::now();
     let s = session(14_201, &fingerprint("initdata-attach"), now);
     sessions
         .create(&s, &replay("initdata-attach", now))
         .await
         .unwrap();
-    assert!(
-        other
-            .attach_user(&s.hash, &uid("user-1"), now)
+    // Not on its expiry second, nor with an unknown hash: nothing written.
+    let flow = fx.store.miniapp_flow();
+    assert_eq!(
+        flow.link_session(&s.hash, &uid("user-1"), s.expires_at)
             .await
-            .unwrap()
+            .unwrap(),
+        SessionLinkOutcome::Invalid
+    );
+    assert_eq!(
+        flow.link_session(&OneTimeToken::mint().hash(), &uid("user-1"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Invalid
+    );
+    assert_eq!(
+        fx.store.links().get_by_user(&uid("user-1")).await.unwrap(),
+        None
+    );
+    // Live: links, from another client, and the session then names the app user.
+    assert_eq!(
+        other
+            .miniapp_flow()
+            .link_session(&s.hash, &uid("user-1"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Linked(session_link(&s, "user-1", now))
     );
     let read = sessions.get_session(&s.hash, now).await.unwrap().unwrap();
     assert_eq!(read.user_id, Some(uid("user-1")));
     assert_eq!(read.telegram_user_id, tg(14_201));
-    // Not on an expired session, nor on an unknown one.
-    assert!(
-        !sessions
-            .attach_user(&s.hash, &uid("user-2"), s.expires_at)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !sessions
-            .attach_user(&OneTimeToken::mint().hash(), &uid("user-2"), now)
-            .await
-            .unwrap()
-    );
-    // An inactive session: not readable, nothing to attach to.
+    // An inactive session: not readable, and it links nobody.
     let inactive = MiniAppSession {
         active: false,
         ..session(14_202, &fingerprint("initdata-inactive"), now)
@@ -209,12 +249,23 @@ pub async fn attach_user_only_to_active_sessions(backend: Backend) {
             .unwrap(),
         SessionOutcome::Created
     );
-    assert_eq!(other.get_session(&inactive.hash, now).await.unwrap(), None);
-    assert!(
-        !other
-            .attach_user(&inactive.hash, &uid("user-2"), now)
+    assert_eq!(
+        other
+            .miniapp_sessions()
+            .get_session(&inactive.hash, now)
             .await
-            .unwrap()
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        flow.link_session(&inactive.hash, &uid("user-2"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Invalid
+    );
+    assert_eq!(
+        fx.store.links().get_by_telegram(tg(14_202)).await.unwrap(),
+        None
     );
 }
 
@@ -417,4 +468,263 @@ pub async fn claim_and_link_one_winner_of_sixteen(backend: Backend) {
             .unwrap();
         assert_eq!(found.is_some(), i == *winner);
     }
+}
+
+/// Issue 13: a session links at most the app user it first linked, and only until that link
+/// is removed — by the user or by an admin — whichever client removes it.
+pub async fn a_session_links_one_user_and_dies_with_the_link(backend: Backend) {
+    let fx = backend.store().await;
+    let store = &fx.store;
+    let other = fx.second_client().await;
+    let flow = store.miniapp_flow();
+    let now = UnixTime::now();
+    let tg_id = 16_001;
+    assert_eq!(
+        store.miniapp_sessions().basis(tg(tg_id)).await.unwrap(),
+        SessionBasis::default()
+    );
+    let s = made(store, tg_id, "epoch-1", now).await;
+    let linked = session_link(&s, "user-1", now);
+    assert_eq!(
+        flow.link_session(&s.hash, &uid("user-1"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Linked(linked.clone())
+    );
+    assert_eq!(
+        other.links().get_by_telegram(tg(tg_id)).await.unwrap(),
+        Some(linked.clone())
+    );
+    // The session now names user-1: a retry by user-1 is idempotent, user-2 is refused.
+    let read = other
+        .miniapp_sessions()
+        .get_session(&s.hash, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.user_id, Some(uid("user-1")));
+    assert_eq!(
+        other
+            .miniapp_flow()
+            .link_session(&s.hash, &uid("user-1"), now.plus_secs(1))
+            .await
+            .unwrap(),
+        SessionLinkOutcome::AlreadyLinked(linked.clone())
+    );
+    assert_eq!(
+        flow.link_session(&s.hash, &uid("user-2"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Invalid
+    );
+    // A session made before the unlink, not used yet, made on a basis read before it.
+    let unused = made(store, tg_id, "epoch-2", now).await;
+    assert_eq!(unused.user_id, Some(uid("user-1")));
+    let stale_basis = store.miniapp_sessions().basis(tg(tg_id)).await.unwrap();
+
+    // user-1 unlinks (another client): every session of the Telegram user is dead.
+    other.links().unlink_by_user(&uid("user-1")).await.unwrap();
+    for (session, user) in [(&s, "user-2"), (&s, "user-1"), (&unused, "user-1")] {
+        assert_eq!(
+            flow.link_session(&session.hash, &uid(user), now)
+                .await
+                .unwrap(),
+            SessionLinkOutcome::Invalid,
+            "{user}"
+        );
+    }
+    // Born on the basis read before the unlink: refused too.
+    let late = MiniAppSession {
+        user_id: None,
+        epoch: stale_basis.epoch,
+        ..session(tg_id, &fingerprint("epoch-3"), now)
+    };
+    store
+        .miniapp_sessions()
+        .create(&late, &replay("epoch-3", now))
+        .await
+        .unwrap();
+    assert_eq!(
+        flow.link_session(&late.hash, &uid("user-2"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Invalid
+    );
+    assert_eq!(
+        store.links().get_by_telegram(tg(tg_id)).await.unwrap(),
+        None
+    );
+
+    // A fresh session links user-2; an admin revoke ends it as well.
+    let fresh = made(&other, tg_id, "epoch-4", now).await;
+    assert!(fresh.epoch > s.epoch);
+    assert_eq!(
+        flow.link_session(&fresh.hash, &uid("user-2"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Linked(session_link(&fresh, "user-2", now))
+    );
+    store.links().unlink_by_telegram(tg(tg_id)).await.unwrap();
+    for user in ["user-2", "user-3"] {
+        assert_eq!(
+            other
+                .miniapp_flow()
+                .link_session(&fresh.hash, &uid(user), now)
+                .await
+                .unwrap(),
+            SessionLinkOutcome::Invalid
+        );
+    }
+    // Unknown or expired sessions are invalid; refusals write nothing.
+    assert_eq!(
+        flow.link_session(&OneTimeToken::mint().hash(), &uid("user-3"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Invalid
+    );
+    let current = made(store, tg_id, "epoch-5", now).await;
+    assert_eq!(
+        flow.link_session(&current.hash, &uid("user-3"), current.expires_at)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Invalid
+    );
+    assert_eq!(
+        store.links().get_by_telegram(tg(tg_id)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.links().get_by_user(&uid("user-3")).await.unwrap(),
+        None
+    );
+    // Conflicts are reported, write nothing, and do not use the session up.
+    store.links().link(&link(16_002, "user-3")).await.unwrap();
+    store.links().link(&link(tg_id, "user-4")).await.unwrap();
+    let taken = made(store, tg_id, "epoch-6", now).await;
+    assert_eq!(taken.user_id, Some(uid("user-4")));
+    assert_eq!(
+        flow.link_session(&taken.hash, &uid("user-4"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::AlreadyLinked(link(tg_id, "user-4"))
+    );
+    let free = made(store, 16_003, "epoch-7", now).await;
+    assert_eq!(
+        flow.link_session(&free.hash, &uid("user-3"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Conflict(LinkSide::User)
+    );
+    store.links().unlink_by_user(&uid("user-3")).await.unwrap();
+    assert_eq!(
+        flow.link_session(&free.hash, &uid("user-3"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Linked(session_link(&free, "user-3", now))
+    );
+}
+
+/// Issue 13: a block ends every session of the Telegram user — linked or not — and they stay
+/// dead after the unblock; sessions made after the unblock work.
+pub async fn a_block_ends_every_session_even_after_the_unblock(backend: Backend) {
+    let fx = backend.store().await;
+    let store = &fx.store;
+    let other = fx.second_client().await;
+    let now = UnixTime::now();
+    let tg_id = 16_101;
+    let unlinked = made(store, tg_id, "block-1", now).await;
+    let linked_too = made(store, 16_102, "block-2", now).await;
+    store
+        .miniapp_flow()
+        .link_session(&linked_too.hash, &uid("user-b"), now)
+        .await
+        .unwrap();
+    for id in [tg_id, 16_102] {
+        other
+            .blocks()
+            .block(&block_of(id, "admin", now.secs()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .miniapp_flow()
+            .link_session(&unlinked.hash, &uid("user-a"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Blocked
+    );
+    for id in [tg_id, 16_102] {
+        other.blocks().unblock(tg(id)).await.unwrap();
+    }
+    for (s, user) in [(&unlinked, "user-a"), (&linked_too, "user-b")] {
+        assert_eq!(
+            store
+                .miniapp_flow()
+                .link_session(&s.hash, &uid(user), now)
+                .await
+                .unwrap(),
+            SessionLinkOutcome::Invalid
+        );
+    }
+    assert_eq!(
+        store.links().get_by_user(&uid("user-a")).await.unwrap(),
+        None
+    );
+    let after = made(&other, tg_id, "block-3", now).await;
+    assert_eq!(
+        store
+            .miniapp_flow()
+            .link_session(&after.hash, &uid("user-a"), now)
+            .await
+            .unwrap(),
+        SessionLinkOutcome::Linked(session_link(&after, "user-a", now))
+    );
+}
+
+/// `verify`'s one read: the block and whether the initData's claim is live, writing nothing.
+pub async fn initdata_standing_reads_block_and_claim(backend: Backend) {
+    let fx = backend.store().await;
+    let store = &fx.store;
+    let other = fx.second_client().await;
+    let sessions = other.miniapp_sessions();
+    let now = UnixTime::now();
+    let claim = replay("standing-1", now);
+    let standing = |blocked, used| tglink_shared::store::InitDataStanding { blocked, used };
+    assert_eq!(
+        sessions
+            .initdata_standing(tg(16_201), &claim.key, now)
+            .await
+            .unwrap(),
+        standing(false, false)
+    );
+    // Asking wrote nothing: the initData still makes its session.
+    made(store, 16_201, "standing-1", now).await;
+    assert_eq!(
+        sessions
+            .initdata_standing(tg(16_201), &claim.key, now)
+            .await
+            .unwrap(),
+        standing(false, true)
+    );
+    // Past the claim's retention, no longer used.
+    assert_eq!(
+        sessions
+            .initdata_standing(tg(16_201), &claim.key, now.plus_secs(WINDOW))
+            .await
+            .unwrap(),
+        standing(false, false)
+    );
+    store
+        .blocks()
+        .block(&block_of(16_201, "admin", now.secs()))
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions
+            .initdata_standing(tg(16_201), &claim.key, now)
+            .await
+            .unwrap(),
+        standing(true, true)
+    );
 }

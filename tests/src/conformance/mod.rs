@@ -70,10 +70,13 @@ macro_rules! conformance_suite {
             blocks::concurrent_unblocks_one_winner,
             miniapp::session_and_claim_are_written_together,
             miniapp::blocked_users_get_no_session_and_burn_nothing,
-            miniapp::attach_user_only_to_active_sessions,
+            miniapp::only_active_unexpired_sessions_link,
             miniapp::one_initdata_one_session_under_concurrency,
             miniapp::claim_and_link_outcomes,
             miniapp::claim_and_link_one_winner_of_sixteen,
+            miniapp::a_session_links_one_user_and_dies_with_the_link,
+            miniapp::a_block_ends_every_session_even_after_the_unblock,
+            miniapp::initdata_standing_reads_block_and_claim,
         );
     };
     (@tests $backend:expr; $($module:ident :: $name:ident),+ $(,)?) => {

@@ -235,9 +235,17 @@ async fn verify_session_link_read_unlink(backend: Backend) {
     assert_eq!(resp.json["user_id"], "user-1");
     sessions.push(resp.json["session_token"].as_str().unwrap().to_owned());
 
-    // Another app user cannot take this Telegram user, nor can user-1 take another one.
+    // Another app user cannot take this Telegram user, nor can user-1 take another one. (The
+    // session itself is user-1's now: another user presenting it is refused as invalid.)
     let jwt2 = app.jwt("user-2");
     let resp = link_with(api, &jwt2, json!({"session_token": s1})).await;
+    resp.assert_problem(401, "session_invalid");
+    let resp = link_with(
+        api,
+        &jwt2,
+        json!({"init_data": init_data(&app, 4001, "AAQ3")}),
+    )
+    .await;
     resp.assert_problem(409, "link_conflict");
     let data5 = init_data(&app, 4002, "AAQ5");
     let resp = link_with(api, &jwt1, json!({"init_data": data5})).await;
@@ -639,7 +647,12 @@ async fn admin_revoke_block_unblock(backend: Backend) {
         .await
         .assert_problem(404, "link_not_found");
 
-    // Linked again (the session is still valid), then blocked: the link goes with the block.
+    // The revoke ended the session (issue 13): a fresh one links again, then blocked: the
+    // link goes with the block.
+    link_with(api, &jwt1, json!({"session_token": s1}))
+        .await
+        .assert_problem(401, "session_invalid");
+    let s1 = session_token(api, &init_data(&app, 4401, "AAB0")).await;
     assert_eq!(
         link_with(api, &jwt1, json!({"session_token": s1}))
             .await
@@ -949,9 +962,11 @@ fn old_dev_secrets_get_a_bot_token() {
     assert_eq!(stored.as_object().unwrap().len(), 4);
 }
 
-/// The design's budget: verify costs one DynamoDB call (the block read); a session two (the
-/// link read, then claim + session + block check in one transaction); a link by initData one
-/// transaction.
+/// The design's budget: verify costs one DynamoDB call (the block and the initData's claim,
+/// read together); a session two (the link and the session epoch read together, then claim +
+/// session + block check in one transaction); a link by initData one transaction; a link by
+/// session two (the session read, then link + block check + epoch check + session update in
+/// one transaction).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_calls_per_request() {
     use tglink_shared::{
@@ -976,8 +991,6 @@ async fn dynamodb_calls_per_request() {
     let miniapp = MiniAppConfig::from_env(&env).unwrap();
     let verify = initdata_verify::InitDataVerify {
         config: Some(miniapp.clone()),
-        blocks: counted.blocks(),
-        links: counted.links(),
         sessions: counted.miniapp_sessions(),
         clock: Clock::system(),
     };
@@ -988,7 +1001,6 @@ async fn dynamodb_calls_per_request() {
         auth: JwtVerifier::new(&jwt_config).unwrap(),
         links: counted.links(),
         flow: counted.miniapp_flow(),
-        sessions: counted.miniapp_sessions(),
         blocks: counted.blocks(),
         clock: Clock::system(),
     };
@@ -1008,10 +1020,26 @@ async fn dynamodb_calls_per_request() {
     let resp =
         initdata_verify::handle(&verify, request(VERIFY, json!({"init_data": data("q1")}))).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(calls.take().operations("DynamoDB"), ["GetItem"]);
+    assert_eq!(calls.take().operations("DynamoDB"), ["TransactGetItems"]);
     let resp =
         initdata_verify::handle(&verify, request(SESSION, json!({"init_data": data("q1")}))).await;
     assert_eq!(resp.status(), 201);
+    assert_eq!(
+        calls.take().operations("DynamoDB"),
+        ["TransactGetItems", "TransactWriteItems"]
+    );
+    let (_, created) = answer(resp).await;
+    let token = created["session_token"].as_str().unwrap();
+    let resp = link::handle(&link, request(LINK, json!({"session_token": token}))).await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(
+        calls.take().operations("DynamoDB"),
+        ["GetItem", "TransactWriteItems"]
+    );
+    let mut unlink = request(LINK, json!({}));
+    *unlink.method_mut() = http::Method::DELETE;
+    let resp = link::handle(&link, unlink).await;
+    assert_eq!(resp.status(), 204);
     assert_eq!(
         calls.take().operations("DynamoDB"),
         ["GetItem", "TransactWriteItems"]
@@ -1023,4 +1051,245 @@ async fn dynamodb_calls_per_request() {
     let resp = initdata_verify::handle(&verify, request(VERIFY, json!({"init_data": "x"}))).await;
     assert_eq!(resp.status(), 401);
     assert_eq!(calls.take().operations("DynamoDB"), Vec::<&str>::new());
+}
+
+/// Issue 13, item 1: a session is not a reusable link ticket. It links at most the app user it
+/// first linked, and every unlink (the user's `DELETE`, an admin revoke) and every block ends all
+/// the sessions the Telegram user had: a session made before a block never works after the
+/// unblock.
+async fn a_session_dies_with_its_link(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let api = &app.api;
+    let admin = admin_jwt(&app, "admin-1");
+    let (jwt1, jwt2) = (app.jwt("user-1"), app.jwt("user-2"));
+
+    // S → user-1 links → user-1 unlinks → user-2 cannot link with S (nor can user-1 again).
+    let s = session_token(api, &init_data(&app, 4801, "AAS1")).await;
+    let resp = link_with(api, &jwt1, json!({"session_token": s})).await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    // A retry by the same user while linked: 200 (idempotent); another user: refused.
+    let resp = link_with(api, &jwt1, json!({"session_token": s})).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    link_with(api, &jwt2, json!({"session_token": s}))
+        .await
+        .assert_problem(401, "session_invalid");
+    let resp = api.call(Method::DELETE, LINK, Some(&jwt1), None).await;
+    assert_eq!(resp.status, 204, "{}", resp.text);
+    link_with(api, &jwt2, json!({"session_token": s}))
+        .await
+        .assert_problem(401, "session_invalid");
+    link_with(api, &jwt1, json!({"session_token": s}))
+        .await
+        .assert_problem(401, "session_invalid");
+    // A session the user had but never used dies with the link too.
+    let unused = session_token(api, &init_data(&app, 4801, "AAS2")).await;
+    let resp = link_with(
+        api,
+        &jwt1,
+        json!({"init_data": init_data(&app, 4801, "AAS3")}),
+    )
+    .await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    api.call(Method::DELETE, LINK, Some(&jwt1), None).await;
+    link_with(api, &jwt2, json!({"session_token": unused}))
+        .await
+        .assert_problem(401, "session_invalid");
+    // A fresh session works.
+    let fresh = session_token(api, &init_data(&app, 4801, "AAS4")).await;
+    let resp = link_with(api, &jwt2, json!({"session_token": fresh})).await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+
+    // The same after an admin revoke.
+    let resp = api
+        .post(&admin_path("4801", "revoke"), Some(&admin), None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    link_with(api, &jwt1, json!({"session_token": fresh}))
+        .await
+        .assert_problem(401, "session_invalid");
+    link_with(api, &jwt2, json!({"session_token": fresh}))
+        .await
+        .assert_problem(401, "session_invalid");
+
+    // Block → unblock: a session made before the block never works again, linked or not.
+    let before = session_token(api, &init_data(&app, 4802, "AAS5")).await;
+    let resp = api
+        .post(&admin_path("4802", "block"), Some(&admin), None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let resp = api
+        .post(&admin_path("4802", "unblock"), Some(&admin), None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    link_with(api, &jwt1, json!({"session_token": before}))
+        .await
+        .assert_problem(401, "session_invalid");
+    let after = session_token(api, &init_data(&app, 4802, "AAS6")).await;
+    let resp = link_with(api, &jwt1, json!({"session_token": after})).await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+
+    // The bot's /disconnect ends the sessions too.
+    let webhook_secret = app.env.var("TELEGRAM_WEBHOOK_SECRET").unwrap();
+    let disconnect = json!({"update_id": 48_021, "message": {"message_id": 1, "date": 0,
+        "chat": {"id": 4802, "type": "private"},
+        "from": {"id": 4802, "is_bot": false, "first_name": "A"},
+        "text": "/disconnect"}});
+    let resp = api
+        .send(
+            api.request(Method::POST, "/api/telegram/webhook")
+                .header("X-Telegram-Bot-Api-Secret-Token", &webhook_secret)
+                .json(&disconnect),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    api.get(LINK, Some(&jwt1))
+        .await
+        .assert_problem(404, "link_not_found");
+    link_with(api, &jwt1, json!({"session_token": after}))
+        .await
+        .assert_problem(401, "session_invalid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_dies_with_its_link_sqlite() {
+    a_session_dies_with_its_link(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_dies_with_its_link_dynamodb() {
+    a_session_dies_with_its_link(Backend::DynamoDb).await;
+}
+
+/// The functions of the Mini App on `store`, with `env` and a clock the test moves.
+fn miniapp_functions(
+    store: &Store,
+    env: &MapEnv,
+    clock: &Arc<std::sync::atomic::AtomicU64>,
+) -> (initdata_verify::InitDataVerify, link::LinkFunction) {
+    use tglink_shared::{auth::JwtVerifier, telegram::miniapp::MiniAppConfig};
+    let at = clock.clone();
+    let clock = Clock::new(move || UnixTime(at.load(std::sync::atomic::Ordering::SeqCst)));
+    let miniapp = MiniAppConfig::from_env(env).unwrap();
+    let verify = initdata_verify::InitDataVerify {
+        config: Some(miniapp.clone()),
+        sessions: store.miniapp_sessions(),
+        clock: clock.clone(),
+    };
+    let link = link::LinkFunction {
+        enabled: true,
+        miniapp: Some(miniapp),
+        auth: JwtVerifier::new(&JwtConfig::from_env(env).unwrap()).unwrap(),
+        links: store.links(),
+        flow: store.miniapp_flow(),
+        blocks: store.blocks(),
+        clock,
+    };
+    (verify, link)
+}
+
+fn post_request(path: &str, jwt: Option<&str>, body: Value) -> lambda_http::Request {
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/json");
+    if let Some(jwt) = jwt {
+        req = req.header("authorization", format!("Bearer {jwt}"));
+    }
+    req.body(lambda_http::Body::Text(body.to_string())).unwrap()
+}
+
+async fn answer(resp: lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let lambda_http::Body::Text(text) = resp.body() else {
+        panic!("expected a JSON body")
+    };
+    (status, serde_json::from_str(text).unwrap())
+}
+
+/// Issue 13, item 2: the replay claim lives as long as the initData is accepted. Max age 100 s
+/// and a replay window of 100 s: a session at T, then the same initData at T+100 (its last
+/// accepted second) is a replay — for a session, a link, and as `verify`'s `used`. initData
+/// dated 60 s ahead (the allowed skew) is accepted until T+160, and so is its claim.
+async fn replay_claim_covers_the_initdata_validity(backend: Backend) {
+    const TOKEN: &str = "7000000011:replay-window-bot-token";
+    const SECRET: &str = "a-replay-window-jwt-secret-of-32-bytes";
+    let fx = backend.store().await;
+    let env = MapEnv::new()
+        .with("TELEGRAM_BOT_TOKEN", TOKEN)
+        .with("TELEGRAM_INITDATA_MAX_AGE_SEC", "100")
+        .with("TELEGRAM_INITDATA_REPLAY_WINDOW_MS", "100000")
+        .with("APP_JWT_SECRET", SECRET)
+        .with("APP_JWT_ISSUER", "replay")
+        .with("APP_JWT_AUDIENCE", "replay");
+    let t = UnixTime::now().secs();
+    let clock = Arc::new(std::sync::atomic::AtomicU64::new(t));
+    let (verify, link) = miniapp_functions(&fx.store, &env, &clock);
+    let jwt = sign_hs256(
+        SECRET,
+        &DevClaims::new("user-w", &JwtConfig::from_env(&env).unwrap(), 100_000),
+    );
+    let set = |secs: u64| clock.store(secs, std::sync::atomic::Ordering::SeqCst);
+
+    for (telegram, auth_date, last) in [(4901, t, t + 100), (4902, t + 60, t + 160)] {
+        set(t);
+        let data = init_data_with(TOKEN, telegram, "AAW1", auth_date);
+        let body = json!({"init_data": data});
+        let (status, json) = answer(
+            initdata_verify::handle(&verify, post_request(VERIFY, None, body.clone())).await,
+        )
+        .await;
+        assert_eq!((status, &json["used"]), (200, &json!(false)), "{json}");
+        let (status, json) = answer(
+            initdata_verify::handle(&verify, post_request(SESSION, None, body.clone())).await,
+        )
+        .await;
+        assert_eq!(status, 201, "{json}");
+        for at in [t + 1, last] {
+            set(at);
+            let (status, json) = answer(
+                initdata_verify::handle(&verify, post_request(VERIFY, None, body.clone())).await,
+            )
+            .await;
+            assert_eq!(
+                (status, &json["used"]),
+                (200, &json!(true)),
+                "at T+{}",
+                at - t
+            );
+            let (status, json) = answer(
+                initdata_verify::handle(&verify, post_request(SESSION, None, body.clone())).await,
+            )
+            .await;
+            assert_eq!(
+                (status, &json["code"]),
+                (401, &json!("initdata_replayed")),
+                "at T+{}",
+                at - t
+            );
+            let (status, json) =
+                answer(link::handle(&link, post_request(LINK, Some(&jwt), body.clone())).await)
+                    .await;
+            assert_eq!(
+                (status, &json["code"]),
+                (401, &json!("initdata_replayed")),
+                "at T+{}",
+                at - t
+            );
+        }
+        // One second later the initData itself is refused.
+        set(last + 1);
+        let (status, json) =
+            answer(initdata_verify::handle(&verify, post_request(SESSION, None, body)).await).await;
+        assert_eq!((status, &json["code"]), (401, &json!("initdata_expired")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_claim_covers_the_initdata_validity_sqlite() {
+    replay_claim_covers_the_initdata_validity(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_claim_covers_the_initdata_validity_dynamodb() {
+    replay_claim_covers_the_initdata_validity(Backend::DynamoDb).await;
 }

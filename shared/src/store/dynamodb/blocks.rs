@@ -1,7 +1,8 @@
 //! Blocks: `TGBLOCK#<id>` / `BLOCK` (telegram_user_id, blocked_at, blocked_by), a partition of
 //! their own (only the admin routes may write it; IAM tells it from `TGUSER#` links). Every
 //! write that links a Telegram user or gives it a session carries [`not_blocked`] as a
-//! `ConditionCheck` in its own transaction.
+//! `ConditionCheck` in its own transaction. A block bumps the user's session epoch
+//! (`TGUSER#<id>` / `SESSIONS`) in its transaction.
 
 use async_trait::async_trait;
 
@@ -9,7 +10,7 @@ use super::{
     DynamoStore,
     item::{Item, corrupt, get_n, get_s, get_time, n, s},
     keys,
-    links::{delete_link, parse_link},
+    links::{bump_session_epoch, delete_link, parse_link},
     tx::{CondHandle, Expr, Tx, TxError, absent, retry_on_conflict},
 };
 use crate::{
@@ -71,9 +72,11 @@ impl DynamoStore {
         match &link {
             // Both items of the link that was read (the app user's may be missing).
             Some(l) => delete_link(&mut tx, l, LinkSide::Telegram),
-            // Still not linked (a link landing meanwhile must be removed too).
+            // Still not linked (a link landing meanwhile must be removed too); the sessions
+            // made before the block end with it (a new block: `existing` is `None` here).
             None => {
                 tx.check(keys::link_by_telegram(id), absent());
+                bump_session_epoch(&mut tx, id);
             }
         }
         // A failed condition: the block or the link changed since the read (look again).

@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | link, by Telegram user | `TGUSER#<id>` | `LINK` |
 //! | link, by app user | `USER#<id>` | `TGLINK` |
+//! | session epoch | `TGUSER#<id>` | `SESSIONS` |
 //! | block | `TGBLOCK#<id>` | `BLOCK` |
 //! | claim | `CLAIM#<kind>#<key>` | `CLAIM` |
 //! | connect token | `CONNECT#<hash>` | `CONNECT` |
@@ -75,6 +76,11 @@ pub(super) fn link_by_user(user: &UserId) -> Key {
 
 pub(super) fn block(id: TelegramUserId) -> Key {
     Key::new(format!("TGBLOCK#{id}"), "BLOCK")
+}
+
+/// The Telegram user's Mini App session epoch (`epoch`, a number; absent = 0).
+pub(super) fn session_epoch(id: TelegramUserId) -> Key {
+    Key::new(telegram_pk(id), "SESSIONS")
 }
 
 pub(super) fn claim(key: &ClaimKey) -> Key {

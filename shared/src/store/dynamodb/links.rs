@@ -78,10 +78,24 @@ pub(super) fn put_link(tx: &mut Tx<'_>, link: &Link, replacing: Replacing) -> Li
     }
 }
 
-/// Deletes both items of `link` if they still describe it. The item it was read from
-/// (`found_by`) must exist, so of concurrent unlinkers exactly one succeeds; its counterpart
-/// may be missing, so a half-written link can still be removed.
+/// Adds "bump the Telegram user's session epoch" to `tx`: every Mini App session made before
+/// it stops linking (`TGUSER#<id>` / `SESSIONS`, created at 1 when absent).
+pub(super) fn bump_session_epoch(tx: &mut Tx<'_>, id: TelegramUserId) {
+    tx.update(
+        keys::session_epoch(id),
+        Expr::new("ADD #epoch :one")
+            .name("#epoch", "epoch")
+            .value(":one", n(1)),
+        None,
+    );
+}
+
+/// Deletes both items of `link` if they still describe it, and bumps the Telegram user's
+/// session epoch (the link's sessions end with it). The item it was read from (`found_by`)
+/// must exist, so of concurrent unlinkers exactly one succeeds; its counterpart may be
+/// missing, so a half-written link can still be removed.
 pub(super) fn delete_link(tx: &mut Tx<'_>, link: &Link, found_by: LinkSide) {
+    bump_session_epoch(tx, link.telegram_user_id);
     let (by_telegram, by_user) = match found_by {
         LinkSide::Telegram => (
             "user_id = :uid",

@@ -1,5 +1,9 @@
 //! Mini App sessions: `SESSION#<sha256(token)>` / `SESSION` with telegram_user_id, username?, user_id?,
-//! initdata_fingerprint, auth_date, source, created_at, expires_at (TTL) and active (BOOL).
+//! initdata_fingerprint, auth_date, source, created_at, expires_at (TTL), active (BOOL) and
+//! epoch (absent = 0: sessions written before epochs existed). The Telegram user's epoch is
+//! `TGUSER#<id>` / `SESSIONS` (`epoch`), read by [`MiniAppSessions::basis`] together with the
+//! link (one `TransactGetItems`); `verify` reads the block and the initData's claim together
+//! (one `TransactGetItems`).
 //!
 //! `create` is one `TransactWriteItems`:
 //!
@@ -14,16 +18,16 @@ use super::{
     DynamoStore,
     blocks::not_blocked,
     claims,
-    item::{Item, corrupt, get_bool, get_n, get_s, get_time, n, opt_s, s},
+    item::{Item, corrupt, get_bool, get_n, get_s, get_time, n, opt_n, opt_s, s},
     keys,
+    links::parse_link,
     tx::{Tx, TxError, absent, retry_on_conflict},
-    unavailable,
 };
 use crate::{
     ids::{TelegramUserId, UserId},
     store::{
-        MiniAppSession, MiniAppSessions, ReplayClaim, SessionOutcome, StoreError,
-        miniapp_sessions::SESSION_SOURCE,
+        ClaimKey, InitDataStanding, MiniAppSession, MiniAppSessions, ReplayClaim, SessionBasis,
+        SessionOutcome, StoreError, miniapp_sessions::SESSION_SOURCE,
     },
     time::UnixTime,
     token::TokenHash,
@@ -41,6 +45,7 @@ fn session_item(session: &MiniAppSession) -> Item {
         ("created_at", n(session.created_at.secs())),
         ("expires_at", n(session.expires_at.secs())),
         ("active", AttributeValue::Bool(session.active)),
+        ("epoch", n(session.epoch)),
     ]);
     if let Some(user) = &session.user_id {
         item.insert("user_id".to_owned(), s(user.as_str()));
@@ -68,6 +73,15 @@ fn parse_session(item: &Item) -> Result<MiniAppSession, StoreError> {
         created_at: get_time(item, "created_at")?,
         expires_at: get_time(item, "expires_at")?,
         active: get_bool(item, "active")?,
+        epoch: opt_n(item, "epoch")?.unwrap_or(0),
+    })
+}
+
+/// The epoch stored in a `TGUSER#<id>` / `SESSIONS` item (none: 0).
+pub(super) fn parse_epoch(item: Option<&Item>) -> Result<u64, StoreError> {
+    Ok(match item {
+        Some(item) => opt_n(item, "epoch")?.unwrap_or(0),
+        None => 0,
     })
 }
 
@@ -94,6 +108,36 @@ impl DynamoStore {
 
 #[async_trait]
 impl MiniAppSessions for DynamoStore {
+    async fn basis(&self, id: TelegramUserId) -> Result<SessionBasis, StoreError> {
+        let [link, epoch] = self
+            .read_together([keys::link_by_telegram(id), keys::session_epoch(id)])
+            .await?;
+        Ok(SessionBasis {
+            user_id: link
+                .map(|item| parse_link(&item))
+                .transpose()?
+                .map(|l| l.user_id),
+            epoch: parse_epoch(epoch.as_ref())?,
+        })
+    }
+
+    async fn initdata_standing(
+        &self,
+        id: TelegramUserId,
+        replay: &ClaimKey,
+        now: UnixTime,
+    ) -> Result<InitDataStanding, StoreError> {
+        let [block, claim] = self
+            .read_together([keys::block(id), keys::claim(replay)])
+            .await?;
+        Ok(InitDataStanding {
+            blocked: block.is_some(),
+            used: match claim {
+                Some(item) => claims::live_status(&item, now)?.is_some(),
+                None => false,
+            },
+        })
+    }
     async fn create(
         &self,
         session: &MiniAppSession,
@@ -113,36 +157,6 @@ impl MiniAppSessions for DynamoStore {
         })
         .await
     }
-
-    async fn attach_user(
-        &self,
-        hash: &TokenHash,
-        user: &UserId,
-        now: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(keys::session(hash).attributes()))
-            .update_expression("SET user_id = :uid")
-            .condition_expression("attribute_exists(pk) AND active = :true AND expires_at > :now")
-            .expression_attribute_values(":uid", s(user.as_str()))
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":now", n(now.secs()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -161,11 +175,17 @@ mod tests {
             created_at: UnixTime(1_700_000_010),
             expires_at: UnixTime(1_700_086_410),
             active: true,
+            epoch: 3,
         };
         assert_eq!(parse_session(&session_item(&session)).unwrap(), session);
         session.user_id = None;
         session.username = None;
         session.active = false;
         assert_eq!(parse_session(&session_item(&session)).unwrap(), session);
+        // Written before epochs existed: epoch 0.
+        let mut old = session_item(&session);
+        old.remove("epoch");
+        session.epoch = 0;
+        assert_eq!(parse_session(&old).unwrap(), session);
     }
 }

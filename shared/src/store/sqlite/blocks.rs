@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SqliteStore, immediate, links, sql_error};
+use super::{SqliteStore, immediate, links, miniapp_sessions, sql_error};
 use crate::{
     ids::{TelegramUserId, UserId},
     store::{Block, BlockOutcome, Blocks, StoreError},
@@ -70,6 +70,8 @@ impl Blocks for SqliteStore {
             let tx = immediate(conn)?;
             let existing = get(&tx, id)?;
             if existing.is_none() {
+                // The sessions made before the block end with it (also after an unblock).
+                miniapp_sessions::bump_epoch(&tx, id)?;
                 tx.execute(
                     &format!("INSERT INTO telegram_blocks ({COLUMNS}) VALUES (?1, ?2, ?3)"),
                     params![

@@ -1,10 +1,11 @@
 //! Links: one row per link with both ids unique, the SQLite form of the two DynamoDB items
 //! (`TGUSER#<id>` / `LINK` and `USER#<id>` / `TGLINK`), which are always written together.
+//! Deleting a link bumps the Telegram user's session epoch in the same transaction.
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{SqliteStore, blocks, immediate, sql_error};
+use super::{SqliteStore, blocks, immediate, miniapp_sessions, sql_error};
 use crate::{
     ids::{TelegramUserId, UserId},
     store::{Link, LinkOutcome, LinkSource, Links, StoreError},
@@ -96,23 +97,41 @@ pub(super) fn upsert(conn: &Connection, link: &Link) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Deletes the link whose `column` is `value` and bumps its Telegram user's session epoch
+/// (the caller commits both together); returns what was deleted.
 fn delete_returning(
     conn: &Connection,
     column: &str,
     value: &dyn rusqlite::ToSql,
 ) -> Result<Option<Link>, StoreError> {
-    conn.query_row(
-        &format!("DELETE FROM telegram_links WHERE {column} = ?1 RETURNING {COLUMNS}"),
-        [value],
-        from_row,
-    )
-    .optional()
-    .map_err(sql_error)?
-    .map(to_link)
-    .transpose()
+    let deleted = conn
+        .query_row(
+            &format!("DELETE FROM telegram_links WHERE {column} = ?1 RETURNING {COLUMNS}"),
+            [value],
+            from_row,
+        )
+        .optional()
+        .map_err(sql_error)?
+        .map(to_link)
+        .transpose()?;
+    if let Some(link) = &deleted {
+        miniapp_sessions::bump_epoch(conn, link.telegram_user_id)?;
+    }
+    Ok(deleted)
 }
 
-/// Deletes the Telegram user's link; returns what was deleted.
+/// Runs `delete` (a [`delete_returning`]) in its own `IMMEDIATE` transaction.
+fn unlink(
+    conn: &mut Connection,
+    delete: impl FnOnce(&Connection) -> Result<Option<Link>, StoreError>,
+) -> Result<Option<Link>, StoreError> {
+    let tx = immediate(conn)?;
+    let deleted = delete(&tx)?;
+    tx.commit().map_err(sql_error)?;
+    Ok(deleted)
+}
+
+/// Deletes the Telegram user's link (bumping its session epoch); returns what was deleted.
 pub(super) fn delete_by_telegram(
     conn: &Connection,
     id: TelegramUserId,
@@ -155,12 +174,14 @@ impl Links for SqliteStore {
 
     async fn unlink_by_user(&self, user: &UserId) -> Result<Option<Link>, StoreError> {
         let user = user.clone();
-        self.with_conn(move |conn| delete_returning(conn, "user_id", &user.as_str()))
-            .await
+        self.with_conn(move |conn| {
+            unlink(conn, |tx| delete_returning(tx, "user_id", &user.as_str()))
+        })
+        .await
     }
 
     async fn unlink_by_telegram(&self, id: TelegramUserId) -> Result<Option<Link>, StoreError> {
-        self.with_conn(move |conn| delete_by_telegram(conn, id))
+        self.with_conn(move |conn| unlink(conn, |tx| delete_by_telegram(tx, id)))
             .await
     }
 }

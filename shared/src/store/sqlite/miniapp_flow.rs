@@ -5,11 +5,72 @@
 
 use async_trait::async_trait;
 
-use super::{SqliteStore, blocks, claims, immediate, links, sql_error};
-use crate::store::{Link, MiniAppFlow, MiniAppLinkOutcome, ReplayClaim, StoreError};
+use rusqlite::params;
+
+use super::{SqliteStore, blocks, claims, immediate, links, miniapp_sessions, sql_error};
+use crate::{
+    ids::UserId,
+    store::{
+        Link, LinkSource, MiniAppFlow, MiniAppLinkOutcome, ReplayClaim, SessionLinkOutcome,
+        StoreError,
+    },
+    time::UnixTime,
+    token::TokenHash,
+};
 
 #[async_trait]
 impl MiniAppFlow for SqliteStore {
+    async fn link_session(
+        &self,
+        hash: &TokenHash,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<SessionLinkOutcome, StoreError> {
+        let hash = hash.clone();
+        let user = user.clone();
+        self.with_conn(move |conn| {
+            let tx = immediate(conn)?;
+            let Some(session) = miniapp_sessions::get(&tx, &hash, now)? else {
+                return Ok(SessionLinkOutcome::Invalid);
+            };
+            if session.user_id.as_ref().is_some_and(|named| *named != user) {
+                return Ok(SessionLinkOutcome::Invalid);
+            }
+            let id = session.telegram_user_id;
+            if blocks::is_blocked(&tx, id)? {
+                return Ok(SessionLinkOutcome::Blocked);
+            }
+            if miniapp_sessions::epoch(&tx, id)? != session.epoch {
+                return Ok(SessionLinkOutcome::Invalid);
+            }
+            let link = Link {
+                telegram_user_id: id,
+                user_id: user.clone(),
+                chat_id: None,
+                username: session.username,
+                source: LinkSource::MiniApp,
+                linked_at: now,
+            };
+            let by_telegram = links::by_telegram(&tx, id)?;
+            let by_user = links::by_user(&tx, &user)?;
+            if let Some(side) = link.conflict(by_telegram.as_ref(), by_user.as_ref()) {
+                return Ok(SessionLinkOutcome::Conflict(side));
+            }
+            if let Some(existing) = by_telegram {
+                return Ok(SessionLinkOutcome::AlreadyLinked(existing));
+            }
+            links::upsert(&tx, &link)?;
+            tx.execute(
+                "UPDATE miniapp_sessions SET user_id = ?1 WHERE session_hash = ?2",
+                params![user.as_str(), hash.as_str()],
+            )
+            .map_err(sql_error)?;
+            tx.commit().map_err(sql_error)?;
+            Ok(SessionLinkOutcome::Linked(link))
+        })
+        .await
+    }
+
     async fn claim_and_link(
         &self,
         link: &Link,

@@ -74,6 +74,7 @@ impl SqliteStore {
         for statement in SCHEMA {
             conn.execute_batch(statement).map_err(sql_error)?;
         }
+        miniapp_sessions::migrate(&conn)?;
         let store = Self {
             conn: Arc::new(Mutex::new(conn)),
             path,
