@@ -34,6 +34,9 @@ pub struct Problem {
     /// What went wrong inside, for the one log line of [`respond`]; never part of the
     /// response. Secret-free like every log line (e.g. a store error's text).
     pub cause: Option<String>,
+    /// The request's id, in the body (`request_id`) and the log line of a `5xx`, so that a
+    /// report names the log line ([`crate::routes::dispatch`] sets it).
+    pub request_id: Option<String>,
 }
 
 impl Problem {
@@ -46,6 +49,7 @@ impl Problem {
             retry_after: None,
             headers: Vec::new(),
             cause: None,
+            request_id: None,
         }
     }
 
@@ -116,9 +120,10 @@ impl Problem {
     fn log(&self) {
         let status = self.status.as_u16();
         let (code, cause) = (self.code, self.cause.as_deref());
+        let request_id = self.request_id.as_deref();
         match status {
-            502..=504 => tracing::warn!(status, code, cause, "dependency failed"),
-            500..=599 => tracing::error!(status, code, cause, "internal error"),
+            502..=504 => tracing::warn!(status, code, cause, request_id, "dependency failed"),
+            500..=599 => tracing::error!(status, code, cause, request_id, "internal error"),
             _ => tracing::debug!(status, code, cause, "request refused"),
         }
     }
@@ -133,6 +138,9 @@ impl Problem {
         });
         if let Some(detail) = &self.detail {
             body["detail"] = detail.clone().into();
+        }
+        if let Some(id) = &self.request_id {
+            body["request_id"] = id.clone().into();
         }
         let mut resp = Response::builder()
             .status(self.status)
@@ -160,6 +168,28 @@ pub fn respond(result: Result<Response<Body>, Problem>) -> Response<Body> {
         problem.log();
         problem.into_response()
     })
+}
+
+/// The id of a request, for a `5xx`'s body and log line: the Lambda request id (as in the
+/// function's own log lines), else API Gateway's, else a fresh random one (the local API).
+pub fn request_id(req: &Request) -> String {
+    use lambda_http::{RequestExt, request::RequestContext};
+    if let Some(context) = req.lambda_context_ref()
+        && !context.request_id.is_empty()
+    {
+        return context.request_id.clone();
+    }
+    if let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref()
+        && let Some(id) = context.request_id.as_deref().filter(|id| !id.is_empty())
+    {
+        return id.to_owned();
+    }
+    let mut id = crate::token::OneTimeToken::mint()
+        .hash()
+        .as_str()
+        .to_owned();
+    id.truncate(22);
+    id
 }
 
 /// A JSON response with `Cache-Control: no-store` (every tglink response is per-user).

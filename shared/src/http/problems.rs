@@ -17,7 +17,7 @@ impl From<StoreError> for Problem {
     fn from(err: StoreError) -> Self {
         let problem = match err {
             StoreError::Unavailable(_) => Problem::unavailable("the store"),
-            StoreError::Corrupt(_) => Problem::internal(),
+            StoreError::Corrupt(_) | StoreError::Failed(_) => Problem::internal(),
         };
         problem.cause(err.to_string())
     }
@@ -27,7 +27,7 @@ impl From<SealError> for Problem {
     fn from(err: SealError) -> Self {
         let problem = match err {
             SealError::Unavailable(_) => Problem::unavailable("the key service"),
-            SealError::Integrity => Problem::internal(),
+            SealError::Integrity | SealError::Failed(_) => Problem::internal(),
         };
         problem.cause(err.to_string())
     }

@@ -30,7 +30,7 @@ pub use links::{Link, LinkOutcome, LinkSide, LinkSource, Links};
 pub use miniapp_flow::{MiniAppFlow, MiniAppLinkOutcome};
 pub use miniapp_sessions::{MiniAppSession, MiniAppSessions, ReplayClaim, SessionOutcome};
 pub use registrations::Registrations;
-pub use worker_tokens::{WorkerTokenRecord, WorkerTokens};
+pub use worker_tokens::{InsertOutcome, WorkerTokenRecord, WorkerTokens};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,6 +38,10 @@ pub enum StoreError {
     /// and nothing was written.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the request for a reason no retry fixes (access denied, no such
+    /// table, an invalid request): nothing was written. See [`crate::aws_error`].
+    #[error("store request failed: {0}")]
+    Failed(String),
     /// An item exists but does not have the expected shape.
     #[error("stored item is corrupt: {0}")]
     Corrupt(String),

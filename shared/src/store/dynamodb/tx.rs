@@ -15,6 +15,7 @@
 use std::{collections::HashMap, future::Future, time::Duration};
 
 use aws_sdk_dynamodb::{
+    config::http::HttpResponse,
     error::{BuildError, SdkError},
     operation::transact_write_items::TransactWriteItemsError,
     types::{
@@ -227,7 +228,7 @@ impl From<StoreError> for TxError {
 }
 
 impl TxError {
-    fn from_sdk<R: std::fmt::Debug>(err: SdkError<TransactWriteItemsError, R>) -> Self {
+    fn from_sdk(err: SdkError<TransactWriteItemsError, HttpResponse>) -> Self {
         let codes: Option<Vec<String>> = match err.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
                 e.cancellation_reasons()
