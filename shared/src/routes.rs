@@ -411,4 +411,41 @@ mod tests {
         ));
         check::<Shadowed>();
     }
+
+    fn body_of(resp: &Response<Body>) -> serde_json::Value {
+        match resp.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap(),
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_error_names_the_request_a_refusal_does_not() {
+        use lambda_http::RequestExt;
+        let mut context = lambda_http::Context::default();
+        context.request_id = "lambda-request-1".into();
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/api/a")
+            .body(Body::Empty)
+            .unwrap()
+            .with_lambda_context(context);
+        let resp = dispatch::<Op>(&req, async |_| Err(Problem::internal())).await;
+        assert_eq!(resp.status(), 500);
+        assert_eq!(body_of(&resp)["request_id"], "lambda-request-1");
+        // Without a Lambda context (the local API): a fresh id.
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/api/a")
+            .body(Body::Empty)
+            .unwrap();
+        let resp = dispatch::<Op>(&req, async |_| Err(Problem::unavailable("the store"))).await;
+        let id = body_of(&resp)["request_id"].as_str().unwrap().to_owned();
+        assert_eq!(id.len(), 22);
+        let resp = dispatch::<Op>(&req, async |_| {
+            Err(Problem::bad_request("body_invalid", "no"))
+        })
+        .await;
+        assert!(body_of(&resp).get("request_id").is_none());
+    }
 }

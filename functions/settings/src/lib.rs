@@ -721,4 +721,37 @@ mod tests {
             assert!(!err.detail.unwrap().contains("call me"));
         }
     }
+
+    #[test]
+    fn revoke_workers_query() {
+        let with = |uri: &str| {
+            revoke_workers(
+                &lambda_http::http::Request::builder()
+                    .uri(uri)
+                    .body(Body::Empty)
+                    .unwrap(),
+            )
+        };
+        assert_eq!(with("/api/telegram/session").unwrap(), false);
+        assert_eq!(
+            with("/api/telegram/session?revoke_workers=false").unwrap(),
+            false
+        );
+        assert_eq!(
+            with("/api/telegram/session?revoke_workers=true").unwrap(),
+            true
+        );
+        assert_eq!(
+            with("/api/telegram/session?x=1&revoke_workers=true").unwrap(),
+            true
+        );
+        for bad in [
+            "revoke_workers=yes",
+            "revoke_workers",
+            "revoke_workers=true&revoke_workers=false",
+        ] {
+            let err = with(&format!("/api/telegram/session?{bad}")).unwrap_err();
+            assert_eq!(err.code, "query_invalid", "{bad}");
+        }
+    }
 }

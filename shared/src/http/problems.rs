@@ -83,6 +83,20 @@ mod tests {
     }
 
     #[test]
+    fn permanent_failures_are_500_without_retry_after() {
+        for problem in [
+            Problem::from(StoreError::Failed("ValidationException".into())),
+            Problem::from(SealError::Failed("DisabledException".into())),
+        ] {
+            assert_eq!(problem.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(problem.code, "internal_error");
+            assert_eq!(problem.retry_after, None);
+            assert!(problem.cause.as_deref().unwrap().contains("Exception"));
+            assert_eq!(problem.detail, None, "the cause stays out of the body");
+        }
+    }
+
+    #[test]
     fn auth_problems() {
         for (err, status, code) in [
             (AuthError::Missing, 401, "auth_required"),
