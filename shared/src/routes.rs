@@ -51,7 +51,7 @@ use http::Method;
 use lambda_http::{Body, Request, Response};
 
 use crate::{
-    http::{Problem, request_id, respond, route_path},
+    http::{Problem, request_id, respond, respond_to, route_path},
     ids::TelegramUserId,
     store::registrations::RegistrationId,
 };
@@ -239,12 +239,7 @@ pub async fn dispatch<Op: Operation>(
         Err(problem) => Err(problem),
     };
     // A failure on our side names the request, in the body and in the one log line.
-    respond(result.map_err(|mut problem| {
-        if problem.status.is_server_error() {
-            problem.request_id = Some(request_id(req));
-        }
-        problem
-    }))
+    respond_to(result, || request_id(req))
 }
 
 /// The answer of a function switched off by configuration to every request: `404`, as if it

@@ -732,19 +732,10 @@ mod tests {
                     .unwrap(),
             )
         };
-        assert_eq!(with("/api/telegram/session").unwrap(), false);
-        assert_eq!(
-            with("/api/telegram/session?revoke_workers=false").unwrap(),
-            false
-        );
-        assert_eq!(
-            with("/api/telegram/session?revoke_workers=true").unwrap(),
-            true
-        );
-        assert_eq!(
-            with("/api/telegram/session?x=1&revoke_workers=true").unwrap(),
-            true
-        );
+        assert!(!with("/api/telegram/session").unwrap());
+        assert!(!with("/api/telegram/session?revoke_workers=false").unwrap());
+        assert!(with("/api/telegram/session?revoke_workers=true").unwrap());
+        assert!(with("/api/telegram/session?x=1&revoke_workers=true").unwrap());
         for bad in [
             "revoke_workers=yes",
             "revoke_workers",

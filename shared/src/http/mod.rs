@@ -34,9 +34,6 @@ pub struct Problem {
     /// What went wrong inside, for the one log line of [`respond`]; never part of the
     /// response. Secret-free like every log line (e.g. a store error's text).
     pub cause: Option<String>,
-    /// The request's id, in the body (`request_id`) and the log line of a `5xx`, so that a
-    /// report names the log line ([`crate::routes::dispatch`] sets it).
-    pub request_id: Option<String>,
 }
 
 impl Problem {
@@ -49,7 +46,6 @@ impl Problem {
             retry_after: None,
             headers: Vec::new(),
             cause: None,
-            request_id: None,
         }
     }
 
@@ -117,10 +113,9 @@ impl Problem {
 
     /// Logs this problem, by status class (see [`respond`]). A 4xx is the client's: a handler
     /// logs the refusals that matter, with their context, at `info`.
-    fn log(&self) {
+    fn log(&self, request_id: Option<&str>) {
         let status = self.status.as_u16();
         let (code, cause) = (self.code, self.cause.as_deref());
-        let request_id = self.request_id.as_deref();
         match status {
             502..=504 => tracing::warn!(status, code, cause, request_id, "dependency failed"),
             500..=599 => tracing::error!(status, code, cause, request_id, "internal error"),
@@ -129,7 +124,7 @@ impl Problem {
     }
 
     /// The problem+json response. Private: every problem leaves through [`respond`].
-    fn into_response(self) -> Response<Body> {
+    fn into_response(self, request_id: Option<&str>) -> Response<Body> {
         let mut body = serde_json::json!({
             "type": format!("urn:tglink:problem:{}", self.code),
             "title": self.title,
@@ -139,8 +134,8 @@ impl Problem {
         if let Some(detail) = &self.detail {
             body["detail"] = detail.clone().into();
         }
-        if let Some(id) = &self.request_id {
-            body["request_id"] = id.clone().into();
+        if let Some(id) = request_id {
+            body["request_id"] = id.into();
         }
         let mut resp = Response::builder()
             .status(self.status)
@@ -165,8 +160,21 @@ impl Problem {
 /// [`cause`](Problem::cause), which never reaches the body.
 pub fn respond(result: Result<Response<Body>, Problem>) -> Response<Body> {
     result.unwrap_or_else(|problem| {
-        problem.log();
-        problem.into_response()
+        problem.log(None);
+        problem.into_response(None)
+    })
+}
+
+/// [`respond`] for a request: a `5xx` names it, by `request_id` (called only then), in its
+/// body (`request_id`) and in its one log line, so that a report leads to the cause.
+pub fn respond_to(
+    result: Result<Response<Body>, Problem>,
+    request_id: impl FnOnce() -> String,
+) -> Response<Body> {
+    result.unwrap_or_else(|problem| {
+        let id = problem.status.is_server_error().then(request_id);
+        problem.log(id.as_deref());
+        problem.into_response(id.as_deref())
     })
 }
 
@@ -322,7 +330,7 @@ mod tests {
 
     #[test]
     fn problem_response_has_rfc9457_fields_and_code() {
-        let resp = Problem::unavailable("the store").into_response();
+        let resp = Problem::unavailable("the store").into_response(None);
         assert_eq!(resp.status(), 503);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
