@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod aws_error;
 pub mod config;
 pub mod files;
 pub mod http;

@@ -51,7 +51,7 @@ use http::Method;
 use lambda_http::{Body, Request, Response};
 
 use crate::{
-    http::{Problem, respond, route_path},
+    http::{Problem, request_id, respond, respond_to, route_path},
     ids::TelegramUserId,
     store::registrations::RegistrationId,
 };
@@ -238,7 +238,8 @@ pub async fn dispatch<Op: Operation>(
         Ok(op) => run(op).await,
         Err(problem) => Err(problem),
     };
-    respond(result)
+    // A failure on our side names the request, in the body and in the one log line.
+    respond_to(result, || request_id(req))
 }
 
 /// The answer of a function switched off by configuration to every request: `404`, as if it
@@ -404,5 +405,42 @@ mod tests {
             Ok(Shadowed::Any | Shadowed::Literal)
         ));
         check::<Shadowed>();
+    }
+
+    fn body_of(resp: &Response<Body>) -> serde_json::Value {
+        match resp.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap(),
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_error_names_the_request_a_refusal_does_not() {
+        use lambda_http::RequestExt;
+        let mut context = lambda_http::Context::default();
+        context.request_id = "lambda-request-1".into();
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/api/a")
+            .body(Body::Empty)
+            .unwrap()
+            .with_lambda_context(context);
+        let resp = dispatch::<Op>(&req, async |_| Err(Problem::internal())).await;
+        assert_eq!(resp.status(), 500);
+        assert_eq!(body_of(&resp)["request_id"], "lambda-request-1");
+        // Without a Lambda context (the local API): a fresh id.
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/api/a")
+            .body(Body::Empty)
+            .unwrap();
+        let resp = dispatch::<Op>(&req, async |_| Err(Problem::unavailable("the store"))).await;
+        let id = body_of(&resp)["request_id"].as_str().unwrap().to_owned();
+        assert_eq!(id.len(), 22);
+        let resp = dispatch::<Op>(&req, async |_| {
+            Err(Problem::bad_request("body_invalid", "no"))
+        })
+        .await;
+        assert!(body_of(&resp).get("request_id").is_none());
     }
 }

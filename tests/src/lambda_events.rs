@@ -505,6 +505,15 @@ pub async fn run_scenario(s: &mut Session<'_>) {
     })
     .await
     .expect(204, "settings revoke worker token");
+    // A second worker token, then "revoke all": the one still active.
+    s.call("settings", "post-worker-tokens", |_| {})
+        .await
+        .expect(201, "settings second worker token");
+    let revoked = s
+        .call("settings", "delete-worker-tokens", |_| {})
+        .await
+        .expect(200, "settings revoke all worker tokens");
+    assert_eq!(revoked.json()["revoked"], 1, "{}", revoked.body);
 
     // registration: setup, the provider's signed callback with a TOTP seed, the status read.
     let setup = s

@@ -8,7 +8,9 @@
 //!   `TELEGRAM_SESSION_MAX_IDLE_SEC`, worker reads count as activity);
 //! - `POST /api/telegram/session/report`: a worker reports `AUTH_KEY_UNREGISTERED` (or
 //!   another fatal MTProto error); the session is cleared and re-authentication is required;
-//! - `POST/GET /api/worker/tokens`, `DELETE /api/worker/tokens/{id}`: worker tokens.
+//! - `POST/GET /api/worker/tokens`, `DELETE /api/worker/tokens/{id}`: worker tokens (at most
+//!   `WORKER_TOKENS_MAX` active per user); `DELETE /api/worker/tokens` revokes them all, as
+//!   does `DELETE /api/telegram/session?revoke_workers=true`.
 //!
 //! This module only translates HTTP to the domain: changes to the record are in [`record`]
 //! (read–modify–write of one versioned record, every secret sealed under one data key), the
@@ -31,21 +33,22 @@ use tglink_shared::{
     seal::Sealer,
     secret::SecretString,
     store::{
-        Credentials, CredentialsRecord, WorkerTokenRecord, WorkerTokens,
-        worker_tokens::RevokeOutcome,
+        Credentials, CredentialsRecord, InsertOutcome, WorkerTokenRecord, WorkerTokens,
+        credentials::WorkerAuth,
+        worker_tokens::{RevokeOutcome, max_active_from_env},
     },
     telegram::bot_api::{BotApi, BotApiError, BotToken},
     time::{Clock, UnixTime},
     vault::{
         self, WorkerToken,
-        caller::authenticate_app_or_worker,
+        caller::{Presented, present_app_or_worker, worker_token_invalid},
         max_idle_from_env,
         worker_token::{is_worker_token_id, new_worker_token_id},
     },
 };
 
 use crate::{
-    record::{Change, SessionInput, Vault, VaultError},
+    record::{Applied, Change, SessionInput, Vault, VaultError},
     status::status,
 };
 
@@ -58,6 +61,7 @@ enum SettingsOp {
     Report,
     CreateWorkerToken,
     ListWorkerTokens,
+    RevokeAllWorkerTokens,
     RevokeWorkerToken(PathParam<WorkerTokenId>),
 }
 
@@ -83,6 +87,9 @@ impl Operation for SettingsOp {
         }),
         Endpoint::new(Route::new("GET", "/api/worker/tokens"), |_| {
             Self::ListWorkerTokens
+        }),
+        Endpoint::new(Route::new("DELETE", "/api/worker/tokens"), |_| {
+            Self::RevokeAllWorkerTokens
         }),
         Endpoint::new(Route::new("DELETE", "/api/worker/tokens/{id}"), |p| {
             Self::RevokeWorkerToken(p.get("id"))
@@ -122,6 +129,8 @@ pub struct Settings {
     pub sealer: Sealer,
     pub bot_api: BotApi,
     pub max_idle_secs: u64,
+    /// `WORKER_TOKENS_MAX`: active worker tokens per user.
+    pub worker_tokens_max: usize,
     pub clock: Clock,
 }
 
@@ -152,6 +161,7 @@ impl Function for Settings {
             sealer: startup.sealer().await?,
             bot_api: BotApi::from_env(env)?,
             max_idle_secs: max_idle_from_env(env)?,
+            worker_tokens_max: max_active_from_env(env)?,
             clock: Clock::system(),
         })
     }
@@ -174,6 +184,7 @@ pub async fn handle(deps: &Settings, req: Request) -> Response<Body> {
         SettingsOp::Report => report(deps, &req).await,
         SettingsOp::CreateWorkerToken => create_worker_token(deps, &req).await,
         SettingsOp::ListWorkerTokens => list_worker_tokens(deps, &req).await,
+        SettingsOp::RevokeAllWorkerTokens => revoke_all_worker_tokens(deps, &req).await,
         SettingsOp::RevokeWorkerToken(id) => revoke_worker_token(deps, &req, id).await,
     })
     .await
@@ -206,6 +217,7 @@ impl From<VaultError> for Problem {
                 "Concurrent update",
             )
             .detail("the credentials kept changing concurrently; nothing was changed, retry"),
+            VaultError::TokenInvalid => worker_token_invalid(),
             VaultError::StaleReport => {
                 Problem::new(StatusCode::CONFLICT, "session_report_stale", "Stale report").detail(
                     "the session was replaced after the reported version; nothing was changed",
@@ -408,13 +420,50 @@ async fn put_session(deps: &Settings, req: &Request) -> Result<Response<Body>, P
     ))
 }
 
+/// `?revoke_workers=true|false` (default `false`; other parameters are ignored).
+fn revoke_workers(req: &Request) -> Result<bool, Problem> {
+    let mut revoke = None;
+    for pair in req.uri().query().unwrap_or("").split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "revoke_workers" {
+            continue;
+        }
+        let value = match value {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(Problem::bad_request(
+                    "query_invalid",
+                    "revoke_workers must be true or false",
+                ));
+            }
+        };
+        if revoke.is_some_and(|r| r != value) {
+            return Err(Problem::bad_request(
+                "query_invalid",
+                "revoke_workers is given twice with different values",
+            ));
+        }
+        revoke = Some(value);
+    }
+    Ok(revoke.unwrap_or(false))
+}
+
 async fn delete_session(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
+    let revoke = revoke_workers(req)?;
     let record = deps
         .vault()
         .apply(&user.user_id, &Change::ClearSession)
         .await?;
     tracing::info!(user_id = %user.user_id, version = record.version, "telegram session cleared");
+    if revoke {
+        let revoked = deps
+            .worker_tokens
+            .revoke_all(&user.user_id, deps.clock.now())
+            .await?;
+        tracing::info!(user_id = %user.user_id, revoked, "worker tokens revoked");
+    }
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -437,7 +486,20 @@ struct ReportBody {
 }
 
 async fn report(deps: &Settings, req: &Request) -> Result<Response<Body>, Problem> {
-    let caller = authenticate_app_or_worker(&deps.auth, deps.worker_tokens.as_ref(), req).await?;
+    let caller = present_app_or_worker(&deps.auth, req)?;
+    // A worker token is checked now (so that a stale one gets nothing, not even the status),
+    // and again by the write's own condition (so that one revoked meanwhile changes nothing).
+    let hash = match &caller {
+        Presented::App(_) => None,
+        Presented::Worker(token) => {
+            let hash = token.hash();
+            if !deps.worker_tokens.is_active(token.user_id(), &hash).await? {
+                return Err(worker_token_invalid());
+            }
+            Some(hash)
+        }
+    };
+    let auth = hash.as_ref().map_or(WorkerAuth::App, WorkerAuth::Token);
     let body: ReportBody = parse_json(req)?;
     let reason = body.error.trim().to_ascii_uppercase();
     let Some(reason) = FATAL_SESSION_ERRORS.iter().find(|e| **e == reason) else {
@@ -453,19 +515,18 @@ async fn report(deps: &Settings, req: &Request) -> Result<Response<Body>, Proble
                 .ok_or_else(|| invalid("etag must be an ETag from /api/worker/credentials"))?,
         ),
     };
-    let before = deps.credentials.get(caller.user_id()).await?;
-    let record = deps
+    let Applied { record, written } = deps
         .vault()
-        .apply(
+        .apply_as(
             caller.user_id(),
             &Change::Report {
                 reason: (*reason).to_owned(),
                 version,
             },
+            auth,
         )
         .await?;
-    let cleared = before.as_ref().map(|b| b.version) != Some(record.version);
-    if cleared {
+    if written {
         tracing::warn!(
             user_id = %caller.user_id(),
             via = caller.via(),
@@ -531,7 +592,25 @@ async fn create_worker_token(deps: &Settings, req: &Request) -> Result<Response<
         created_at: deps.clock.now(),
         revoked_at: None,
     };
-    deps.worker_tokens.insert(&record).await?;
+    match deps
+        .worker_tokens
+        .insert(&record, deps.worker_tokens_max)
+        .await?
+    {
+        InsertOutcome::Inserted => {}
+        InsertOutcome::LimitReached => {
+            tracing::info!(user_id = %user.user_id, "worker token refused: limit reached");
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "worker_token_limit",
+                "Too many worker tokens",
+            )
+            .detail(format!(
+                "at most {} worker tokens may be active; revoke one first",
+                deps.worker_tokens_max
+            )));
+        }
+    }
     tracing::info!(user_id = %user.user_id, token_id = %record.id, "worker token created");
     Ok(json(
         StatusCode::CREATED,
@@ -564,6 +643,24 @@ async fn list_worker_tokens(deps: &Settings, req: &Request) -> Result<Response<B
                 .collect(),
         },
     ))
+}
+
+#[derive(Serialize)]
+struct WorkerTokensRevoked {
+    revoked: usize,
+}
+
+async fn revoke_all_worker_tokens(
+    deps: &Settings,
+    req: &Request,
+) -> Result<Response<Body>, Problem> {
+    let user = deps.auth.authenticate(req)?;
+    let revoked = deps
+        .worker_tokens
+        .revoke_all(&user.user_id, deps.clock.now())
+        .await?;
+    tracing::info!(user_id = %user.user_id, revoked, "worker tokens revoked");
+    Ok(json(StatusCode::OK, &WorkerTokensRevoked { revoked }))
 }
 
 async fn revoke_worker_token(
@@ -626,6 +723,30 @@ mod tests {
             let err = session_body(bad).err().expect(bad);
             assert_eq!(err.code, "body_invalid");
             assert!(!err.detail.unwrap().contains("call me"));
+        }
+    }
+
+    #[test]
+    fn revoke_workers_query() {
+        let with = |uri: &str| {
+            revoke_workers(
+                &lambda_http::http::Request::builder()
+                    .uri(uri)
+                    .body(Body::Empty)
+                    .unwrap(),
+            )
+        };
+        assert!(!with("/api/telegram/session").unwrap());
+        assert!(!with("/api/telegram/session?revoke_workers=false").unwrap());
+        assert!(with("/api/telegram/session?revoke_workers=true").unwrap());
+        assert!(with("/api/telegram/session?x=1&revoke_workers=true").unwrap());
+        for bad in [
+            "revoke_workers=yes",
+            "revoke_workers",
+            "revoke_workers=true&revoke_workers=false",
+        ] {
+            let err = with(&format!("/api/telegram/session?{bad}")).unwrap_err();
+            assert_eq!(err.code, "query_invalid", "{bad}");
         }
     }
 }

@@ -15,7 +15,7 @@ use tglink_shared::{
         Credentials, CredentialsRecord, StoreError,
         credentials::{
             Reauth, SEALED_BOT_TOKEN, SEALED_CHANNEL_INVITE, SEALED_PHONE, SEALED_SESSION,
-            WriteOutcome,
+            WorkerAuth, WriteOutcome,
         },
     },
     telegram::bot_api::{BotToken, BotUser},
@@ -37,6 +37,16 @@ pub enum VaultError {
     Contended,
     #[error("the report is about a session version that is no longer current")]
     StaleReport,
+    #[error("the worker token is no longer active")]
+    TokenInvalid,
+}
+
+/// What [`Vault::apply_as`] did.
+pub struct Applied {
+    /// The record as stored.
+    pub record: CredentialsRecord,
+    /// Whether the change was written (`false`: there was nothing to do).
+    pub written: bool,
 }
 
 /// A validated session as sent by the host application.
@@ -78,6 +88,24 @@ impl Vault<'_> {
         user: &UserId,
         change: &Change,
     ) -> Result<CredentialsRecord, VaultError> {
+        Ok(self.apply_as(user, change, WorkerAuth::App).await?.record)
+    }
+
+    /// [`Vault::apply`] on behalf of `auth`: with a worker token, the write is conditional on
+    /// the token still being active (checked in the same store write), and a token revoked
+    /// since its check changes nothing ([`VaultError::TokenInvalid`]).
+    pub async fn apply_as(
+        &self,
+        user: &UserId,
+        change: &Change,
+        auth: WorkerAuth<'_>,
+    ) -> Result<Applied, VaultError> {
+        let unchanged = |record| {
+            Ok(Applied {
+                record,
+                written: false,
+            })
+        };
         for _ in 0..MAX_ATTEMPTS {
             let now = self.clock.now();
             let current = self
@@ -122,9 +150,9 @@ impl Vault<'_> {
                     }
                     let has_session = current.holds_session_parts();
                     match change {
-                        Change::Report { .. } if !has_session => return Ok(current),
+                        Change::Report { .. } if !has_session => return unchanged(current),
                         Change::ClearSession if !has_session && current.reauth.is_none() => {
-                            return Ok(current);
+                            return unchanged(current);
                         }
                         _ => {}
                     }
@@ -144,12 +172,16 @@ impl Vault<'_> {
             next.sealed = self
                 .reseal(user, current.sealed.as_ref(), &set, &remove)
                 .await?;
-            match self.credentials.write(&next).await? {
+            match self.credentials.write_as(&next, auth).await? {
                 WriteOutcome::Written { version } => {
                     next.version = version;
-                    return Ok(next);
+                    return Ok(Applied {
+                        record: next,
+                        written: true,
+                    });
                 }
                 WriteOutcome::Conflict => continue,
+                WriteOutcome::TokenInvalid => return Err(VaultError::TokenInvalid),
             }
         }
         Err(VaultError::Contended)

@@ -113,18 +113,18 @@ impl Problem {
 
     /// Logs this problem, by status class (see [`respond`]). A 4xx is the client's: a handler
     /// logs the refusals that matter, with their context, at `info`.
-    fn log(&self) {
+    fn log(&self, request_id: Option<&str>) {
         let status = self.status.as_u16();
         let (code, cause) = (self.code, self.cause.as_deref());
         match status {
-            502..=504 => tracing::warn!(status, code, cause, "dependency failed"),
-            500..=599 => tracing::error!(status, code, cause, "internal error"),
+            502..=504 => tracing::warn!(status, code, cause, request_id, "dependency failed"),
+            500..=599 => tracing::error!(status, code, cause, request_id, "internal error"),
             _ => tracing::debug!(status, code, cause, "request refused"),
         }
     }
 
     /// The problem+json response. Private: every problem leaves through [`respond`].
-    fn into_response(self) -> Response<Body> {
+    fn into_response(self, request_id: Option<&str>) -> Response<Body> {
         let mut body = serde_json::json!({
             "type": format!("urn:tglink:problem:{}", self.code),
             "title": self.title,
@@ -133,6 +133,9 @@ impl Problem {
         });
         if let Some(detail) = &self.detail {
             body["detail"] = detail.clone().into();
+        }
+        if let Some(id) = request_id {
+            body["request_id"] = id.into();
         }
         let mut resp = Response::builder()
             .status(self.status)
@@ -157,9 +160,44 @@ impl Problem {
 /// [`cause`](Problem::cause), which never reaches the body.
 pub fn respond(result: Result<Response<Body>, Problem>) -> Response<Body> {
     result.unwrap_or_else(|problem| {
-        problem.log();
-        problem.into_response()
+        problem.log(None);
+        problem.into_response(None)
     })
+}
+
+/// [`respond`] for a request: a `5xx` names it, by `request_id` (called only then), in its
+/// body (`request_id`) and in its one log line, so that a report leads to the cause.
+pub fn respond_to(
+    result: Result<Response<Body>, Problem>,
+    request_id: impl FnOnce() -> String,
+) -> Response<Body> {
+    result.unwrap_or_else(|problem| {
+        let id = problem.status.is_server_error().then(request_id);
+        problem.log(id.as_deref());
+        problem.into_response(id.as_deref())
+    })
+}
+
+/// The id of a request, for a `5xx`'s body and log line: the Lambda request id (as in the
+/// function's own log lines), else API Gateway's, else a fresh random one (the local API).
+pub fn request_id(req: &Request) -> String {
+    use lambda_http::{RequestExt, request::RequestContext};
+    if let Some(context) = req.lambda_context_ref()
+        && !context.request_id.is_empty()
+    {
+        return context.request_id.clone();
+    }
+    if let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref()
+        && let Some(id) = context.request_id.as_deref().filter(|id| !id.is_empty())
+    {
+        return id.to_owned();
+    }
+    let mut id = crate::token::OneTimeToken::mint()
+        .hash()
+        .as_str()
+        .to_owned();
+    id.truncate(22);
+    id
 }
 
 /// A JSON response with `Cache-Control: no-store` (every tglink response is per-user).
@@ -292,7 +330,7 @@ mod tests {
 
     #[test]
     fn problem_response_has_rfc9457_fields_and_code() {
-        let resp = Problem::unavailable("the store").into_response();
+        let resp = Problem::unavailable("the store").into_response(None);
         assert_eq!(resp.status(), 503);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "2");

@@ -17,7 +17,7 @@ impl From<StoreError> for Problem {
     fn from(err: StoreError) -> Self {
         let problem = match err {
             StoreError::Unavailable(_) => Problem::unavailable("the store"),
-            StoreError::Corrupt(_) => Problem::internal(),
+            StoreError::Corrupt(_) | StoreError::Failed(_) => Problem::internal(),
         };
         problem.cause(err.to_string())
     }
@@ -27,7 +27,7 @@ impl From<SealError> for Problem {
     fn from(err: SealError) -> Self {
         let problem = match err {
             SealError::Unavailable(_) => Problem::unavailable("the key service"),
-            SealError::Integrity => Problem::internal(),
+            SealError::Integrity | SealError::Failed(_) => Problem::internal(),
         };
         problem.cause(err.to_string())
     }
@@ -80,6 +80,20 @@ mod tests {
             StatusCode::INTERNAL_SERVER_ERROR
         );
         assert_eq!(Problem::from(SealError::Integrity).code, "internal_error");
+    }
+
+    #[test]
+    fn permanent_failures_are_500_without_retry_after() {
+        for problem in [
+            Problem::from(StoreError::Failed("ValidationException".into())),
+            Problem::from(SealError::Failed("DisabledException".into())),
+        ] {
+            assert_eq!(problem.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(problem.code, "internal_error");
+            assert_eq!(problem.retry_after, None);
+            assert!(problem.cause.as_deref().unwrap().contains("Exception"));
+            assert_eq!(problem.detail, None, "the cause stays out of the body");
+        }
     }
 
     #[test]

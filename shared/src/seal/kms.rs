@@ -2,9 +2,28 @@
 //! encryption context `{service, purpose, user_id}` that KMS enforces and IAM can condition on.
 
 use async_trait::async_trait;
-use aws_sdk_kms::{Client, error::DisplayErrorContext, primitives::Blob, types::DataKeySpec};
+use aws_sdk_kms::{
+    Client,
+    config::http::HttpResponse,
+    error::{ProvideErrorMetadata, SdkError},
+    primitives::Blob,
+    types::DataKeySpec,
+};
 
 use super::{DataKey, EncryptionContext, KeyWrapper, SealError, SecretBytes};
+use crate::aws_error::{AwsFailure, classify};
+
+/// A KMS failure, classified: throttling, timeouts, `5xx`, no connection → unavailable (retry
+/// later); access denied, key disabled or not found, … → failed (see [`crate::aws_error`]).
+fn kms_error<E>(err: &SdkError<E, HttpResponse>) -> SealError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    match classify(err) {
+        AwsFailure::Transient(why) => SealError::Unavailable(why),
+        AwsFailure::Permanent(why) => SealError::Failed(why),
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct KmsKeys {
@@ -44,15 +63,13 @@ impl KeyWrapper for KmsKeys {
             .set_encryption_context(Some(context_map(context)))
             .send()
             .await
-            .map_err(|e| SealError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| kms_error(&e))?;
         match (out.plaintext, out.ciphertext_blob) {
             (Some(plain), Some(wrapped)) => Ok(DataKey {
                 plaintext: SecretBytes::new(plain.into_inner()),
                 wrapped: wrapped.into_inner(),
             }),
-            _ => Err(SealError::Unavailable(
-                "GenerateDataKey returned no key".into(),
-            )),
+            _ => Err(SealError::Failed("GenerateDataKey returned no key".into())),
         }
     }
 
@@ -76,11 +93,51 @@ impl KeyWrapper for KmsKeys {
                 if integrity {
                     SealError::Integrity
                 } else {
-                    SealError::Unavailable(DisplayErrorContext(&e).to_string())
+                    kms_error(&e)
                 }
             })?;
         out.plaintext
             .map(|p| SecretBytes::new(p.into_inner()))
-            .ok_or_else(|| SealError::Unavailable("Decrypt returned no plaintext".into()))
+            .ok_or_else(|| SealError::Failed("Decrypt returned no plaintext".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_kms::{error::ErrorMetadata, operation::generate_data_key::GenerateDataKeyError};
+
+    use super::*;
+
+    fn service_error(code: &str, status: u16) -> SdkError<GenerateDataKeyError, HttpResponse> {
+        SdkError::service_error(
+            GenerateDataKeyError::generic(ErrorMetadata::builder().code(code).build()),
+            HttpResponse::new(status.try_into().unwrap(), "".into()),
+        )
+    }
+
+    #[test]
+    fn kms_refusals_are_permanent_throttling_and_outages_transient() {
+        for code in [
+            "AccessDeniedException",
+            "DisabledException",
+            "NotFoundException",
+            "InvalidCiphertextException",
+            "KMSInvalidStateException",
+        ] {
+            let err = kms_error(&service_error(code, 400));
+            assert!(
+                matches!(&err, SealError::Failed(why) if why.contains(code)),
+                "{code}: {err:?}"
+            );
+        }
+        for (code, status) in [
+            ("ThrottlingException", 400),
+            ("KMSInternalException", 500),
+            ("DependencyTimeoutException", 503),
+            ("Anything", 502),
+        ] {
+            let err = kms_error(&service_error(code, status));
+            assert!(matches!(err, SealError::Unavailable(_)), "{code}: {err:?}");
+        }
     }
 }

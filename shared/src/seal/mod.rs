@@ -33,6 +33,11 @@ pub enum SealError {
     /// KMS (or the key file) could not be used right now: retryable.
     #[error("key service unavailable: {0}")]
     Unavailable(String),
+    /// KMS refused for a reason no retry fixes (access denied, key disabled or not found, a
+    /// ciphertext it rejects as malformed): nothing was sealed or opened. See
+    /// [`crate::aws_error`].
+    #[error("key service refused: {0}")]
+    Failed(String),
     /// The sealed data does not open under this context: tampered, copied from another
     /// record, or wrapped by another key.
     #[error("sealed data failed authentication")]

@@ -102,6 +102,9 @@ pub enum WriteOutcome {
     Written { version: u64 },
     /// The stored version is not the one the record was read at: re-read and retry.
     Conflict,
+    /// [`Credentials::write_as`] with a worker token that is no longer one of the user's
+    /// active tokens (revoked since it was checked): nothing was written.
+    TokenInvalid,
 }
 
 /// How a worker's read is authorized.
@@ -137,7 +140,19 @@ pub trait Credentials: Send + Sync {
     /// `record.version` (0: no record may exist; a stub holding only worker-token hashes is
     /// no record). Absent optional fields are removed. Never writes `last_used_at`, never
     /// touches the worker-token hashes.
-    async fn write(&self, record: &CredentialsRecord) -> Result<WriteOutcome, StoreError>;
+    async fn write(&self, record: &CredentialsRecord) -> Result<WriteOutcome, StoreError> {
+        self.write_as(record, WorkerAuth::App).await
+    }
+
+    /// [`Credentials::write`] on behalf of `auth`: with [`WorkerAuth::Token`], the token's
+    /// hash must still be one of the user's active worker-token hashes, checked in the SAME
+    /// conditional write (a token revoked after the caller checked it changes nothing:
+    /// [`WriteOutcome::TokenInvalid`]).
+    async fn write_as(
+        &self,
+        record: &CredentialsRecord,
+        auth: WorkerAuth<'_>,
+    ) -> Result<WriteOutcome, StoreError>;
 
     /// A worker's read, authorized by `auth`: the record, in ONE store call that checks the
     /// worker token (if any) and also records the activity (`last_used_at = now`) when the

@@ -32,7 +32,7 @@ pub use miniapp_sessions::{
     InitDataStanding, MiniAppSession, MiniAppSessions, ReplayClaim, SessionBasis, SessionOutcome,
 };
 pub use registrations::Registrations;
-pub use worker_tokens::{WorkerTokenRecord, WorkerTokens};
+pub use worker_tokens::{InsertOutcome, WorkerTokenRecord, WorkerTokens};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,6 +40,10 @@ pub enum StoreError {
     /// and nothing was written.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the request for a reason no retry fixes (access denied, no such
+    /// table, an invalid request): nothing was written. See [`crate::aws_error`].
+    #[error("store request failed: {0}")]
+    Failed(String),
     /// An item exists but does not have the expected shape.
     #[error("stored item is corrupt: {0}")]
     Corrupt(String),

@@ -77,7 +77,7 @@ pub(crate) async fn app_read(
 pub(crate) async fn written(port: &dyn Credentials, record: &CredentialsRecord) -> u64 {
     match port.write(record).await.unwrap() {
         WriteOutcome::Written { version } => version,
-        WriteOutcome::Conflict => panic!("unexpected conflict"),
+        other => panic!("unexpected {other:?}"),
     }
 }
 
@@ -190,6 +190,7 @@ pub async fn concurrent_changes_are_never_lost(backend: Backend) {
                 match port.write(&r).await.unwrap() {
                     WriteOutcome::Written { .. } => return conflicts,
                     WriteOutcome::Conflict => conflicts += 1,
+                    WriteOutcome::TokenInvalid => panic!("an app write has no token"),
                 }
             }
         }));

@@ -3,7 +3,8 @@
 //! credentials read authorized by a token in the same call (`WorkerAuth::Token`): valid →
 //! record, revoked → invalid at once, another user's (or a tampered) token → invalid, a token
 //! made before any credentials → "no record" then the first write and reads work, settings
-//! writes keep the tokens.
+//! writes keep the tokens; at most `max` active tokens per user, however many are created at
+//! once; "revoke all"; a write on behalf of a token checks it in the same write.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use tglink_shared::{
     store::{
         Credentials, CredentialsRecord, WorkerTokenRecord, WorkerTokens,
         credentials::{SEALED_BOT_TOKEN, WorkerAuth, WorkerRead, WriteOutcome},
-        worker_tokens::{REVOKED_RETENTION_SECS, RevokeOutcome},
+        worker_tokens::{DEFAULT_MAX_ACTIVE, InsertOutcome, REVOKED_RETENTION_SECS, RevokeOutcome},
     },
     time::UnixTime,
     vault::{WorkerToken, worker_token::new_worker_token_id},
@@ -60,7 +61,7 @@ pub async fn tokens_are_listed_per_user_and_revoked(backend: Backend) {
     let (t2, r2) = token("alice", "cloudflare", now.plus_secs(1));
     let (t3, r3) = token("bob", "bob's", now);
     for r in [&r1, &r2, &r3] {
-        port.insert(r).await.unwrap();
+        port.insert(r, DEFAULT_MAX_ACTIVE).await.unwrap();
     }
     assert!(port.is_active(&alice, &t1.hash()).await.unwrap());
     assert!(port.is_active(&bob, &t3.hash()).await.unwrap());
@@ -130,7 +131,7 @@ pub async fn revocation_is_seen_by_another_client_at_once(backend: Backend) {
     let b = fx.second_client().await.worker_tokens();
     let now = UnixTime(2_000_000);
     let (t, r) = token("carol", "w", now);
-    a.insert(&r).await.unwrap();
+    a.insert(&r, DEFAULT_MAX_ACTIVE).await.unwrap();
     assert!(b.is_active(&r.user_id, &t.hash()).await.unwrap());
     assert_eq!(
         a.revoke(&r.user_id, &r.id, now).await.unwrap(),
@@ -145,7 +146,7 @@ pub async fn concurrent_revokes_have_one_winner(backend: Backend) {
     let second = fx.second_client().await.worker_tokens();
     let now = UnixTime(3_000_000);
     let (t, r) = token("dave", "w", now);
-    first.insert(&r).await.unwrap();
+    first.insert(&r, DEFAULT_MAX_ACTIVE).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..16 {
         let port: Arc<dyn WorkerTokens> = if i % 2 == 0 {
@@ -189,7 +190,7 @@ pub async fn worker_read_checks_the_token(backend: Backend) {
     let (ta2, ra2) = token("alice", "a2", t0);
     let (tb, rb) = token("bob", "b", t0);
     for r in [&ra, &ra2, &rb] {
-        tokens.insert(r).await.unwrap();
+        tokens.insert(r, DEFAULT_MAX_ACTIVE).await.unwrap();
     }
 
     let WorkerRead::Record(Some(read)) = token_read(creds.as_ref(), &ta, t0.plus_secs(5)).await
@@ -292,7 +293,7 @@ pub async fn token_before_any_credentials(backend: Backend) {
     let t0 = UnixTime(6_000_000);
     let dana = UserId::parse("dana").unwrap();
     let (t, r) = token("dana", "early", t0);
-    tokens.insert(&r).await.unwrap();
+    tokens.insert(&r, DEFAULT_MAX_ACTIVE).await.unwrap();
     assert!(tokens.is_active(&dana, &t.hash()).await.unwrap());
     assert_eq!(creds.get(&dana).await.unwrap(), None);
     assert_eq!(app_read(creds.as_ref(), &dana, t0, IDLE).await, None);
@@ -320,7 +321,7 @@ pub async fn token_before_any_credentials(backend: Backend) {
     // Revoked before any credentials: invalid, and the user still has no record.
     let erin = UserId::parse("erin").unwrap();
     let (te, re) = token("erin", "early", t0);
-    tokens.insert(&re).await.unwrap();
+    tokens.insert(&re, DEFAULT_MAX_ACTIVE).await.unwrap();
     tokens.revoke(&erin, &re.id, t0.plus_secs(1)).await.unwrap();
     assert_eq!(
         token_read(creds.as_ref(), &te, t0.plus_secs(2)).await,
@@ -345,7 +346,7 @@ pub async fn settings_writes_keep_tokens(backend: Backend) {
     written(creds.as_ref(), &full(&fay, t0)).await;
     let before = creds.get(&fay).await.unwrap().unwrap();
     let (t, r) = token("fay", "w", t0);
-    tokens.insert(&r).await.unwrap();
+    tokens.insert(&r, DEFAULT_MAX_ACTIVE).await.unwrap();
 
     // A write from a read made before the token existed.
     let mut cleared = CredentialsRecord::empty(fay.clone());
@@ -363,7 +364,7 @@ pub async fn settings_writes_keep_tokens(backend: Backend) {
     again.version = 2;
     assert_eq!(written(creds.as_ref(), &again).await, 3);
     let (t2, r2) = token("fay", "w2", t0);
-    tokens.insert(&r2).await.unwrap();
+    tokens.insert(&r2, DEFAULT_MAX_ACTIVE).await.unwrap();
     tokens.revoke(&fay, &r.id, t0.plus_secs(4)).await.unwrap();
     let mut fourth = creds.get(&fay).await.unwrap().unwrap();
     assert_eq!(fourth.version, 3);
@@ -380,4 +381,173 @@ pub async fn settings_writes_keep_tokens(backend: Backend) {
     assert_eq!(read.version, 4);
     assert_eq!(read.bot_username.as_deref(), Some("fourth_bot"));
     assert_eq!(read.last_used_at, Some(t0.plus_secs(5)));
+}
+
+/// At most `max` active tokens per user, also when many are created at once from two
+/// clients; a revoked one frees its place; other users have their own places.
+pub async fn the_limit_holds_under_concurrent_creation(backend: Backend) {
+    let fx = backend.store().await;
+    let first = fx.store.worker_tokens();
+    let second = fx.second_client().await.worker_tokens();
+    let now = UnixTime(8_000_000);
+    let gil = UserId::parse("gil").unwrap();
+    let max = 3;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let port: Arc<dyn WorkerTokens> = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let (_, r) = token("gil", &format!("w{i}"), now);
+        tasks.push(tokio::spawn(async move { port.insert(&r, max).await }));
+    }
+    let mut inserted = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            InsertOutcome::Inserted => inserted += 1,
+            InsertOutcome::LimitReached => {}
+        }
+    }
+    assert_eq!(inserted, max);
+    let listed = first.list(&gil, now).await.unwrap();
+    assert_eq!(listed.len(), max);
+    let (_, extra) = token("gil", "extra", now);
+    assert_eq!(
+        first.insert(&extra, max).await.unwrap(),
+        InsertOutcome::LimitReached
+    );
+    assert_eq!(first.list(&gil, now).await.unwrap(), listed);
+    // Another user is not limited by gil's tokens.
+    let (_, theirs) = token("hal", "w", now);
+    assert_eq!(
+        first.insert(&theirs, max).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    // A revoked token frees its place (though it stays listed).
+    assert_eq!(
+        first.revoke(&gil, &listed[0].id, now).await.unwrap(),
+        RevokeOutcome::Revoked
+    );
+    let (t, again) = token("gil", "again", now);
+    assert_eq!(
+        second.insert(&again, max).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert!(first.is_active(&gil, &t.hash()).await.unwrap());
+    let (_, more) = token("gil", "more", now);
+    assert_eq!(
+        first.insert(&more, max).await.unwrap(),
+        InsertOutcome::LimitReached
+    );
+}
+
+/// "Revoke all": every active token of the user (more than one transaction's worth), none of
+/// another user's; each stays listed, revoked; a second call revokes none.
+pub async fn revoke_all_revokes_every_active_token(backend: Backend) {
+    let fx = backend.store().await;
+    let port = fx.store.worker_tokens();
+    let creds = fx.store.credentials();
+    let now = UnixTime(9_000_000);
+    let ida = UserId::parse("ida").unwrap();
+    written(creds.as_ref(), &full(&ida, now)).await;
+    let mut tokens = Vec::new();
+    for i in 0..105 {
+        let (t, r) = token("ida", &format!("w{i}"), now.plus_secs(i));
+        assert_eq!(port.insert(&r, 200).await.unwrap(), InsertOutcome::Inserted);
+        tokens.push((t, r));
+    }
+    assert_eq!(
+        port.revoke(&ida, &tokens[0].1.id, now).await.unwrap(),
+        RevokeOutcome::Revoked
+    );
+    let (other, other_r) = token("jon", "w", now);
+    port.insert(&other_r, 200).await.unwrap();
+
+    let later = now.plus_secs(1_000);
+    assert_eq!(port.revoke_all(&ida, later).await.unwrap(), 104);
+    for (t, _) in &tokens {
+        assert!(!port.is_active(&ida, &t.hash()).await.unwrap());
+        assert_eq!(
+            token_read(creds.as_ref(), t, later).await,
+            WorkerRead::TokenInvalid
+        );
+    }
+    let listed = port.list(&ida, later).await.unwrap();
+    assert_eq!(listed.len(), 105);
+    assert_eq!(listed[0].revoked_at, Some(now));
+    assert!(listed[1..].iter().all(|t| t.revoked_at == Some(later)));
+    assert!(
+        port.is_active(&other_r.user_id, &other.hash())
+            .await
+            .unwrap()
+    );
+    assert_eq!(port.revoke_all(&ida, later).await.unwrap(), 0);
+    // The record itself is untouched.
+    assert_eq!(creds.get(&ida).await.unwrap().unwrap().version, 1);
+}
+
+/// A write on behalf of a worker token checks the token in the same write: active → written;
+/// revoked (after the caller's own check), another user's or unknown → `TokenInvalid` and the
+/// record unchanged; a stale version with an active token → `Conflict`.
+pub async fn writes_on_behalf_of_a_token_check_it(backend: Backend) {
+    let fx = backend.store().await;
+    let creds = fx.store.credentials();
+    let tokens = fx.store.worker_tokens();
+    let now = UnixTime(10_000_000);
+    let kim = UserId::parse("kim").unwrap();
+    written(creds.as_ref(), &full(&kim, now)).await;
+    let (t, r) = token("kim", "w", now);
+    tokens.insert(&r, DEFAULT_MAX_ACTIVE).await.unwrap();
+    let (theirs, theirs_r) = token("lea", "w", now);
+    tokens.insert(&theirs_r, DEFAULT_MAX_ACTIVE).await.unwrap();
+
+    let mut next = creds.get(&kim).await.unwrap().unwrap();
+    next.session_saved_at = None;
+    next.updated_at = now.plus_secs(1);
+    let hash = t.hash();
+    assert_eq!(
+        creds
+            .write_as(&next, WorkerAuth::Token(&hash))
+            .await
+            .unwrap(),
+        WriteOutcome::Written { version: 2 }
+    );
+    // A stale version: a conflict, whatever the token.
+    assert_eq!(
+        creds
+            .write_as(&next, WorkerAuth::Token(&hash))
+            .await
+            .unwrap(),
+        WriteOutcome::Conflict
+    );
+    let current = creds.get(&kim).await.unwrap().unwrap();
+    let mut next = current.clone();
+    next.bot_username = Some("changed_bot".into());
+    // Another user's token, and one that names kim but is unknown.
+    for invalid in [theirs.hash(), WorkerToken::mint(&kim).hash()] {
+        assert_eq!(
+            creds
+                .write_as(&next, WorkerAuth::Token(&invalid))
+                .await
+                .unwrap(),
+            WriteOutcome::TokenInvalid
+        );
+    }
+    // Revoked after the caller checked it.
+    assert!(tokens.is_active(&kim, &hash).await.unwrap());
+    tokens.revoke(&kim, &r.id, now).await.unwrap();
+    assert_eq!(
+        creds
+            .write_as(&next, WorkerAuth::Token(&hash))
+            .await
+            .unwrap(),
+        WriteOutcome::TokenInvalid
+    );
+    assert_eq!(creds.get(&kim).await.unwrap().unwrap(), current);
+    // The app itself still writes.
+    assert_eq!(
+        creds.write_as(&next, WorkerAuth::App).await.unwrap(),
+        WriteOutcome::Written { version: 3 }
+    );
 }

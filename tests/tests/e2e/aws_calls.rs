@@ -419,11 +419,21 @@ async fn worker_credentials_cost_one_read_and_at_most_one_kms_call() {
         )
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text);
-    c.record(
+    // The worker token checked (one read of its set), the record read, then cleared by one
+    // write whose condition checks the token again.
+    let (tally, _) = c.record(
         "settings",
         "POST /api/telegram/session/report",
         "session reported dead",
         &resp,
+    );
+    assert_eq!(
+        tally.names(),
+        [
+            "DynamoDB.GetItem",
+            "DynamoDB.GetItem",
+            "DynamoDB.UpdateItem"
+        ]
     );
     let resp = c.send(Method::DELETE, SESSION, Some(&jwt), None).await;
     assert_eq!(resp.status, 204, "{}", resp.text);
@@ -438,6 +448,60 @@ async fn worker_credentials_cost_one_read_and_at_most_one_kms_call() {
         "revoke",
         &resp,
     );
+    // Revoke all: the listing read, then one transaction (listing items + the set).
+    let resp = c
+        .send(
+            Method::POST,
+            TOKENS,
+            Some(&jwt),
+            Some(json!({"name": "w2"})),
+        )
+        .await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    c.skip();
+    let resp = c.send(Method::DELETE, TOKENS, Some(&jwt), None).await;
+    assert_eq!(resp.json, json!({"revoked": 1}), "{}", resp.text);
+    let (tally, _) = c.record("settings", "DELETE /api/worker/tokens", "revoke all", &resp);
+    assert_eq!(
+        tally.names(),
+        ["DynamoDB.Query", "DynamoDB.TransactWriteItems"]
+    );
+    // Clearing the session (none stored) with the worker tokens: the record read, then as
+    // revoke all.
+    let resp = c
+        .send(
+            Method::POST,
+            TOKENS,
+            Some(&jwt),
+            Some(json!({"name": "w3"})),
+        )
+        .await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    c.skip();
+    let resp = c
+        .send(
+            Method::DELETE,
+            &format!("{SESSION}?revoke_workers=true"),
+            Some(&jwt),
+            None,
+        )
+        .await;
+    assert_eq!(resp.status, 204, "{}", resp.text);
+    let (tally, _) = c.record(
+        "settings",
+        "DELETE /api/telegram/session",
+        "clear, revoking worker tokens",
+        &resp,
+    );
+    assert_eq!(
+        tally.names(),
+        [
+            "DynamoDB.GetItem",
+            "DynamoDB.Query",
+            "DynamoDB.TransactWriteItems"
+        ]
+    );
+
     // A revoked token: refused by the same one call, nothing decrypted.
     let resp = c.send(Method::GET, CREDS, Some(&worker), None).await;
     resp.assert_problem(401, "worker_token_invalid");

@@ -1018,3 +1018,318 @@ async fn store_unavailable_is_503() {
         assert_eq!(resp.header("retry-after"), Some("2"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Limits (issue 13, item 4), permanent AWS failures (item 7), the report's log (item 8).
+
+/// At most `WORKER_TOKENS_MAX` active worker tokens: one more is `409 worker_token_limit`
+/// (a revoked one frees its place); "revoke all" and clearing the session with
+/// `?revoke_workers=true` revoke every active one.
+async fn worker_token_limit_and_revoke_all(backend: Backend) {
+    let v = spawn(backend, MapEnv::new().with("WORKER_TOKENS_MAX", "3")).await;
+    let jwt = v
+        .configure(
+            "piler",
+            &bot_token(151515151, "piler"),
+            "piler_bot",
+            "piler-session",
+        )
+        .await;
+    let mut workers = Vec::new();
+    for i in 0..3 {
+        workers.push(v.worker_token(&jwt, &format!("w{i}")).await);
+    }
+    v.post(TOKENS, &jwt, json!({"name": "one too many"}))
+        .await
+        .assert_problem(409, "worker_token_limit");
+    // Revoking one frees its place.
+    let resp = v.delete(&format!("{TOKENS}/{}", workers[0].0), &jwt).await;
+    assert_eq!(resp.status, 204, "{}", resp.text);
+    workers.remove(0);
+    workers.push(v.worker_token(&jwt, "w3").await);
+    v.post(TOKENS, &jwt, json!({"name": "still too many"}))
+        .await
+        .assert_problem(409, "worker_token_limit");
+    // Another user has places of their own.
+    let other = v.app.jwt("other-piler");
+    v.worker_token(&other, "theirs").await;
+
+    // Revoke all: the three active ones, none of the other user's.
+    let resp = v.delete(TOKENS, &jwt).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json, json!({"revoked": 3}));
+    for (_, worker) in &workers {
+        v.get(CREDS, worker)
+            .await
+            .assert_problem(401, "worker_token_invalid");
+    }
+    let listed = v.get(TOKENS, &jwt).await;
+    let tokens = listed.json["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 4, "{}", listed.text);
+    assert!(tokens.iter().all(|t| t["revoked_at"].is_u64()));
+    assert_eq!(v.delete(TOKENS, &jwt).await.json, json!({"revoked": 0}));
+    let theirs = v.get(TOKENS, &other).await;
+    assert!(theirs.json["tokens"][0]["revoked_at"].is_null());
+
+    // Clearing the session keeps the workers unless asked to revoke them.
+    let (_, kept) = v.worker_token(&jwt, "kept").await;
+    let resp = v.delete(SESSION, &jwt).await;
+    assert_eq!(resp.status, 204, "{}", resp.text);
+    v.get(CREDS, &kept)
+        .await
+        .assert_problem(400, "telegram_not_configured");
+    let resp = v
+        .delete(&format!("{SESSION}?revoke_workers=maybe"), &jwt)
+        .await;
+    resp.assert_problem(400, "query_invalid");
+    let resp = v
+        .delete(&format!("{SESSION}?revoke_workers=true"), &jwt)
+        .await;
+    assert_eq!(resp.status, 204, "{}", resp.text);
+    v.get(CREDS, &kept)
+        .await
+        .assert_problem(401, "worker_token_invalid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_token_limit_and_revoke_all_sqlite() {
+    worker_token_limit_and_revoke_all(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_token_limit_and_revoke_all_dynamodb() {
+    worker_token_limit_and_revoke_all(Backend::DynamoDb).await;
+}
+
+/// A worker-token port whose check is stale: it still says "active" for a token revoked since
+/// (the race between a report's token check and its write).
+struct StaleTokens(Arc<dyn tglink_shared::store::WorkerTokens>);
+
+#[async_trait::async_trait]
+impl tglink_shared::store::WorkerTokens for StaleTokens {
+    async fn insert(
+        &self,
+        record: &tglink_shared::store::WorkerTokenRecord,
+        max: usize,
+    ) -> Result<tglink_shared::store::worker_tokens::InsertOutcome, tglink_shared::store::StoreError>
+    {
+        self.0.insert(record, max).await
+    }
+
+    async fn is_active(
+        &self,
+        _user: &UserId,
+        _hash: &tglink_shared::token::TokenHash,
+    ) -> Result<bool, tglink_shared::store::StoreError> {
+        Ok(true)
+    }
+
+    async fn list(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<tglink_shared::store::WorkerTokenRecord>, tglink_shared::store::StoreError>
+    {
+        self.0.list(user, now).await
+    }
+
+    async fn revoke(
+        &self,
+        user: &UserId,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<tglink_shared::store::worker_tokens::RevokeOutcome, tglink_shared::store::StoreError>
+    {
+        self.0.revoke(user, id, now).await
+    }
+
+    async fn revoke_all(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<usize, tglink_shared::store::StoreError> {
+        self.0.revoke_all(user, now).await
+    }
+}
+
+/// A report whose worker token was revoked after its check: the write's own condition refuses
+/// it (401), and the session stays.
+async fn report_with_a_token_revoked_meanwhile_changes_nothing(backend: Backend) {
+    let v = spawn(backend, MapEnv::new()).await;
+    let jwt = v
+        .configure(
+            "reporter",
+            &bot_token(161616161, "reporter"),
+            "reporter_bot",
+            "reporter-session",
+        )
+        .await;
+    let (id, worker) = v.worker_token(&jwt, "w").await;
+    let resp = v.delete(&format!("{TOKENS}/{id}"), &jwt).await;
+    assert_eq!(resp.status, 204, "{}", resp.text);
+    let port = v.credentials().await;
+    let user = UserId::parse("reporter").unwrap();
+    let before = port.get(&user).await.unwrap().unwrap();
+
+    let startup = Startup::new(v.app.env.clone(), Platform::Local)
+        .await
+        .unwrap();
+    let mut function = settings::Settings::build(&startup).await.unwrap();
+    function.worker_tokens = Arc::new(StaleTokens(function.worker_tokens.clone()));
+    let resp = settings::handle(
+        &function,
+        lambda_json(
+            "POST",
+            REPORT,
+            &worker,
+            Some(json!({"error": "AUTH_KEY_UNREGISTERED"})),
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 401, "{}", body_json(&resp));
+    assert_eq!(body_json(&resp)["code"], "worker_token_invalid");
+    assert_eq!(port.get(&user).await.unwrap().unwrap(), before);
+    assert_eq!(v.get(STATUS, &jwt).await.json["user_auth"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_with_a_token_revoked_meanwhile_changes_nothing_sqlite() {
+    report_with_a_token_revoked_meanwhile_changes_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_with_a_token_revoked_meanwhile_changes_nothing_dynamodb() {
+    report_with_a_token_revoked_meanwhile_changes_nothing(Backend::DynamoDb).await;
+}
+
+/// A report when no session is stored (no record at all, or one without a session) clears
+/// nothing and says so: no "cleared" warning.
+async fn report_without_a_session_is_not_logged_as_cleared(backend: Backend) {
+    let log = logs::capture();
+    let v = spawn(backend, MapEnv::new()).await;
+    let tag = format!("{backend:?}").to_ascii_lowercase();
+    let lines_of = |user: &str| -> Vec<String> {
+        log.contents()
+            .lines()
+            .filter(|l| l.contains(&format!("\"user_id\":\"{user}\"")) && l.contains("reported"))
+            .map(str::to_owned)
+            .collect()
+    };
+    // No record at all.
+    let jwt = v.app.jwt(&format!("no-record-reporter-{tag}"));
+    let resp = v
+        .post(REPORT, &jwt, json!({"error": "AUTH_KEY_UNREGISTERED"}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let lines = lines_of(&format!("no-record-reporter-{tag}"));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("no session was stored") && !lines[0].contains("cleared"),
+        "{lines:?}"
+    );
+    // A record with a bot token but no session.
+    let jwt = v.app.jwt(&format!("bot-only-reporter-{tag}"));
+    let token = bot_token(171717171, "bot-only");
+    v.fake.add_bot(&token, "bot_only_bot");
+    let resp = v.put(BOT_TOKEN, &jwt, json!({"bot_token": token})).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let resp = v
+        .post(REPORT, &jwt, json!({"error": "AUTH_KEY_UNREGISTERED"}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let lines = lines_of(&format!("bot-only-reporter-{tag}"));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(!lines[0].contains("cleared"), "{lines:?}");
+    // With a session: cleared, and said so.
+    let jwt = v
+        .configure(
+            &format!("live-reporter-{tag}"),
+            &bot_token(181818181, &format!("live-reporter-{tag}")),
+            "live_reporter_bot",
+            "live-reporter-session",
+        )
+        .await;
+    let resp = v
+        .post(REPORT, &jwt, json!({"error": "AUTH_KEY_UNREGISTERED"}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let lines = lines_of(&format!("live-reporter-{tag}"));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("cleared"), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_without_a_session_is_not_logged_as_cleared_sqlite() {
+    report_without_a_session_is_not_logged_as_cleared(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_without_a_session_is_not_logged_as_cleared_dynamodb() {
+    report_without_a_session_is_not_logged_as_cleared(Backend::DynamoDb).await;
+}
+
+/// A KMS key that refuses for good (moto does not enforce `DisableKey` on `GenerateDataKey`
+/// or `Decrypt`, so the key is one that does not exist: `NotFoundException`) is not "try
+/// again later": `500
+/// internal_error` with a request id (no `Retry-After`), the cause logged with that id,
+/// nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_key_refusing_is_500_and_nothing_is_written() {
+    let log = logs::capture();
+    let v = spawn(Backend::DynamoDb, MapEnv::new()).await;
+    let jwt = v
+        .configure(
+            "kms-refused",
+            &bot_token(191919191, "kms-refused"),
+            "kms_refused_bot",
+            "kms-refused-session",
+        )
+        .await;
+    let port = v.credentials().await;
+    let user = UserId::parse("kms-refused").unwrap();
+    let before = port.get(&user).await.unwrap().unwrap();
+    // The same table, with a key id KMS does not know.
+    let broken = spawn(
+        Backend::DynamoDb,
+        MapEnv::new()
+            .with("TGLINK_TABLE", v.app.env.var("TGLINK_TABLE").unwrap())
+            .with("TGLINK_KMS_KEY_ID", "0b7c5a3e-1f2d-4e5f-8a9b-0c1d2e3f4a5b"),
+    )
+    .await;
+    // (Each app signs its own JWTs.)
+    let _ = jwt;
+    let jwt = broken.app.jwt("kms-refused");
+    let newcomer = broken.app.jwt("kms-refused-newcomer");
+    // The user's record is opened first (Decrypt), the newcomer's sealed at once
+    // (GenerateDataKey): both refused, NotFoundException.
+    for jwt in [&jwt, &newcomer] {
+        let resp = broken
+            .put(
+                SESSION,
+                jwt,
+                json!({"session": "kms-refused-session-2", "telegram_user_id": 4242, "channel_id": -1}),
+            )
+            .await;
+        resp.assert_problem(500, "internal_error");
+        assert_eq!(resp.header("retry-after"), None);
+        let request_id = resp.json["request_id"].as_str().expect("a request id");
+        assert!(!request_id.is_empty());
+        let logged = log.contents();
+        let line = logged
+            .lines()
+            .find(|l| l.contains(request_id))
+            .expect("the request id is logged");
+        assert!(
+            line.contains("internal_error") && line.contains("NotFoundException"),
+            "{line}"
+        );
+        assert!(!line.contains("kms-refused-session"), "{line}");
+    }
+    assert_eq!(port.get(&user).await.unwrap().unwrap(), before);
+    assert_eq!(
+        port.get(&UserId::parse("kms-refused-newcomer").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+}

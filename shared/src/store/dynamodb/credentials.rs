@@ -158,7 +158,11 @@ impl Credentials for DynamoStore {
         self.get_with(keys::credentials(user), parse).await
     }
 
-    async fn write(&self, record: &CredentialsRecord) -> Result<WriteOutcome, StoreError> {
+    async fn write_as(
+        &self,
+        record: &CredentialsRecord,
+        auth: WorkerAuth<'_>,
+    ) -> Result<WriteOutcome, StoreError> {
         let new_version = record.version + 1;
         let present = present(record);
         let mut req = self
@@ -200,16 +204,41 @@ impl Credentials for DynamoStore {
         // of a write that did succeed would fail its own condition and report a conflict.
         // Version 0: no record, but maybe a stub holding worker-token hashes (kept: the update
         // neither sets nor removes them).
-        req = if record.version == 0 {
-            req.condition_expression("attribute_not_exists(#version) OR #write_attempt = :attempt")
+        // A worker token must still be active, checked by the same condition (and, when the
+        // condition fails, from the item as it was: absent hash → the token is invalid).
+        let expected = if record.version == 0 {
+            "attribute_not_exists(#version)"
         } else {
-            req.condition_expression("#version = :expected OR #write_attempt = :attempt")
-                .expression_attribute_values(":expected", n(record.version))
+            req = req.expression_attribute_values(":expected", n(record.version));
+            "#version = :expected"
+        };
+        req = match auth {
+            WorkerAuth::App => {
+                req.condition_expression(format!("{expected} OR #write_attempt = :attempt"))
+            }
+            WorkerAuth::Token(hash) => req
+                .condition_expression(format!(
+                    "({expected} AND contains(#tokens, :token)) OR #write_attempt = :attempt"
+                ))
+                .expression_attribute_names("#tokens", WORKER_TOKENS)
+                .expression_attribute_values(":token", s(hash.as_str()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                ),
         };
         match req.send().await {
             Ok(_) => Ok(WriteOutcome::Written {
                 version: new_version,
             }),
+            Err(e)
+                if let (
+                    WorkerAuth::Token(hash),
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)),
+                ) = (auth, e.as_service_error())
+                    && !failed.item().is_some_and(|item| holds_token(item, hash)) =>
+            {
+                Ok(WriteOutcome::TokenInvalid)
+            }
             // A concurrent worker-token transaction on the item also means "re-read and
             // retry": nothing was written.
             Err(e)

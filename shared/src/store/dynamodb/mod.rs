@@ -21,7 +21,8 @@ mod worker_tokens;
 
 use aws_sdk_dynamodb::{
     Client,
-    error::{DisplayErrorContext, SdkError},
+    config::http::HttpResponse,
+    error::{ProvideErrorMetadata, SdkError},
     types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
         TimeToLiveSpecification,
@@ -30,6 +31,7 @@ use aws_sdk_dynamodb::{
 
 use self::{item::Item, keys::Key};
 use super::StoreError;
+use crate::aws_error::AwsFailure;
 
 /// The DynamoDB store. Build once per cold start and share.
 #[derive(Clone, Debug)]
@@ -140,11 +142,55 @@ impl DynamoStore {
     }
 }
 
-/// Any SDK failure that is not a condition we asked for: the store is unavailable.
-fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
+/// Any SDK failure that is not a condition we asked for, classified
+/// ([`crate::aws_error`]): transient (throttling, timeout, 5xx, no connection) → the store is
+/// unavailable, retry later; permanent (validation, no such table, access denied) → failed.
+fn unavailable<E>(err: SdkError<E, HttpResponse>) -> StoreError
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
 {
-    StoreError::Unavailable(DisplayErrorContext(&err).to_string())
+    match crate::aws_error::classify(&err) {
+        AwsFailure::Transient(why) => StoreError::Unavailable(why),
+        AwsFailure::Permanent(why) => StoreError::Failed(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::{error::ErrorMetadata, operation::get_item::GetItemError};
+
+    use super::*;
+
+    fn service_error(code: &str, status: u16) -> SdkError<GetItemError, HttpResponse> {
+        SdkError::service_error(
+            GetItemError::generic(ErrorMetadata::builder().code(code).build()),
+            HttpResponse::new(status.try_into().unwrap(), "".into()),
+        )
+    }
+
+    #[test]
+    fn store_refusals_are_permanent_throttling_and_outages_transient() {
+        for code in [
+            "ValidationException",
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+            "UnrecognizedClientException",
+        ] {
+            let err = unavailable(service_error(code, 400));
+            assert!(
+                matches!(&err, StoreError::Failed(why) if why.contains(code)),
+                "{code}: {err:?}"
+            );
+        }
+        for (code, status) in [
+            ("ProvisionedThroughputExceededException", 400),
+            ("ThrottlingException", 400),
+            ("RequestLimitExceeded", 400),
+            ("InternalServerError", 500),
+            ("Anything", 503),
+        ] {
+            let err = unavailable(service_error(code, status));
+            assert!(matches!(err, StoreError::Unavailable(_)), "{code}: {err:?}");
+        }
+    }
 }

@@ -15,6 +15,7 @@
 use std::{collections::HashMap, future::Future, time::Duration};
 
 use aws_sdk_dynamodb::{
+    config::http::HttpResponse,
     error::{BuildError, SdkError},
     operation::transact_write_items::TransactWriteItemsError,
     types::{
@@ -227,7 +228,7 @@ impl From<StoreError> for TxError {
 }
 
 impl TxError {
-    fn from_sdk<R: std::fmt::Debug>(err: SdkError<TransactWriteItemsError, R>) -> Self {
+    fn from_sdk(err: SdkError<TransactWriteItemsError, HttpResponse>) -> Self {
         let codes: Option<Vec<String>> = match err.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
                 e.cancellation_reasons()
@@ -237,11 +238,33 @@ impl TxError {
             ),
             _ => None,
         };
-        codes
-            .and_then(|codes| classify_cancellation(&codes))
-            .unwrap_or_else(|| Self::Store(unavailable(err)))
+        match codes {
+            Some(codes) => classify_cancellation(&codes).unwrap_or_else(|| {
+                // Cancelled for capacity: transient, whatever the exception's status says.
+                if codes
+                    .iter()
+                    .any(|c| THROTTLED_CANCELLATIONS.contains(&c.as_str()))
+                {
+                    Self::Store(StoreError::Unavailable(
+                        aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string(),
+                    ))
+                } else {
+                    Self::Store(unavailable(err))
+                }
+            }),
+            None => Self::Store(unavailable(err)),
+        }
     }
 }
+
+/// Cancellation reasons that mean "too many requests right now" (retry later); any other
+/// reason a transaction was cancelled for (`ValidationError`, `ItemCollectionSizeLimitExceeded`)
+/// is permanent.
+const THROTTLED_CANCELLATIONS: &[&str] = &[
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "RequestLimitExceeded",
+];
 
 /// The failed conditions of a cancelled transaction.
 #[derive(Debug)]
@@ -397,5 +420,62 @@ mod tests {
         .await;
         assert!(matches!(busy, Err(StoreError::Unavailable(_))));
         assert_eq!(calls.load(SeqCst), MAX_ATTEMPTS);
+    }
+
+    fn cancelled(reasons: &[&str]) -> SdkError<TransactWriteItemsError, HttpResponse> {
+        use aws_sdk_dynamodb::{
+            error::ErrorMetadata,
+            types::{CancellationReason, error::TransactionCanceledException},
+        };
+        SdkError::service_error(
+            TransactWriteItemsError::TransactionCanceledException(
+                TransactionCanceledException::builder()
+                    .set_cancellation_reasons(Some(
+                        reasons
+                            .iter()
+                            .map(|r| CancellationReason::builder().code(*r).build())
+                            .collect(),
+                    ))
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("TransactionCanceledException")
+                            .build(),
+                    )
+                    .build(),
+            ),
+            HttpResponse::new(400.try_into().unwrap(), "".into()),
+        )
+    }
+
+    #[test]
+    fn cancelled_for_capacity_is_transient_for_validation_permanent() {
+        for reasons in [
+            ["ThrottlingError", "None"],
+            ["None", "ProvisionedThroughputExceeded"],
+        ] {
+            assert!(
+                matches!(
+                    TxError::from_sdk(cancelled(&reasons)),
+                    TxError::Store(StoreError::Unavailable(_))
+                ),
+                "{reasons:?}"
+            );
+        }
+        for reasons in [
+            ["ValidationError", "None"],
+            ["None", "ItemCollectionSizeLimitExceeded"],
+        ] {
+            assert!(
+                matches!(
+                    TxError::from_sdk(cancelled(&reasons)),
+                    TxError::Store(StoreError::Failed(_))
+                ),
+                "{reasons:?}"
+            );
+        }
+        assert!(matches!(
+            TxError::from_sdk(cancelled(&["ConditionalCheckFailed", "ThrottlingError"])),
+            TxError::Failed(_)
+        ));
     }
 }

@@ -4,6 +4,10 @@
 //! the same call, see `credentials.rs`), written together with `TransactWriteItems` (a `Put`
 //! and an `Update ... ADD`, which creates a stub credentials item if the user has none yet)
 //! and revoked together (an `Update` marking the listing item and an `Update ... DELETE`).
+//! The `ADD` is conditional on the set holding fewer than the limit's hashes
+//! (`size(worker_tokens) < :max`), so concurrent creations never exceed it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -20,11 +24,17 @@ use crate::{
     ids::UserId,
     store::{
         StoreError,
-        worker_tokens::{REVOKED_RETENTION_SECS, RevokeOutcome, WorkerTokenRecord, WorkerTokens},
+        worker_tokens::{
+            InsertOutcome, REVOKED_RETENTION_SECS, RevokeOutcome, WorkerTokenRecord, WorkerTokens,
+        },
     },
     time::UnixTime,
     token::TokenHash,
 };
+
+/// Listing items revoked per transaction by `revoke_all` (DynamoDB allows 100 items in a
+/// transaction; one more is the credentials item's set).
+const REVOKE_ALL_CHUNK: usize = 99;
 
 /// Past its retention (DynamoDB TTL deletes late, so every read checks).
 fn expired(item: &Item, now: UnixTime) -> Result<bool, StoreError> {
@@ -58,7 +68,11 @@ fn active_hashes(tx: &mut Tx<'_>, user: &UserId, action: &str, hash: &TokenHash)
 impl DynamoStore {
     /// The listing item and the hash, written together. The listing item's id is new, so a
     /// cancellation can only be a concurrent write to the credentials item: send it again.
-    async fn insert_once(&self, r: &WorkerTokenRecord) -> Result<(), TxError> {
+    async fn insert_once(
+        &self,
+        r: &WorkerTokenRecord,
+        max: usize,
+    ) -> Result<InsertOutcome, TxError> {
         let mut tx = Tx::new(self);
         tx.put(
             keys::worker_token(&r.user_id, &r.id).item([
@@ -70,8 +84,78 @@ impl DynamoStore {
             ]),
             absent(),
         );
-        active_hashes(&mut tx, &r.user_id, "ADD", &r.hash);
-        tx.run().await
+        let room = tx.update(
+            keys::credentials(&r.user_id),
+            Expr::new("ADD #tokens :hash")
+                .name("#tokens", WORKER_TOKENS)
+                .value(
+                    ":hash",
+                    AttributeValue::Ss(vec![r.hash.as_str().to_owned()]),
+                ),
+            Some(
+                Expr::new("attribute_not_exists(#tokens) OR size(#tokens) < :max")
+                    .name("#tokens", WORKER_TOKENS)
+                    .value(":max", n(max)),
+            ),
+        );
+        match tx.run().await {
+            Ok(()) => Ok(InsertOutcome::Inserted),
+            Err(TxError::Failed(failed)) if failed.failed(room) => Ok(InsertOutcome::LimitReached),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Marks the listing item `id` revoked, if it is still active (a transaction item).
+    fn mark_revoked(tx: &mut Tx<'_>, user: &UserId, id: &str, now: UnixTime) {
+        tx.update(
+            keys::worker_token(user, id),
+            Expr::new("SET revoked_at = :now, expires_at = :expires"),
+            Some(
+                Expr::new(
+                    "attribute_exists(pk) AND attribute_not_exists(revoked_at) \
+                     AND (attribute_not_exists(expires_at) OR expires_at > :now)",
+                )
+                .value(":now", n(now.secs()))
+                .value(":expires", n(now.plus_secs(REVOKED_RETENTION_SECS).secs())),
+            ),
+        );
+    }
+
+    /// Revokes the user's active tokens, at most [`REVOKE_ALL_CHUNK`] per transaction (each
+    /// marks its listing items and deletes their hashes together), counting into `done` what
+    /// was committed (a retry after a race re-reads and goes on from there).
+    async fn revoke_all_once(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+        done: &AtomicUsize,
+    ) -> Result<(), TxError> {
+        let active: Vec<WorkerTokenRecord> = WorkerTokens::list(self, user, now)
+            .await?
+            .into_iter()
+            .filter(|t| t.revoked_at.is_none())
+            .collect();
+        for chunk in active.chunks(REVOKE_ALL_CHUNK) {
+            let mut tx = Tx::new(self);
+            for token in chunk {
+                Self::mark_revoked(&mut tx, user, &token.id, now);
+            }
+            tx.update(
+                keys::credentials(user),
+                Expr::new("DELETE #tokens :hashes")
+                    .name("#tokens", WORKER_TOKENS)
+                    .value(
+                        ":hashes",
+                        AttributeValue::Ss(
+                            chunk.iter().map(|t| t.hash.as_str().to_owned()).collect(),
+                        ),
+                    ),
+                None,
+            );
+            tx.run().await?;
+            done.fetch_add(chunk.len(), Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// Reads the listing item, then marks it revoked and removes the hash together; a lost
@@ -93,18 +177,7 @@ impl DynamoStore {
             return Ok(RevokeOutcome::AlreadyRevoked);
         }
         let mut tx = Tx::new(self);
-        tx.update(
-            keys::worker_token(user, id),
-            Expr::new("SET revoked_at = :now, expires_at = :expires"),
-            Some(
-                Expr::new(
-                    "attribute_exists(pk) AND attribute_not_exists(revoked_at) \
-                     AND (attribute_not_exists(expires_at) OR expires_at > :now)",
-                )
-                .value(":now", n(now.secs()))
-                .value(":expires", n(now.plus_secs(REVOKED_RETENTION_SECS).secs())),
-            ),
-        );
+        Self::mark_revoked(&mut tx, user, id, now);
         active_hashes(&mut tx, user, "DELETE", &record.hash);
         tx.run().await?;
         Ok(RevokeOutcome::Revoked)
@@ -113,8 +186,12 @@ impl DynamoStore {
 
 #[async_trait]
 impl WorkerTokens for DynamoStore {
-    async fn insert(&self, record: &WorkerTokenRecord) -> Result<(), StoreError> {
-        retry_on_conflict(move || self.insert_once(record)).await
+    async fn insert(
+        &self,
+        record: &WorkerTokenRecord,
+        max: usize,
+    ) -> Result<InsertOutcome, StoreError> {
+        retry_on_conflict(move || self.insert_once(record, max)).await
     }
 
     async fn is_active(&self, user: &UserId, hash: &TokenHash) -> Result<bool, StoreError> {
@@ -173,5 +250,11 @@ impl WorkerTokens for DynamoStore {
         now: UnixTime,
     ) -> Result<RevokeOutcome, StoreError> {
         retry_on_conflict(move || self.revoke_once(user, id, now)).await
+    }
+
+    async fn revoke_all(&self, user: &UserId, now: UnixTime) -> Result<usize, StoreError> {
+        let done = AtomicUsize::new(0);
+        retry_on_conflict(|| self.revoke_all_once(user, now, &done)).await?;
+        Ok(done.load(Ordering::SeqCst))
     }
 }

@@ -140,7 +140,11 @@ impl Credentials for SqliteStore {
             .await
     }
 
-    async fn write(&self, record: &CredentialsRecord) -> Result<WriteOutcome, StoreError> {
+    async fn write_as(
+        &self,
+        record: &CredentialsRecord,
+        auth: WorkerAuth<'_>,
+    ) -> Result<WriteOutcome, StoreError> {
         if let Some(sealed) = &record.sealed
             && let Some(name) = sealed
                 .attributes
@@ -150,7 +154,18 @@ impl Credentials for SqliteStore {
             return Err(corrupt(&format!("unknown sealed attribute {name}")));
         }
         let record = record.clone();
+        let token = match auth {
+            WorkerAuth::App => None,
+            WorkerAuth::Token(hash) => Some(hash.clone()),
+        };
         self.with_conn(move |conn| {
+            // The worker token (if any) is checked in the transaction that writes.
+            let conn = immediate(conn)?;
+            if let Some(hash) = &token
+                && !worker_tokens::active(&conn, &record.user_id, hash)?
+            {
+                return Ok(WriteOutcome::TokenInvalid);
+            }
             let new_version = record.version + 1;
             let values = params![
                 record.user_id.as_str(),
@@ -193,6 +208,7 @@ impl Credentials for SqliteStore {
                 )
             }
             .map_err(sql_error)?;
+            conn.commit().map_err(sql_error)?;
             Ok(if changed == 1 {
                 WriteOutcome::Written {
                     version: new_version,

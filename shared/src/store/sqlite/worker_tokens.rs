@@ -11,7 +11,9 @@ use crate::{
     ids::UserId,
     store::{
         StoreError,
-        worker_tokens::{REVOKED_RETENTION_SECS, RevokeOutcome, WorkerTokenRecord, WorkerTokens},
+        worker_tokens::{
+            InsertOutcome, REVOKED_RETENTION_SECS, RevokeOutcome, WorkerTokenRecord, WorkerTokens,
+        },
     },
     time::UnixTime,
     token::TokenHash,
@@ -89,10 +91,23 @@ pub(super) fn active(
 
 #[async_trait]
 impl WorkerTokens for SqliteStore {
-    async fn insert(&self, r: &WorkerTokenRecord) -> Result<(), StoreError> {
+    async fn insert(&self, r: &WorkerTokenRecord, max: usize) -> Result<InsertOutcome, StoreError> {
         let r = r.clone();
         self.with_conn(move |conn| {
-            conn.execute(
+            // Counted and inserted in one IMMEDIATE transaction: concurrent insertions queue.
+            let tx = immediate(conn)?;
+            let active: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM worker_tokens
+                     WHERE user_id = ?1 AND revoked_at IS NULL",
+                    params![r.user_id.as_str()],
+                    |row| row.get(0),
+                )
+                .map_err(sql_error)?;
+            if usize::try_from(active).unwrap_or(usize::MAX) >= max {
+                return Ok(InsertOutcome::LimitReached);
+            }
+            tx.execute(
                 "INSERT INTO worker_tokens (token_hash, id, user_id, name, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -104,7 +119,8 @@ impl WorkerTokens for SqliteStore {
                 ],
             )
             .map_err(sql_error)?;
-            Ok(())
+            tx.commit().map_err(sql_error)?;
+            Ok(InsertOutcome::Inserted)
         })
         .await
     }
@@ -177,6 +193,23 @@ impl WorkerTokens for SqliteStore {
             };
             tx.commit().map_err(sql_error)?;
             Ok(outcome)
+        })
+        .await
+    }
+
+    async fn revoke_all(&self, user: &UserId, now: UnixTime) -> Result<usize, StoreError> {
+        let user = user.clone();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE worker_tokens SET revoked_at = ?2, expires_at = ?3
+                 WHERE user_id = ?1 AND revoked_at IS NULL",
+                params![
+                    user.as_str(),
+                    now.secs() as i64,
+                    now.plus_secs(REVOKED_RETENTION_SECS).secs() as i64
+                ],
+            )
+            .map_err(sql_error)
         })
         .await
     }
