@@ -267,6 +267,10 @@ pub struct JwtConfig {
     pub key: JwtKey,
     pub issuer: String,
     pub audience: String,
+    /// `APP_JWT_ADMIN_ROLE`: the role granting the admin endpoints (default `tglink:admin`).
+    pub admin_role: String,
+    /// `APP_JWT_ROLES_CLAIM`: the claim holding the roles (default `roles`).
+    pub roles_claim: String,
 }
 
 impl JwtConfig {
@@ -303,6 +307,14 @@ impl JwtConfig {
             key,
             issuer: required(env, "APP_JWT_ISSUER")?,
             audience: required(env, "APP_JWT_AUDIENCE")?,
+            admin_role: env
+                .var("APP_JWT_ADMIN_ROLE")
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|| crate::auth::DEFAULT_ADMIN_ROLE.to_owned()),
+            roles_claim: env
+                .var("APP_JWT_ROLES_CLAIM")
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|| crate::auth::DEFAULT_ROLES_CLAIM.to_owned()),
         })
     }
 }

@@ -593,7 +593,9 @@ mod tests {
         AppUser {
             user_id: UserId::parse("u1").unwrap(),
             email: email.map(str::to_owned),
+            name: None,
             roles: vec![],
+            admin: false,
         }
     }
 

@@ -43,14 +43,14 @@ fn bot_token(app: &TestApp) -> String {
         .expect("the local API has a dev bot token")
 }
 
-/// A JWT whose `roles` claim holds `admin`.
+/// A JWT whose `roles` claim holds the admin role (`tglink:admin`).
 fn admin_jwt(app: &TestApp, user: &str) -> String {
     let config = JwtConfig::from_env(app.env.as_ref()).unwrap();
     let JwtKey::Secret(secret) = &config.key else {
         panic!("the local API signs HS256")
     };
     let mut claims = DevClaims::new(user, &config, 3600);
-    claims.roles = vec!["admin".into()];
+    claims.roles = vec![tglink_shared::auth::DEFAULT_ADMIN_ROLE.into()];
     sign_hs256(secret, &claims)
 }
 
