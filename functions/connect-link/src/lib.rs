@@ -97,6 +97,7 @@ async fn create(deps: &ConnectLink, req: &Request) -> Result<Response<Body>, Pro
             user_id: user.user_id.clone(),
             created_at: now,
             expires_at,
+            attempt: tglink_shared::store::connect_tokens::new_attempt(),
         })
         .await?;
     tracing::info!(user_id = %user.user_id, expires_at = expires_at.secs(), "connect link minted");

@@ -13,10 +13,23 @@ pub struct ConnectTokenRecord {
     pub user_id: UserId,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+    /// A random id of this insert ([`new_attempt`]): the write carries it, and inserting the
+    /// same record again (the SDK retrying a write whose answer was lost) succeeds instead of
+    /// failing on the item it wrote itself.
+    pub attempt: String,
+}
+
+/// A fresh random attempt id (43 characters) for [`ConnectTokenRecord::attempt`].
+pub fn new_attempt() -> String {
+    crate::token::OneTimeToken::mint()
+        .hash()
+        .as_str()
+        .to_owned()
 }
 
 #[async_trait]
 pub trait ConnectTokens: Send + Sync {
-    /// Stores a freshly minted token (one write).
+    /// Stores a freshly minted token (one write). Idempotent for the same record (same
+    /// `attempt`); a different record under the same hash is an error, never an overwrite.
     async fn insert(&self, record: &ConnectTokenRecord) -> Result<(), StoreError>;
 }

@@ -30,6 +30,7 @@ async fn mint(store: &Store, user: &str, now: UnixTime, ttl: u64) -> TokenHash {
             user_id: UserId::parse(user).unwrap(),
             created_at: now,
             expires_at: now.plus_secs(ttl),
+            attempt: tglink_shared::store::connect_tokens::new_attempt(),
         })
         .await
         .unwrap();

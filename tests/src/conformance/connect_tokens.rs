@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use tglink_shared::{
     ids::UserId,
-    store::{ClaimKey, ConnectAttempt, ConnectOutcome, ConnectTokenRecord, Store},
+    store::{
+        ClaimKey, ConnectAttempt, ConnectOutcome, ConnectTokenRecord, Store,
+        connect_tokens::new_attempt,
+    },
     time::UnixTime,
     token::{OneTimeToken, TokenHash},
 };
@@ -21,6 +24,7 @@ fn record(user: &str, now: UnixTime, ttl: u64) -> (OneTimeToken, ConnectTokenRec
         user_id: UserId::parse(user).unwrap(),
         created_at: now,
         expires_at: now.plus_secs(ttl),
+        attempt: new_attempt(),
     };
     (token, record)
 }
@@ -101,4 +105,32 @@ pub async fn written_by_one_client_consumed_by_another(backend: Backend) {
         Some(UserId::parse("user-x").unwrap())
     );
     assert_eq!(consume(instance_a, &token.hash(), now).await, None);
+}
+
+/// The same insert again (the SDK retrying a write whose answer was lost) succeeds and changes
+/// nothing; another insert under the same hash (another attempt) is refused and changes nothing.
+pub async fn a_retried_insert_succeeds(backend: Backend) {
+    let fx = backend.store().await;
+    let store = &fx.store;
+    let now = UnixTime::now();
+    let (token, rec) = record("user-r", now, 600);
+    store.connect_tokens().insert(&rec).await.unwrap();
+    store
+        .connect_tokens()
+        .insert(&rec)
+        .await
+        .expect("a retry of the same insert succeeds");
+    let other = ConnectTokenRecord {
+        user_id: UserId::parse("user-evil").unwrap(),
+        attempt: new_attempt(),
+        ..rec.clone()
+    };
+    assert!(store.connect_tokens().insert(&other).await.is_err());
+    assert_eq!(
+        consume(store, &token.hash(), now).await,
+        Some(UserId::parse("user-r").unwrap())
+    );
+    // A late retry after the token was used does not bring it back.
+    store.connect_tokens().insert(&rec).await.ok();
+    assert_eq!(consume(store, &token.hash(), now).await, None);
 }

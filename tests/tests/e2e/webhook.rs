@@ -181,6 +181,7 @@ async fn connects_exactly_once(backend: Backend) {
             user_id: uid("user-3"),
             created_at: UnixTime(now.secs() - 700),
             expires_at: UnixTime(now.secs() - 100),
+            attempt: tglink_shared::store::connect_tokens::new_attempt(),
         })
         .await
         .unwrap();
@@ -709,6 +710,7 @@ async fn start_costs_two_dynamodb_calls() {
             user_id: uid("user-budget"),
             created_at: now,
             expires_at: now.plus_secs(600),
+            attempt: tglink_shared::store::connect_tokens::new_attempt(),
         })
         .await
         .unwrap();

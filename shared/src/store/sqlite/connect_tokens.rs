@@ -10,9 +10,14 @@ CREATE TABLE IF NOT EXISTS connect_tokens (
     user_id     TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL,
-    consumed_at INTEGER
+    consumed_at INTEGER,
+    attempt     TEXT
 ) STRICT;
 ";
+
+/// Columns added since the table was first created: an older database gets them on open (a
+/// "duplicate column" error means it has them).
+pub(super) const MIGRATIONS: &[&str] = &["ALTER TABLE connect_tokens ADD COLUMN attempt TEXT"];
 
 pub(super) const PURGE: &str = "DELETE FROM connect_tokens WHERE expires_at <= ?1";
 
@@ -21,17 +26,28 @@ impl ConnectTokens for SqliteStore {
     async fn insert(&self, record: &ConnectTokenRecord) -> Result<(), StoreError> {
         let record = record.clone();
         self.with_conn(move |conn| {
-            conn.execute(
-                "INSERT INTO connect_tokens (token_hash, user_id, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    record.hash.as_str(),
-                    record.user_id.as_str(),
-                    record.created_at.secs() as i64,
-                    record.expires_at.secs() as i64,
-                ],
-            )
-            .map_err(sql_error)?;
+            // The same insert again (same attempt, token unused) is a no-op success; any other
+            // row under the hash is never overwritten.
+            let written = conn
+                .execute(
+                    "INSERT INTO connect_tokens (token_hash, user_id, created_at, expires_at, attempt)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (token_hash) DO UPDATE SET token_hash = excluded.token_hash
+                     WHERE attempt = excluded.attempt AND consumed_at IS NULL",
+                    params![
+                        record.hash.as_str(),
+                        record.user_id.as_str(),
+                        record.created_at.secs() as i64,
+                        record.expires_at.secs() as i64,
+                        record.attempt,
+                    ],
+                )
+                .map_err(sql_error)?;
+            if written == 0 {
+                return Err(StoreError::Corrupt(
+                    "another connect token has this hash".into(),
+                ));
+            }
             Ok(())
         })
         .await

@@ -89,6 +89,12 @@ impl SqliteStore {
         for statement in SCHEMA {
             conn.execute_batch(statement).map_err(sql_error)?;
         }
+        for statement in connect_tokens::MIGRATIONS {
+            match conn.execute_batch(statement) {
+                Err(e) if e.to_string().contains("duplicate column name") => {}
+                other => other.map_err(sql_error)?,
+            }
+        }
         let store = Self {
             conn: Arc::new(Mutex::new(conn)),
             path,
