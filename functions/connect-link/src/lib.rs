@@ -12,7 +12,7 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::Serialize;
 use tglink_shared::{
     auth::JwtVerifier,
-    config::positive_or,
+    config::ttl_secs_or,
     http::{Problem, json},
     routes::{Endpoint, Operation, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
@@ -60,7 +60,7 @@ impl Function for ConnectLink {
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
         let bot_username = BotUsername::from_env(env)?;
-        let ttl_secs = positive_or(env, "CONNECT_TOKEN_TTL_SEC", DEFAULT_TTL_SECS)?;
+        let ttl_secs = ttl_secs_or(env, "CONNECT_TOKEN_TTL_SEC", DEFAULT_TTL_SECS)?;
         Ok(Self {
             auth: startup.jwt()?,
             tokens: startup.store().await?.connect_tokens(),

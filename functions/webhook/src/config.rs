@@ -4,7 +4,7 @@
 use std::fmt;
 
 use aws_lc_rs::{constant_time, digest};
-use tglink_shared::config::{ConfigError, Env, positive_or};
+use tglink_shared::config::{ConfigError, Env, ttl_secs_or};
 
 /// Default `APP_NAME`.
 pub const DEFAULT_APP_NAME: &str = "tglink";
@@ -74,7 +74,7 @@ impl Texts {
                 "is malformed: at most 64 characters, no control characters",
             ));
         }
-        let ttl = positive_or(env, "CONNECT_TOKEN_TTL_SEC", DEFAULT_TTL_SECS)?;
+        let ttl = ttl_secs_or(env, "CONNECT_TOKEN_TTL_SEC", DEFAULT_TTL_SECS)?;
         Ok(Self::new(&app_name, ttl))
     }
 
@@ -202,11 +202,13 @@ mod tests {
         let texts = Texts::from_env(&env).unwrap();
         assert!(texts.link_invalid().contains("the Acme settings page"));
         assert!(texts.link_invalid().ends_with("after 5 minutes."));
-        let bad = MapEnv::new().with("CONNECT_TOKEN_TTL_SEC", "0");
-        assert_eq!(
-            Texts::from_env(&bad).unwrap_err().var,
-            "CONNECT_TOKEN_TTL_SEC"
-        );
+        for bad in ["0", "31536001", "18446744073709551615"] {
+            let bad = MapEnv::new().with("CONNECT_TOKEN_TTL_SEC", bad);
+            assert_eq!(
+                Texts::from_env(&bad).unwrap_err().var,
+                "CONNECT_TOKEN_TTL_SEC"
+            );
+        }
         let bad = MapEnv::new().with("APP_NAME", "a\nb");
         assert_eq!(Texts::from_env(&bad).unwrap_err().var, "APP_NAME");
     }
