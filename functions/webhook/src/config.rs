@@ -78,8 +78,13 @@ impl Texts {
         Ok(Self::new(&app_name, ttl))
     }
 
-    pub fn connected(&self) -> String {
-        "✅ Successfully connected!".to_owned()
+    /// `account`: who minted the token (its label, else the app user id), so that a Telegram
+    /// user tricked into opening someone else's link sees whose account it is.
+    pub fn connected(&self, account: &str) -> String {
+        format!(
+            "✅ Successfully connected to the {} account {account}.\n\nNot your account? Send /disconnect to undo this.",
+            self.app_name
+        )
     }
 
     pub fn link_invalid(&self) -> String {
@@ -180,7 +185,10 @@ mod tests {
             texts.link_invalid(),
             "❌ Connection link expired or invalid. Please generate a new one from the IDL Sentinel settings page.\n\nLinks expire after 10 minutes."
         );
-        assert_eq!(texts.connected(), "✅ Successfully connected!");
+        assert_eq!(
+            texts.connected("Ann Lee"),
+            "✅ Successfully connected to the IDL Sentinel account Ann Lee.\n\nNot your account? Send /disconnect to undo this."
+        );
         assert_eq!(
             texts.blocked(),
             "⛔ This Telegram account has been blocked from connecting to IDL Sentinel. Contact support if you think this is a mistake."

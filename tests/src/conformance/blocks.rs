@@ -120,6 +120,7 @@ pub async fn blocked_users_cannot_connect_through_the_bot(backend: Backend) {
             created_at: now,
             expires_at: now.plus_secs(600),
             attempt: tglink_shared::store::connect_tokens::new_attempt(),
+            account: None,
         })
         .await
         .unwrap();

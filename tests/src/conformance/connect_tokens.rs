@@ -25,6 +25,7 @@ fn record(user: &str, now: UnixTime, ttl: u64) -> (OneTimeToken, ConnectTokenRec
         created_at: now,
         expires_at: now.plus_secs(ttl),
         attempt: new_attempt(),
+        account: None,
     };
     (token, record)
 }
@@ -123,6 +124,7 @@ pub async fn a_retried_insert_succeeds(backend: Backend) {
     let other = ConnectTokenRecord {
         user_id: UserId::parse("user-evil").unwrap(),
         attempt: new_attempt(),
+        account: None,
         ..rec.clone()
     };
     assert!(store.connect_tokens().insert(&other).await.is_err());
@@ -133,4 +135,68 @@ pub async fn a_retried_insert_succeeds(backend: Backend) {
     // A late retry after the token was used does not bring it back.
     store.connect_tokens().insert(&rec).await.ok();
     assert_eq!(consume(store, &token.hash(), now).await, None);
+}
+
+/// The account label stored at mint time comes back with the link; a burned token links
+/// nobody, and burning is idempotent (unknown or used tokens are not burned again).
+pub async fn account_label_round_trips_and_burn_consumes(backend: Backend) {
+    let fx = backend.store().await;
+    let store = &fx.store;
+    let now = UnixTime::now();
+    let (token, mut rec) = record("user-l", now, 600);
+    rec.account = Some("Ann Lee".into());
+    store.connect_tokens().insert(&rec).await.unwrap();
+    static NEXT: AtomicI64 = AtomicI64::new(1);
+    let telegram = 950_000_000 + NEXT.fetch_add(1, Ordering::Relaxed);
+    let attempt = ConnectAttempt {
+        token: token.hash(),
+        claim: ClaimKey::telegram_update("tglink_test_bot", telegram),
+        claim_retain_secs: 86_400,
+        telegram_user_id: tg(telegram),
+        chat_id: telegram,
+        username: None,
+        now,
+    };
+    match store
+        .connect_flow()
+        .consume_and_link(&attempt)
+        .await
+        .unwrap()
+    {
+        ConnectOutcome::Linked { account, .. } => assert_eq!(account.as_deref(), Some("Ann Lee")),
+        other => panic!("{other:?}"),
+    }
+    // Used: not burned again.
+    assert!(
+        !store
+            .connect_tokens()
+            .burn(&token.hash(), now)
+            .await
+            .unwrap()
+    );
+
+    let (exposed, rec) = record("user-b", now, 600);
+    store.connect_tokens().insert(&rec).await.unwrap();
+    assert!(
+        store
+            .connect_tokens()
+            .burn(&exposed.hash(), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .connect_tokens()
+            .burn(&exposed.hash(), now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(consume(store, &exposed.hash(), now).await, None);
+    assert!(
+        !store
+            .connect_tokens()
+            .burn(&OneTimeToken::mint().hash(), now)
+            .await
+            .unwrap()
+    );
 }

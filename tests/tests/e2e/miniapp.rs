@@ -731,8 +731,10 @@ async fn admin_revoke_block_unblock(backend: Backend) {
         .assert_problem(404, "block_not_found");
     assert_eq!(store.blocks().get_block(tg(4401)).await.unwrap(), None);
     let resp = deliver(start(2)).await;
-    assert_eq!(
-        resp.json["text"], "✅ Successfully connected!",
+    assert!(
+        resp.json["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("✅ Successfully connected")),
         "{}",
         resp.text
     );
