@@ -131,7 +131,7 @@ impl JwtVerifier {
         )?;
         let user_id = UserId::parse(&data.claims.sub).map_err(|_| AuthError::Invalid("bad sub"))?;
         let roles = roles_of(data.claims.other.get(&self.roles_claim));
-        let admin = roles.iter().any(|r| *r == self.admin_role);
+        let admin = roles.contains(&self.admin_role);
         let name = data
             .claims
             .other
