@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Signs an HS256 app JWT for trying tglink out (your application issues the real ones).
 
-    APP_JWT_SECRET=… infra/dev_jwt.py --sub alice --iss my-app --aud tglink [--roles admin]
-    infra/dev_jwt.py --env-file tests/events/dev.env --sub dev-admin --roles admin --exp 4102444800
+    APP_JWT_SECRET=… infra/dev_jwt.py --sub alice --iss my-app --aud tglink [--roles tglink:admin]
+    infra/dev_jwt.py --env-file tests/events/dev.env --sub dev-admin --roles tglink:admin --exp 4102444800
 
 The secret, issuer and audience come from the options, else from the environment
 (APP_JWT_SECRET, APP_JWT_ISSUER, APP_JWT_AUDIENCE), else from --env-file. Standard library only.
@@ -39,7 +39,7 @@ def main():
     p.add_argument("--iss")
     p.add_argument("--aud")
     p.add_argument("--email")
-    p.add_argument("--roles", nargs="*", default=[], help="e.g. admin")
+    p.add_argument("--roles", nargs="*", default=[], help="e.g. tglink:admin (the default APP_JWT_ADMIN_ROLE)")
     p.add_argument("--ttl", type=int, default=3600, help="seconds of validity (default 3600)")
     p.add_argument("--exp", type=int, help="absolute expiry (Unix seconds) instead of --ttl")
     p.add_argument("--env-file", help="KEY=VALUE file with APP_JWT_* (e.g. tests/events/dev.env)")

@@ -18,20 +18,30 @@ use crate::{
 /// Clock skew tolerated on `exp`/`nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 30;
 
-/// The role claim value that grants the admin endpoints.
-pub const ADMIN_ROLE: &str = "admin";
+/// Default `APP_JWT_ADMIN_ROLE`: the role that grants the admin endpoints. Namespaced, so that
+/// a host application's own `admin` role does not make its holders tglink admins.
+pub const DEFAULT_ADMIN_ROLE: &str = "tglink:admin";
+
+/// Default `APP_JWT_ROLES_CLAIM`: the claim holding the roles (an array of strings, or one
+/// string).
+pub const DEFAULT_ROLES_CLAIM: &str = "roles";
 
 /// A verified app user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppUser {
     pub user_id: UserId,
     pub email: Option<String>,
+    /// The optional `name` claim (a display name), if it is a string.
+    pub name: Option<String>,
+    /// The roles of the `APP_JWT_ROLES_CLAIM` claim.
     pub roles: Vec<String>,
+    /// Whether `roles` holds `APP_JWT_ADMIN_ROLE`.
+    pub admin: bool,
 }
 
 impl AppUser {
     pub fn is_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == ADMIN_ROLE)
+        self.admin
     }
 }
 
@@ -53,14 +63,29 @@ struct Claims {
     sub: String,
     #[serde(default)]
     email: Option<String>,
-    #[serde(default)]
-    roles: Vec<String>,
+    /// Every other claim: the roles claim's name is configured.
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The roles of a claim value: an array's strings, or one string; any other shape holds none.
+fn roles_of(value: Option<&serde_json::Value>) -> Vec<String> {
+    match value {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(serde_json::Value::String(role)) => vec![role.clone()],
+        _ => Vec::new(),
+    }
 }
 
 /// Verifies app JWTs. Built once per cold start.
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
+    admin_role: String,
+    roles_claim: String,
 }
 
 impl JwtVerifier {
@@ -79,7 +104,12 @@ impl JwtVerifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
-        Ok(Self { key, validation })
+        Ok(Self {
+            key,
+            validation,
+            admin_role: config.admin_role.clone(),
+            roles_claim: config.roles_claim.clone(),
+        })
     }
 
     pub fn verify(&self, token: &str) -> Result<AppUser, AuthError> {
@@ -100,10 +130,20 @@ impl JwtVerifier {
             },
         )?;
         let user_id = UserId::parse(&data.claims.sub).map_err(|_| AuthError::Invalid("bad sub"))?;
+        let roles = roles_of(data.claims.other.get(&self.roles_claim));
+        let admin = roles.contains(&self.admin_role);
+        let name = data
+            .claims
+            .other
+            .get("name")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
         Ok(AppUser {
             user_id,
             email: data.claims.email,
-            roles: data.claims.roles,
+            name,
+            roles,
+            admin,
         })
     }
 
@@ -174,6 +214,8 @@ pub struct DevClaims {
     pub iat: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
 }
@@ -188,6 +230,7 @@ impl DevClaims {
             exp: now + valid_for_secs,
             iat: now,
             email: None,
+            name: None,
             roles: Vec::new(),
         }
     }
@@ -211,11 +254,13 @@ mod tests {
     const SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!!";
 
     fn config() -> JwtConfig {
-        JwtConfig {
-            key: JwtKey::Secret(SECRET.into()),
-            issuer: "https://app.example".into(),
-            audience: "tglink".into(),
-        }
+        JwtConfig::from_env(
+            &crate::config::MapEnv::new()
+                .with("APP_JWT_SECRET", SECRET)
+                .with("APP_JWT_ISSUER", "https://app.example")
+                .with("APP_JWT_AUDIENCE", "tglink"),
+        )
+        .unwrap()
     }
 
     fn verifier() -> JwtVerifier {
@@ -225,12 +270,91 @@ mod tests {
     #[test]
     fn accepts_a_valid_token_and_takes_sub_as_user_id() {
         let mut claims = DevClaims::new("user-42", &config(), 300);
-        claims.roles = vec!["admin".into()];
+        claims.roles = vec![DEFAULT_ADMIN_ROLE.into()];
         claims.email = Some("a@example.com".into());
         let user = verifier().verify(&sign_hs256(SECRET, &claims)).unwrap();
         assert_eq!(user.user_id.as_str(), "user-42");
         assert!(user.is_admin());
         assert_eq!(user.email.as_deref(), Some("a@example.com"));
+    }
+
+    /// A host application's own "admin" is not a tglink admin: the default admin role is
+    /// namespaced (`tglink:admin`).
+    #[test]
+    fn a_plain_admin_role_is_not_the_tglink_admin_role() {
+        let mut claims = DevClaims::new("user-42", &config(), 300);
+        claims.roles = vec!["admin".into()];
+        let user = verifier().verify(&sign_hs256(SECRET, &claims)).unwrap();
+        assert!(!user.is_admin());
+        claims.roles = vec!["editor".into(), "tglink:admin".into()];
+        assert!(
+            verifier()
+                .verify(&sign_hs256(SECRET, &claims))
+                .unwrap()
+                .is_admin()
+        );
+    }
+
+    /// `APP_JWT_ADMIN_ROLE` and `APP_JWT_ROLES_CLAIM` choose the role and the claim holding it.
+    #[test]
+    fn the_admin_role_and_its_claim_are_configurable() {
+        let env = crate::config::MapEnv::new()
+            .with("APP_JWT_SECRET", SECRET)
+            .with("APP_JWT_ISSUER", "https://app.example")
+            .with("APP_JWT_AUDIENCE", "tglink")
+            .with("APP_JWT_ADMIN_ROLE", "ops")
+            .with("APP_JWT_ROLES_CLAIM", "https://app.example/groups");
+        let cfg = JwtConfig::from_env(&env).unwrap();
+        let verifier = JwtVerifier::new(&cfg).unwrap();
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(SECRET.as_bytes()),
+            )
+            .unwrap()
+        };
+        let base = serde_json::json!({
+            "sub": "u1", "iss": "https://app.example", "aud": "tglink",
+            "exp": jsonwebtoken::get_current_timestamp() + 300,
+        });
+        let with = |name: &str, value: serde_json::Value| {
+            let mut c = base.clone();
+            c[name] = value;
+            sign(c)
+        };
+        let admin = verifier
+            .verify(&with(
+                "https://app.example/groups",
+                serde_json::json!(["x", "ops"]),
+            ))
+            .unwrap();
+        assert!(admin.is_admin());
+        // A single string counts as one role.
+        assert!(
+            verifier
+                .verify(&with(
+                    "https://app.example/groups",
+                    serde_json::json!("ops")
+                ))
+                .unwrap()
+                .is_admin()
+        );
+        // The role in the default claim no longer counts.
+        assert!(
+            !verifier
+                .verify(&with("roles", serde_json::json!(["ops"])))
+                .unwrap()
+                .is_admin()
+        );
+        // A claim of another shape grants nothing and does not break the token.
+        let odd = verifier
+            .verify(&with(
+                "https://app.example/groups",
+                serde_json::json!({"ops": true}),
+            ))
+            .unwrap();
+        assert!(!odd.is_admin());
     }
 
     #[test]

@@ -139,11 +139,37 @@ where
     }
 }
 
-/// A positive integer number of seconds (or milliseconds), defaulting when unset.
+/// The largest number [`positive_or`] accepts: ten years in milliseconds. A time that far after
+/// now stays far inside `i64`, so SQLite (INTEGER) and DynamoDB (N) agree on every value.
+pub const MAX_NUMBER: u64 = 315_360_000_000;
+
+/// The largest TTL setting [`ttl_secs_or`] accepts: one year, in seconds.
+pub const MAX_TTL_SECS: u64 = 31_536_000;
+
+/// A positive integer number of seconds (or milliseconds), at most [`MAX_NUMBER`], defaulting
+/// when unset.
 pub fn positive_or(env: &dyn Env, name: &str, default: u64) -> Result<u64, ConfigError> {
     let value = parse_or::<u64>(env, name, default)?;
     if value == 0 {
         return Err(ConfigError::new(name, "must be greater than 0"));
+    }
+    if value > MAX_NUMBER {
+        return Err(ConfigError::new(
+            name,
+            format_args!("must be at most {MAX_NUMBER}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A TTL in seconds: positive and at most [`MAX_TTL_SECS`] (one year), defaulting when unset.
+pub fn ttl_secs_or(env: &dyn Env, name: &str, default: u64) -> Result<u64, ConfigError> {
+    let value = positive_or(env, name, default)?;
+    if value > MAX_TTL_SECS {
+        return Err(ConfigError::new(
+            name,
+            format_args!("must be at most {MAX_TTL_SECS} (one year)"),
+        ));
     }
     Ok(value)
 }
@@ -267,6 +293,10 @@ pub struct JwtConfig {
     pub key: JwtKey,
     pub issuer: String,
     pub audience: String,
+    /// `APP_JWT_ADMIN_ROLE`: the role granting the admin endpoints (default `tglink:admin`).
+    pub admin_role: String,
+    /// `APP_JWT_ROLES_CLAIM`: the claim holding the roles (default `roles`).
+    pub roles_claim: String,
 }
 
 impl JwtConfig {
@@ -303,6 +333,14 @@ impl JwtConfig {
             key,
             issuer: required(env, "APP_JWT_ISSUER")?,
             audience: required(env, "APP_JWT_AUDIENCE")?,
+            admin_role: env
+                .var("APP_JWT_ADMIN_ROLE")
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|| crate::auth::DEFAULT_ADMIN_ROLE.to_owned()),
+            roles_claim: env
+                .var("APP_JWT_ROLES_CLAIM")
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|| crate::auth::DEFAULT_ROLES_CLAIM.to_owned()),
         })
     }
 }
@@ -321,6 +359,35 @@ pub const SECRET_VARS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every number setting is bounded (a time after it stays far inside `i64`, so SQLite's
+    /// INTEGER and DynamoDB's N agree on it), and TTL settings are at most a year.
+    #[test]
+    fn numbers_and_ttls_have_an_upper_bound() {
+        let env = MapEnv::new().with("X_MS", u64::MAX.to_string());
+        let err = positive_or(&env, "X_MS", 1).unwrap_err();
+        assert_eq!(err.var, "X_MS");
+        assert!(err.problem.contains("at most"), "{err}");
+        let env = MapEnv::new().with("X_MS", MAX_NUMBER.to_string());
+        assert_eq!(positive_or(&env, "X_MS", 1).unwrap(), MAX_NUMBER);
+        assert!(crate::time::UnixTime::now().plus_secs(MAX_NUMBER).secs() < i64::MAX as u64 / 2);
+
+        let at = |v: u64| MapEnv::new().with("CONNECT_TOKEN_TTL_SEC", v.to_string());
+        assert_eq!(
+            ttl_secs_or(&at(MAX_TTL_SECS), "CONNECT_TOKEN_TTL_SEC", 600).unwrap(),
+            31_536_000
+        );
+        let err = ttl_secs_or(&at(MAX_TTL_SECS + 1), "CONNECT_TOKEN_TTL_SEC", 600).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration error: CONNECT_TOKEN_TTL_SEC must be at most 31536000 (one year)"
+        );
+        assert!(ttl_secs_or(&at(0), "CONNECT_TOKEN_TTL_SEC", 600).is_err());
+        assert_eq!(
+            ttl_secs_or(&MapEnv::new(), "CONNECT_TOKEN_TTL_SEC", 600).unwrap(),
+            600
+        );
+    }
 
     #[test]
     fn missing_required_names_the_variable() {

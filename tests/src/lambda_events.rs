@@ -52,9 +52,9 @@ pub const DEV_TELEGRAM_USER_JSON: &str = r#"{"id":42,"first_name":"Ann","usernam
 pub const DEV_BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0";
 /// The user of the events' JWTs (`sub`).
 pub const DEV_USER: &str = "dev-user";
-/// A JWT for `dev.env` with `roles: ["admin"]` (user `dev-admin`, valid until 2100), for the
+/// A JWT for `dev.env` with `roles: ["tglink:admin"]` (user `dev-admin`, valid until 2100), for the
 /// events of admin routes; printed in `docs/deploy.md`.
-pub const DEV_ADMIN_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZXYtYWRtaW4iLCJpc3MiOiJ0Z2xpbmstZGV2IiwiYXVkIjoidGdsaW5rLWRldiIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNzUwMDAwMDAwLCJyb2xlcyI6WyJhZG1pbiJdfQ.kcrB5-VJ8CoNycWXWsTv0gEAPxwTeb9VNUDEQjsOoxw";
+pub const DEV_ADMIN_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZXYtYWRtaW4iLCJpc3MiOiJ0Z2xpbmstZGV2IiwiYXVkIjoidGdsaW5rLWRldiIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNzUwMDAwMDAwLCJyb2xlcyI6WyJ0Z2xpbms6YWRtaW4iXX0.CeVu0Y_hMs7AeqJ1touvdTTrEhixWk9WgoBOpCROyY0";
 
 /// Variables of `dev.env` that configure the embedded store and key; a cloud-like run replaces
 /// them with DynamoDB and KMS.

@@ -16,7 +16,8 @@
 //! - `DELETE /api/telegram/link`: removes the caller's link (both items, atomically): `204`, or
 //!   `404 link_not_found`.
 //!
-//! Admin JWT (`roles` contains `admin`; others get `403 forbidden`):
+//! Admin JWT (the roles claim holds `APP_JWT_ADMIN_ROLE`, default `tglink:admin`; others get
+//! `403 forbidden`):
 //!
 //! - `POST /api/admin/telegram/links/{telegram_user_id}/revoke`: removes that Telegram user's
 //!   link: `200 {"revoked": link}`, or `404 link_not_found`.
@@ -579,7 +580,7 @@ mod tests {
             blocks: store.blocks(),
             clock: Clock::system(),
         };
-        (deps, sign(vec![]), sign(vec!["admin".into()]))
+        (deps, sign(vec![]), sign(vec!["tglink:admin".into()]))
     }
 
     /// The status and `code` of the answer to `method path`.

@@ -20,7 +20,7 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use tglink_shared::{
     auth::{AppUser, JwtVerifier},
-    config::{positive_or, required},
+    config::{required, ttl_secs_or},
     http::{Problem, body_bytes, json, parse_json},
     routes::{Endpoint, Operation, PathParam, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
@@ -94,7 +94,7 @@ impl Function for Registration {
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
         let env = startup.env();
         let secret = CallbackSecret::new(&required(env, "REGISTRATION_CALLBACK_SECRET")?)?;
-        let ttl_secs = positive_or(env, "REGISTRATION_TOKEN_TTL_SEC", DEFAULT_TTL_SECS)?;
+        let ttl_secs = ttl_secs_or(env, "REGISTRATION_TOKEN_TTL_SEC", DEFAULT_TTL_SECS)?;
         Ok(Self {
             auth: startup.jwt()?,
             registrations: startup.store().await?.registrations(),
@@ -601,7 +601,9 @@ mod tests {
         AppUser {
             user_id: UserId::parse("u1").unwrap(),
             email: email.map(str::to_owned),
+            name: None,
             roles: vec![],
+            admin: false,
         }
     }
 

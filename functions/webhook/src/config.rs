@@ -4,7 +4,7 @@
 use std::fmt;
 
 use aws_lc_rs::{constant_time, digest};
-use tglink_shared::config::{ConfigError, Env, positive_or};
+use tglink_shared::config::{ConfigError, Env, ttl_secs_or};
 
 /// Default `APP_NAME`.
 pub const DEFAULT_APP_NAME: &str = "tglink";
@@ -74,12 +74,17 @@ impl Texts {
                 "is malformed: at most 64 characters, no control characters",
             ));
         }
-        let ttl = positive_or(env, "CONNECT_TOKEN_TTL_SEC", DEFAULT_TTL_SECS)?;
+        let ttl = ttl_secs_or(env, "CONNECT_TOKEN_TTL_SEC", DEFAULT_TTL_SECS)?;
         Ok(Self::new(&app_name, ttl))
     }
 
-    pub fn connected(&self) -> String {
-        "✅ Successfully connected!".to_owned()
+    /// `account`: who minted the token (its label, else the app user id), so that a Telegram
+    /// user tricked into opening someone else's link sees whose account it is.
+    pub fn connected(&self, account: &str) -> String {
+        format!(
+            "✅ Successfully connected to the {} account {account}.\n\nNot your account? Send /disconnect to undo this.",
+            self.app_name
+        )
     }
 
     pub fn link_invalid(&self) -> String {
@@ -180,7 +185,10 @@ mod tests {
             texts.link_invalid(),
             "❌ Connection link expired or invalid. Please generate a new one from the IDL Sentinel settings page.\n\nLinks expire after 10 minutes."
         );
-        assert_eq!(texts.connected(), "✅ Successfully connected!");
+        assert_eq!(
+            texts.connected("Ann Lee"),
+            "✅ Successfully connected to the IDL Sentinel account Ann Lee.\n\nNot your account? Send /disconnect to undo this."
+        );
         assert_eq!(
             texts.blocked(),
             "⛔ This Telegram account has been blocked from connecting to IDL Sentinel. Contact support if you think this is a mistake."
@@ -202,11 +210,13 @@ mod tests {
         let texts = Texts::from_env(&env).unwrap();
         assert!(texts.link_invalid().contains("the Acme settings page"));
         assert!(texts.link_invalid().ends_with("after 5 minutes."));
-        let bad = MapEnv::new().with("CONNECT_TOKEN_TTL_SEC", "0");
-        assert_eq!(
-            Texts::from_env(&bad).unwrap_err().var,
-            "CONNECT_TOKEN_TTL_SEC"
-        );
+        for bad in ["0", "31536001", "18446744073709551615"] {
+            let bad = MapEnv::new().with("CONNECT_TOKEN_TTL_SEC", bad);
+            assert_eq!(
+                Texts::from_env(&bad).unwrap_err().var,
+                "CONNECT_TOKEN_TTL_SEC"
+            );
+        }
         let bad = MapEnv::new().with("APP_NAME", "a\nb");
         assert_eq!(Texts::from_env(&bad).unwrap_err().var, "APP_NAME");
     }

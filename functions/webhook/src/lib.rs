@@ -7,15 +7,20 @@
 //!
 //! - `/start <token>` (or `/start@<bot> <token>`): consumes the connect token and links the
 //!   Telegram user and chat to the token's app user, atomically with the claim of the update
-//!   ([`ConnectFlow`]): ≤ 2 store calls, no outbound call. A Telegram user blocked by an admin
-//!   is told so, and the token stays unconsumed.
+//!   ([`ConnectFlow`]): ≤ 2 store calls, no outbound call. The confirmation names the app
+//!   account (the label stored with the token at mint time, else the app user id) and offers
+//!   `/disconnect`. A Telegram user blocked by an admin is told so, and the token stays
+//!   unconsumed.
+//! - A connect token posted in a group, supergroup or channel (`/start <token>` or a
+//!   `…?start=<token>` link) is burned: consumed without linking anyone, with no reply (it
+//!   was exposed to everyone there).
 //! - `/status`: which app account this Telegram account is linked to (read only).
 //! - `/disconnect`: removes the link (both items, atomically), under a Powertools-style claim
 //!   of the update ([`Claims`]).
 //! - `/start` alone: how to connect.
 //!
-//! Everything else (other updates, other commands, group chats, bots) is answered `200` with
-//! an empty body and no store call.
+//! Everything else (other updates, other commands, other group messages, bots) is answered
+//! `200` with an empty body and no store call.
 //!
 //! Replies ride in the webhook response as a Bot API method call
 //! (`{"method":"sendMessage","chat_id":…,"text":…}`), which Telegram executes: the bot never
@@ -42,7 +47,7 @@ use tglink_shared::{
     runtime::{Function, Startup, StartupError},
     store::{
         ClaimKey, ClaimOutcome, ClaimTimes, Claims, ConnectAttempt, ConnectFlow, ConnectOutcome,
-        LinkSide, Links, StoreError,
+        ConnectTokens, LinkSide, Links, StoreError,
     },
     telegram::{bot_username::BotUsername, update::Update},
     time::{Clock, UnixTime},
@@ -83,6 +88,7 @@ pub struct Webhook {
     pub bot_username: String,
     pub texts: Texts,
     pub flow: Arc<dyn ConnectFlow>,
+    pub tokens: Arc<dyn ConnectTokens>,
     pub links: Arc<dyn Links>,
     pub claims: Arc<dyn Claims>,
     pub clock: Clock,
@@ -159,6 +165,7 @@ impl Function for Webhook {
             bot_username,
             texts,
             flow: store.connect_flow(),
+            tokens: store.connect_tokens(),
             links: store.links(),
             claims: store.claims(),
             clock: Clock::system(),
@@ -201,19 +208,49 @@ async fn receive(deps: &Webhook, req: &Request) -> Result<Response<Body>, Proble
     }
 }
 
+/// A connect token in a text seen where it must not be used: the payload of `/start <token>`
+/// (any bot's), or of a `start=<token>` link parameter.
+fn exposed_token(text: &str) -> Option<OneTimeToken> {
+    let mut words = text.split_whitespace();
+    if let Some(first) = words.next() {
+        let name = first.split('@').next().unwrap_or("");
+        if name.eq_ignore_ascii_case("/start")
+            && let Some(Ok(token)) = words.next().map(OneTimeToken::parse)
+        {
+            return Some(token);
+        }
+    }
+    text.match_indices("start=").find_map(|(at, key)| {
+        let value = &text[at + key.len()..];
+        let end = value
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(value.len());
+        OneTimeToken::parse(&value[..end]).ok()
+    })
+}
+
 impl Webhook {
     /// What to answer to one update: a reply, nothing, or an error (non-2xx: Telegram
     /// redelivers).
     pub async fn process(&self, update: &Update) -> Result<Option<SendMessage>, WebhookError> {
+        if let Some(post) = &update.channel_post {
+            self.burn_exposed(update, post.text.as_deref()).await?;
+            return Ok(None);
+        }
         let Some(message) = &update.message else {
             return Ok(None);
         };
+        if !message.chat.is_private() {
+            // A token posted in a group is exposed to everyone there: burned, never acted on,
+            // and no reply lands in the group.
+            self.burn_exposed(update, message.text.as_deref()).await?;
+            return Ok(None);
+        }
         let (Some(from), Some(text)) = (&message.from, &message.text) else {
             return Ok(None);
         };
-        // Only people, only in their private chat with the bot: a token pasted into a group
-        // is not acted on, and the reply never lands in a group.
-        if from.is_bot || !message.chat.is_private() {
+        // Only people, in their private chat with the bot.
+        if from.is_bot {
             return Ok(None);
         }
         let Ok(telegram_user_id) = TelegramUserId::new(from.id) else {
@@ -243,6 +280,22 @@ impl Webhook {
         Ok(text.map(|text| SendMessage::new(chat_id, text)))
     }
 
+    /// Burns the connect token in a group or channel text, if any: `/start <token>` (to any
+    /// bot) or a `start=<token>` link. Idempotent, so a redelivery needs no claim.
+    async fn burn_exposed(&self, update: &Update, text: Option<&str>) -> Result<(), WebhookError> {
+        let Some(token) = text.and_then(exposed_token) else {
+            return Ok(());
+        };
+        let burned = self.tokens.burn(&token.hash(), self.clock.now()).await?;
+        tracing::info!(
+            update_id = update.update_id,
+            burned,
+            outcome = "token_exposed",
+            "/start"
+        );
+        Ok(())
+    }
+
     /// `/start <payload>`: one atomic consume + link + claim.
     async fn connect(
         &self,
@@ -268,7 +321,11 @@ impl Webhook {
             now,
         };
         let reply = match self.flow.consume_and_link(&attempt).await? {
-            ConnectOutcome::Linked { link, already } => {
+            ConnectOutcome::Linked {
+                link,
+                already,
+                account,
+            } => {
                 tracing::info!(
                     update_id,
                     %telegram_user_id,
@@ -277,7 +334,10 @@ impl Webhook {
                     outcome = "linked",
                     "/start"
                 );
-                Some(self.texts.connected())
+                Some(
+                    self.texts
+                        .connected(account.as_deref().unwrap_or(link.user_id.as_str())),
+                )
             }
             ConnectOutcome::Duplicate => {
                 tracing::info!(update_id, outcome = "duplicate", "/start");

@@ -245,20 +245,29 @@ pub fn body_bytes(req: &Request) -> Result<&[u8], Problem> {
     Ok(bytes)
 }
 
-/// Parses a JSON body into `T`. A missing body, a non-JSON content type, malformed JSON or
-/// a wrong shape each get a 4xx problem; the serde message names the field, never a value.
+/// Parses a JSON body into `T`. A missing body, a missing or non-JSON content type, malformed
+/// JSON or a wrong shape each get a 4xx problem; the serde message names the field, never a
+/// value.
 pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, Problem> {
-    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
-        let mime = ct.split(';').next().unwrap_or("").trim();
-        if mime != "application/json" && !mime.ends_with("+json") {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Unsupported media type",
-            )
-            .detail("send the body as application/json"));
+    let unsupported = || {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+        )
+        .detail("send the body as application/json")
+    };
+    match req.headers().get(header::CONTENT_TYPE) {
+        Some(ct) => {
+            let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+            let mime = ct.split(';').next().unwrap_or("").trim();
+            if mime != "application/json" && !mime.ends_with("+json") {
+                return Err(unsupported());
+            }
         }
+        // No Content-Type: a body is refused (415); no body is `body_missing` below.
+        None if !body_bytes(req)?.is_empty() => return Err(unsupported()),
+        None => {}
     }
     let bytes = body_bytes(req)?;
     if bytes.is_empty() {
@@ -411,13 +420,15 @@ mod tests {
     #[test]
     fn body_limit_is_enforced() {
         let big = "x".repeat(MAX_BODY_BYTES + 1);
-        let err = parse_json::<Shape>(&req_with(Body::Text(big), None)).unwrap_err();
+        let err =
+            parse_json::<Shape>(&req_with(Body::Text(big), Some("application/json"))).unwrap_err();
         assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[test]
     fn json_errors_are_4xx_and_do_not_echo_values() {
-        let err = parse_json::<Shape>(&req_with(Body::Text("{".into()), None)).unwrap_err();
+        let err = parse_json::<Shape>(&req_with(Body::Text("{".into()), Some("application/json")))
+            .unwrap_err();
         assert_eq!(err.code, "body_invalid");
         let err = parse_json::<Shape>(&req_with(
             Body::Text(r#"{"name": 12345678}"#.into()),
@@ -436,6 +447,30 @@ mod tests {
         let err = parse_json::<Shape>(&req_with(Body::Text("{}".into()), Some("text/plain")))
             .unwrap_err();
         assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    /// A body without `Content-Type` is refused with 415, as documented; an empty body without
+    /// one is still `body_missing`.
+    #[test]
+    fn a_body_without_content_type_is_415() {
+        let err =
+            parse_json::<Shape>(&req_with(Body::Text(r#"{"name":"a"}"#.into()), None)).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(err.code, "unsupported_media_type");
+        let err = parse_json::<Shape>(&req_with(Body::Binary(b"{}".to_vec()), None)).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let err = parse_json::<Shape>(&req_with(Body::Empty, None)).unwrap_err();
+        assert_eq!(err.code, "body_missing");
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/x+json",
+        ] {
+            assert!(
+                parse_json::<Shape>(&req_with(Body::Text(r#"{"name":"a"}"#.into()), Some(ct)))
+                    .is_ok()
+            );
+        }
     }
 
     #[test]

@@ -35,7 +35,13 @@ pub struct ConnectAttempt {
 pub enum ConnectOutcome {
     /// The token was consumed and the link written. `already` when this pair was linked
     /// before (the link keeps its `linked_at` and `source`; chat and username are refreshed).
-    Linked { link: Link, already: bool },
+    /// `account`: the token's [`account`](super::ConnectTokenRecord::account) label, for the
+    /// confirmation.
+    Linked {
+        link: Link,
+        already: bool,
+        account: Option<String>,
+    },
     /// The update's claim exists: it was handled before. Nothing written.
     Duplicate,
     /// The token is unknown, expired or consumed. Nothing written.

@@ -116,13 +116,42 @@ struct Envelope<T> {
 }
 
 impl BotApi {
-    /// A client for `base` (e.g. `https://api.telegram.org`, no trailing slash needed).
+    /// A client for `base` (e.g. `https://api.telegram.org`, no trailing slash needed):
+    /// `https://`, or `http://` to a loopback host only (`localhost`, `127.0.0.0/8`, `[::1]`),
+    /// so a bot token never crosses a network in clear; no user info.
     pub fn new(base: &str) -> Result<Self, ConfigError> {
+        /// The host of an authority (`host`, `host:port`, `[v6]:port`); `None` if malformed.
+        fn host_of(authority: &str) -> Option<&str> {
+            if authority.contains('@') {
+                return None;
+            }
+            let host = match authority.strip_prefix('[') {
+                Some(rest) => rest.split_once(']')?.0,
+                None => authority.split(':').next()?,
+            };
+            (!host.is_empty()).then_some(host)
+        }
+        fn is_loopback(host: &str) -> bool {
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        let bad = |why: &str| ConfigError::new("TELEGRAM_API_BASE", why);
         let base = base.trim().trim_end_matches('/').to_owned();
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(ConfigError::new(
-                "TELEGRAM_API_BASE",
-                "is malformed: expected an http(s) URL",
+        let lower = base.to_ascii_lowercase();
+        let (https, rest) = if let Some(rest) = lower.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = lower.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(bad("is malformed: expected an https URL"));
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = host_of(authority).ok_or_else(|| bad("is malformed: expected an https URL"))?;
+        if !https && !is_loopback(host) {
+            return Err(bad(
+                "must be https:// (plain http:// only for a loopback host)",
             ));
         }
         Ok(Self {
@@ -261,6 +290,36 @@ mod tests {
             BotApi::new("http://127.0.0.1:1/").unwrap().base(),
             "http://127.0.0.1:1"
         );
+    }
+
+    /// Plain `http://` only to a loopback host: a bot token never crosses a network in clear.
+    #[test]
+    fn base_must_be_https_except_on_loopback() {
+        for ok in [
+            "https://api.telegram.org",
+            "https://tg-proxy.example:8443/",
+            "http://127.0.0.1:8081",
+            "http://127.1.2.3",
+            "http://localhost:9000/",
+            "HTTP://LOCALHOST",
+            "http://[::1]:8081",
+        ] {
+            assert!(BotApi::new(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.telegram.org",
+            "http://10.0.0.1:8081",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example",
+            "http://127.0.0.1@evil.example",
+            "http://[::2]:80",
+            "http://",
+            "https://",
+            "https://user:pw@api.telegram.org",
+        ] {
+            let err = BotApi::new(bad).unwrap_err();
+            assert_eq!(err.var, "TELEGRAM_API_BASE", "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -16,6 +16,9 @@ pub struct Update {
     /// channel posts, callback queries, member updates, …).
     #[serde(default)]
     pub message: Option<Message>,
+    /// A new post in a channel the bot is in (only read to burn a connect token posted there).
+    #[serde(default)]
+    pub channel_post: Option<Message>,
 }
 
 #[derive(Clone, Deserialize)]

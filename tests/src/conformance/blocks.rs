@@ -119,6 +119,8 @@ pub async fn blocked_users_cannot_connect_through_the_bot(backend: Backend) {
             user_id: uid("user-x"),
             created_at: now,
             expires_at: now.plus_secs(600),
+            attempt: tglink_shared::store::connect_tokens::new_attempt(),
+            account: None,
         })
         .await
         .unwrap();

@@ -30,6 +30,8 @@ async fn mint(store: &Store, user: &str, now: UnixTime, ttl: u64) -> TokenHash {
             user_id: UserId::parse(user).unwrap(),
             created_at: now,
             expires_at: now.plus_secs(ttl),
+            attempt: tglink_shared::store::connect_tokens::new_attempt(),
+            account: None,
         })
         .await
         .unwrap();
@@ -50,7 +52,7 @@ fn attempt(token: &TokenHash, update_id: i64, telegram: i64, now: UnixTime) -> C
 
 fn linked(outcome: ConnectOutcome) -> (Link, bool) {
     match outcome {
-        ConnectOutcome::Linked { link, already } => (link, already),
+        ConnectOutcome::Linked { link, already, .. } => (link, already),
         other => panic!("expected a link, got {other:?}"),
     }
 }

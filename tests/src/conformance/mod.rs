@@ -22,6 +22,8 @@ macro_rules! conformance_suite {
             connect_tokens::consumed_exactly_once,
             connect_tokens::expired_token_is_not_consumable,
             connect_tokens::written_by_one_client_consumed_by_another,
+            connect_tokens::a_retried_insert_succeeds,
+            connect_tokens::account_label_round_trips_and_burn_consumes,
             links::link_both_ways_and_unlink,
             links::same_pair_is_idempotent_other_pairs_conflict,
             links::concurrent_links_of_one_user_one_winner,

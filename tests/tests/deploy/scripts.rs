@@ -258,7 +258,14 @@ fn dev_jwt_signs_tokens_the_functions_accept() {
     };
     let out = run(
         &[
-            "--sub", "alice", "--iss", "my-app", "--aud", "tglink", "--roles", "admin",
+            "--sub",
+            "alice",
+            "--iss",
+            "my-app",
+            "--aud",
+            "tglink",
+            "--roles",
+            "tglink:admin",
         ],
         &[("APP_JWT_SECRET", secret)],
     );

@@ -22,7 +22,15 @@ use tglink_tests::{
 const CONNECT: &str = "/api/telegram/connect-link";
 const WEBHOOK: &str = "/api/telegram/webhook";
 const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
-const SUCCESS: &str = "✅ Successfully connected!";
+/// The start of every connect confirmation (which then names the account).
+const SUCCESS: &str = "✅ Successfully connected";
+
+/// The confirmation for an app account named `account`.
+fn success(account: &str) -> String {
+    format!(
+        "✅ Successfully connected to the tglink account {account}.\n\nNot your account? Send /disconnect to undo this."
+    )
+}
 const FAILURE: &str = "❌ Connection link expired or invalid. Please generate a new one from the tglink settings page.\n\nLinks expire after 10 minutes.";
 
 fn secret(app: &TestApp) -> String {
@@ -69,12 +77,21 @@ async fn mint(api: &Api, jwt: &str) -> String {
     resp.json["token"].as_str().unwrap().to_owned()
 }
 
+/// The reply is `text`; [`SUCCESS`] stands for any connect confirmation.
 #[track_caller]
 fn assert_reply(resp: &ApiResponse, chat_id: i64, text: &str) {
     assert_eq!(resp.status, 200, "{}", resp.text);
     assert_eq!(resp.header("content-type"), Some("application/json"));
+    let mut json = resp.json.clone();
+    if text == SUCCESS
+        && json["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(SUCCESS) && t.contains("/disconnect"))
+    {
+        json["text"] = json!(SUCCESS);
+    }
     assert_eq!(
-        resp.json,
+        json,
         json!({"method": "sendMessage", "chat_id": chat_id, "text": text}),
         "{}",
         resp.text
@@ -97,7 +114,8 @@ async fn connects_exactly_once(backend: Backend) {
 
     let start = message(1, 111, &format!("/start {token}"));
     let resp = deliver(&app.api, Some(&secret), &start).await;
-    assert_reply(&resp, 111, SUCCESS);
+    // A dev JWT without `name` or `email`: the confirmation names the app user id.
+    assert_reply(&resp, 111, &success("user-1"));
     let link = store
         .links()
         .get_by_telegram(tg(111))
@@ -181,6 +199,8 @@ async fn connects_exactly_once(backend: Backend) {
             user_id: uid("user-3"),
             created_at: UnixTime(now.secs() - 700),
             expires_at: UnixTime(now.secs() - 100),
+            attempt: tglink_shared::store::connect_tokens::new_attempt(),
+            account: None,
         })
         .await
         .unwrap();
@@ -245,7 +265,7 @@ async fn sixteen_concurrent_updates_one_link(backend: Backend) {
         let (from, resp) = task.await.unwrap();
         assert_eq!(resp.status, 200, "{}", resp.text);
         match resp.json["text"].as_str() {
-            Some(SUCCESS) => winners.push(from),
+            Some(text) if text.starts_with(SUCCESS) => winners.push(from),
             Some(FAILURE) => {}
             _ => panic!("unexpected reply {}", resp.text),
         }
@@ -536,8 +556,6 @@ async fn secret_and_body_are_checked(backend: Backend) {
         json!({"update_id": 11, "callback_query": {"id": "q", "from": {"id": 1000, "is_bot": false, "first_name": "T"}, "data": "x"}}),
         json!({"update_id": 12, "my_chat_member": {"chat": {"id": 1000, "type": "private"}}, "future_field": [1, 2]}),
         json!({"update_id": 13, "message": {"message_id": 1, "date": 0, "chat": {"id": 1000, "type": "private"}, "from": {"id": 1000, "is_bot": false, "first_name": "T"}, "photo": [{"file_id": "f"}]}}),
-        // In a group, even with a valid token: not acted on.
-        json!({"update_id": 14, "message": {"message_id": 1, "date": 0, "chat": {"id": -100123, "type": "supergroup", "title": "g"}, "from": {"id": 1000, "is_bot": false, "first_name": "T"}, "text": format!("/start@tglink_dev_bot {token}")}}),
         // From a bot.
         json!({"update_id": 15, "message": {"message_id": 1, "date": 0, "chat": {"id": 1001, "type": "private"}, "from": {"id": 1001, "is_bot": true, "first_name": "B"}, "text": format!("/start {token}")}}),
         // Addressed to another bot.
@@ -552,6 +570,123 @@ async fn secret_and_body_are_checked(backend: Backend) {
     }
     // The token survived all of the above.
     assert_reply(&deliver(api, Some(&secret), &start).await, 1000, SUCCESS);
+}
+
+/// The confirmation names the account that minted the token (its JWT's `name`, else its
+/// masked `email`) and offers /disconnect; a token posted in a group, supergroup or channel is
+/// burned: no reply there, and it no longer links anyone.
+async fn the_confirmation_names_the_account_and_exposed_tokens_burn(backend: Backend) {
+    let log = logs::capture();
+    let app = spawn_app(backend).await;
+    let secret = secret(&app);
+    let api = &app.api;
+    let sign = |user: &str, name: Option<&str>, email: Option<&str>| {
+        let config = tglink_shared::config::JwtConfig::from_env(app.env.as_ref()).unwrap();
+        let tglink_shared::config::JwtKey::Secret(key) = &config.key else {
+            panic!("the local API signs HS256")
+        };
+        let mut claims = tglink_shared::auth::DevClaims::new(user, &config, 600);
+        claims.name = name.map(str::to_owned);
+        claims.email = email.map(str::to_owned);
+        tglink_shared::auth::sign_hs256(key, &claims)
+    };
+    let named = mint(
+        api,
+        &sign(
+            "user-n1",
+            Some("Mallory\u{202E} Corp\n"),
+            Some("m@evil.example"),
+        ),
+    )
+    .await;
+    assert_reply(
+        &deliver(
+            api,
+            Some(&secret),
+            &message(1, 6001, &format!("/start {named}")),
+        )
+        .await,
+        6001,
+        &success("Mallory Corp"),
+    );
+    let mailed = mint(api, &sign("user-n2", None, Some("ann.lee@example.com"))).await;
+    assert_reply(
+        &deliver(
+            api,
+            Some(&secret),
+            &message(2, 6002, &format!("/start {mailed}")),
+        )
+        .await,
+        6002,
+        &success("a***@example.com"),
+    );
+
+    let store = app.store().await;
+    let group = |update_id: i64, kind: &str, text: String| {
+        json!({"update_id": update_id, "message": {"message_id": 1, "date": 0,
+            "chat": {"id": -100123, "type": kind, "title": "g"},
+            "from": {"id": 6003, "is_bot": false, "first_name": "T"}, "text": text}})
+    };
+    let in_group = mint(api, &sign("user-g1", None, None)).await;
+    let in_supergroup = mint(api, &sign("user-g2", None, None)).await;
+    let as_link = mint(api, &sign("user-g3", None, None)).await;
+    let in_channel = mint(api, &sign("user-g4", None, None)).await;
+    let exposed = [
+        group(10, "group", format!("/start {in_group}")),
+        group(
+            11,
+            "supergroup",
+            format!("/start@tglink_dev_bot {in_supergroup}"),
+        ),
+        group(
+            12,
+            "group",
+            format!("join me: https://t.me/tglink_dev_bot?start={as_link} !"),
+        ),
+        json!({"update_id": 13, "channel_post": {"message_id": 1, "date": 0,
+            "chat": {"id": -100777, "type": "channel", "title": "c"},
+            "text": format!("/start {in_channel}")}}),
+    ];
+    for update in &exposed {
+        // No reply in the group, also when Telegram redelivers.
+        assert_no_reply(&deliver(api, Some(&secret), update).await);
+        assert_no_reply(&deliver(api, Some(&secret), update).await);
+    }
+    for (i, token) in [&in_group, &in_supergroup, &as_link, &in_channel]
+        .into_iter()
+        .enumerate()
+    {
+        let from = 6100 + i as i64;
+        assert_reply(
+            &deliver(
+                api,
+                Some(&secret),
+                &message(20 + i as i64, from, &format!("/start {token}")),
+            )
+            .await,
+            from,
+            FAILURE,
+        );
+        assert_eq!(store.links().get_by_telegram(tg(from)).await.unwrap(), None);
+    }
+    log.assert_free_of(&[
+        &named,
+        &mailed,
+        &in_group,
+        &in_supergroup,
+        &as_link,
+        &in_channel,
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirmation_names_the_account_and_exposed_tokens_burn_sqlite() {
+    the_confirmation_names_the_account_and_exposed_tokens_burn(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirmation_names_the_account_and_exposed_tokens_burn_dynamodb() {
+    the_confirmation_names_the_account_and_exposed_tokens_burn(Backend::DynamoDb).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -696,6 +831,7 @@ async fn start_costs_two_dynamodb_calls() {
         bot_username: "tglink_dev_bot".into(),
         texts: Texts::new("tglink", 600),
         flow: counted.connect_flow(),
+        tokens: counted.connect_tokens(),
         links: counted.links(),
         claims: counted.claims(),
         clock: Clock::system(),
@@ -709,6 +845,8 @@ async fn start_costs_two_dynamodb_calls() {
             user_id: uid("user-budget"),
             created_at: now,
             expires_at: now.plus_secs(600),
+            attempt: tglink_shared::store::connect_tokens::new_attempt(),
+            account: None,
         })
         .await
         .unwrap();
@@ -730,7 +868,7 @@ async fn start_costs_two_dynamodb_calls() {
     };
     assert_eq!(
         serde_json::from_str::<Value>(body).unwrap(),
-        json!({"method": "sendMessage", "chat_id": 31337, "text": SUCCESS})
+        json!({"method": "sendMessage", "chat_id": 31337, "text": success("user-budget")})
     );
     assert_eq!(
         calls.take().operations("DynamoDB"),

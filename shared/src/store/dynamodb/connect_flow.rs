@@ -59,6 +59,7 @@ impl DynamoStore {
             return Ok(ConnectOutcome::Blocked);
         }
         let user_id = UserId::parse(get_s(&token, "user_id")?).map_err(corrupt)?;
+        let account = token.get("account").and_then(|v| v.as_s().ok()).cloned();
         let existing = existing.map(|item| parse_link(&item)).transpose()?;
         let link = Link {
             telegram_user_id: tg,
@@ -98,6 +99,7 @@ impl DynamoStore {
             Ok(()) => Ok(ConnectOutcome::Linked {
                 already: existing.is_some(),
                 link,
+                account,
             }),
             Err(TxError::Failed(f)) => Ok(if f.failed(claimed) {
                 ConnectOutcome::Duplicate

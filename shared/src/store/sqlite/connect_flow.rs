@@ -25,16 +25,16 @@ impl ConnectFlow for SqliteStore {
             if claims::live_status(&tx, &attempt.claim, now)?.is_some() {
                 return Ok(ConnectOutcome::Duplicate);
             }
-            let user: Option<String> = tx
+            let token: Option<(String, Option<String>)> = tx
                 .query_row(
-                    "SELECT user_id FROM connect_tokens
+                    "SELECT user_id, account FROM connect_tokens
                      WHERE token_hash = ?1 AND consumed_at IS NULL AND expires_at > ?2",
                     params![attempt.token.as_str(), now.secs() as i64],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
                 .map_err(sql_error)?;
-            let Some(user) = user else {
+            let Some((user, account)) = token else {
                 return Ok(ConnectOutcome::TokenInvalid);
             };
             if blocks::is_blocked(&tx, attempt.telegram_user_id)? {
@@ -69,6 +69,7 @@ impl ConnectFlow for SqliteStore {
             Ok(ConnectOutcome::Linked {
                 link,
                 already: by_telegram.is_some(),
+                account,
             })
         })
         .await

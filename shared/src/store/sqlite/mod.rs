@@ -57,13 +57,28 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and its parent directory.
+    /// Opens (creating if needed) the database file and its parent directory. A directory it
+    /// creates is 0700; a database file it creates is 0600 (no symlink followed), and SQLite
+    /// gives the `-wal` and `-shm` files the database file's mode.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        let in_memory = path.as_os_str() == ":memory:" || path.as_os_str().is_empty();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            crate::files::create_private_dir_all(dir).map_err(|e| {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
+        }
+        if !in_memory {
+            match crate::files::create_private_new(&path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot create {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
         }
         let conn = Connection::open(&path).map_err(sql_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
@@ -75,6 +90,12 @@ impl SqliteStore {
             conn.execute_batch(statement).map_err(sql_error)?;
         }
         miniapp_sessions::migrate(&conn)?;
+        for statement in connect_tokens::MIGRATIONS {
+            match conn.execute_batch(statement) {
+                Err(e) if e.to_string().contains("duplicate column name") => {}
+                other => other.map_err(sql_error)?,
+            }
+        }
         let store = Self {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -148,5 +169,29 @@ pub(crate) fn sql_error(err: rusqlite::Error) -> StoreError {
             | ErrorCode::PermissionDenied,
         ) => StoreError::Unavailable(err.to_string()),
         _ => StoreError::Corrupt(err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The database and its `-wal` / `-shm` files are private (0600), and a data directory
+    /// the store creates is 0700.
+    #[cfg(unix)]
+    #[test]
+    fn the_database_files_and_directory_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("tglink-sqlite-mode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let path = root.join(".data/tglink.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root.join(".data")), 0o700);
+        for name in ["tglink.db", "tglink.db-wal", "tglink.db-shm"] {
+            assert_eq!(mode(&root.join(".data").join(name)), 0o600, "{name}");
+        }
+        drop(store);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
