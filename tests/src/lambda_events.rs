@@ -13,7 +13,7 @@
 //! The fixture files are usable as they are (a human runs them against `make watch`); values
 //! that only exist at run time are placeholders the scenario replaces (the `*_PLACEHOLDER`
 //! constants), and the callback's signature is made afresh. The Mini App events carry initData
-//! signed with `dev.env`'s bot token (valid there for 100 years); since initData is used up by
+//! signed with `dev.env`'s bot token (valid there for ten years, until June 2035); since initData is used up by
 //! a session or a link, the scenario signs fresh initData for those ([`fresh_init_data`]).
 
 use std::{
