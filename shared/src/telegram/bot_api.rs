@@ -1,11 +1,18 @@
-//! A small Telegram Bot API client (`reqwest`), for the calls tglink makes itself: today
-//! `getMe`, which proves a bot token and names its bot.
+//! A small Telegram Bot API client, for the calls tglink makes itself: today `getMe`, which
+//! proves a bot token and names its bot.
 //!
-//! The base URL is `TELEGRAM_API_BASE` (default `https://api.telegram.org`; tests point it at
-//! a fake on loopback). A bot token travels in the request path (`/bot<token>/getMe`), so no
-//! `reqwest` error is ever logged or returned as is: failures are reduced to a fixed
-//! description that cannot contain the URL. Timeouts are short and redirects are not
-//! followed, so a token never leaves for another host.
+//! It sends its requests through the AWS SDK's own HTTPS connector (`aws-smithy-http-client`:
+//! hyper + rustls on aws-lc), which every function links anyway, rather than a second HTTP
+//! stack. Unlike the SDK's client (see [`crate::aws`]), it trusts the platform's trust store
+//! (`rustls-native-certs`, `SSL_CERT_FILE` included), and, like it, honours `HTTPS_PROXY` /
+//! `NO_PROXY`. Plain `http://` bases are accepted (tests point `TELEGRAM_API_BASE` at a fake on
+//! loopback).
+//!
+//! The base URL is `TELEGRAM_API_BASE` (default `https://api.telegram.org`). A bot token travels
+//! in the request path (`/bot<token>/getMe`), so no transport error is ever logged or returned
+//! as is: failures are reduced to a fixed description that cannot contain the URL. Timeouts are
+//! short (connect 3 s, the whole call 5 s) and redirects are not followed (the connector does
+//! not follow them), so a token never leaves for another host.
 
 use std::{
     fmt,
@@ -13,6 +20,17 @@ use std::{
     time::Duration,
 };
 
+use aws_smithy_http_client::{
+    Connector,
+    proxy::ProxyConfig,
+    tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode},
+};
+use aws_smithy_runtime_api::client::{
+    http::{HttpConnector, HttpConnectorSettings},
+    orchestrator::HttpRequest,
+    result::ConnectorError,
+};
+use aws_smithy_types::{body::SdkBody, byte_stream::ByteStream};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -95,11 +113,11 @@ pub enum BotApiError {
 
 /// The Bot API client. Build once per cold start and share.
 ///
-/// The HTTP client (and its TLS roots) is built on first use, not at cold start: most requests
-/// of a function that holds a `BotApi` never call Telegram.
+/// The HTTPS connector (and its TLS roots) is built on first use, not at cold start: most
+/// requests of a function that holds a `BotApi` never call Telegram.
 #[derive(Clone)]
 pub struct BotApi {
-    client: Arc<OnceLock<reqwest::Client>>,
+    connector: Arc<OnceLock<Connector>>,
     base: String,
 }
 
@@ -155,22 +173,30 @@ impl BotApi {
             ));
         }
         Ok(Self {
-            client: Arc::default(),
+            connector: Arc::default(),
             base,
         })
     }
 
-    fn client(&self) -> Result<&reqwest::Client, BotApiError> {
-        if let Some(client) = self.client.get() {
-            return Ok(client);
-        }
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|_| BotApiError::Unreachable("cannot build an HTTP client"))?;
-        Ok(self.client.get_or_init(|| client))
+    /// The connector, built on first use: the platform's trust store, the connect timeout and
+    /// the proxy settings of the environment.
+    fn connector(&self) -> &Connector {
+        self.connector.get_or_init(|| {
+            let trust = TlsContext::builder()
+                .with_trust_store(TrustStore::default())
+                .build()
+                .expect("a TLS context with a trust store only always builds");
+            Connector::builder()
+                .connector_settings(
+                    HttpConnectorSettings::builder()
+                        .connect_timeout(CONNECT_TIMEOUT)
+                        .build(),
+                )
+                .proxy_config(ProxyConfig::from_env())
+                .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+                .tls_context(trust)
+                .build()
+        })
     }
 
     /// From `TELEGRAM_API_BASE` (default [`DEFAULT_API_BASE`]).
@@ -201,17 +227,30 @@ impl BotApi {
         method: &str,
     ) -> Result<T, BotApiError> {
         let url = Zeroizing::new(format!("{}/bot{}/{method}", self.base, token.expose()));
-        let response = self
-            .client()?
-            .get(url.as_str())
-            .send()
+        let request = http::Request::get(url.as_str())
+            .body(SdkBody::empty())
+            .map_err(|_| BotApiError::Unreachable("the request failed"))
+            .and_then(|request| {
+                HttpRequest::try_from(request)
+                    .map_err(|_| BotApiError::Unreachable("the request failed"))
+            })?;
+        let exchange = async {
+            let response = self
+                .connector()
+                .call(request)
+                .await
+                .map_err(|e| BotApiError::Unreachable(describe(&e)))?;
+            let status = response.status().as_u16();
+            let body = ByteStream::new(response.into_body())
+                .collect()
+                .await
+                .map_err(|_| BotApiError::Unreachable("the response could not be read"))?
+                .into_bytes();
+            Ok((status, body))
+        };
+        let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .map_err(|e| BotApiError::Unreachable(describe(&e.without_url())))?;
-        let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| BotApiError::Unreachable(describe(&e.without_url())))?;
+            .map_err(|_| BotApiError::Unreachable("timed out"))??;
         match status {
             200..=299 => {
                 let envelope: Envelope<T> = serde_json::from_slice(&body)
@@ -244,13 +283,12 @@ impl BotApi {
 
 /// A fixed description of a transport failure: never the error's own text, which may carry
 /// the URL (and so the token).
-fn describe(err: &reqwest::Error) -> &'static str {
+fn describe(err: &ConnectorError) -> &'static str {
     if err.is_timeout() {
         "timed out"
-    } else if err.is_connect() {
+    } else if err.is_io() {
+        // Refused, reset or unresolvable: the connector's I/O errors.
         "cannot connect"
-    } else if err.is_body() || err.is_decode() {
-        "the response could not be read"
     } else {
         "the request failed"
     }
@@ -258,6 +296,12 @@ fn describe(err: &reqwest::Error) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::{
+        io::{Read, Write},
+        net::TcpListener,
+        sync::atomic::{AtomicUsize, Ordering},
+    };
+
     use super::*;
 
     const GOOD: &str = "123456789:AAE-abcdefghijklmnopqrstuvwxyz_01234";
@@ -320,6 +364,135 @@ mod tests {
             let err = BotApi::new(bad).unwrap_err();
             assert_eq!(err.var, "TELEGRAM_API_BASE", "{bad}");
         }
+    }
+
+    /// A loopback server that reads each request and answers it with `response` (`None`: never
+    /// answers), counting connections. Returns its base URL and the counter.
+    fn canned(response: Option<String>) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut request = Vec::new();
+                let mut buf = [0; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                match &response {
+                    Some(response) => {
+                        let _ = stream.write_all(response.as_bytes());
+                    }
+                    None => std::thread::sleep(Duration::from_secs(30)),
+                }
+            }
+        });
+        (base, connections)
+    }
+
+    fn answer(status: &str, headers: &str, body: &str) -> Option<String> {
+        Some(format!(
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n{body}",
+            body.len()
+        ))
+    }
+
+    async fn get_me(base: &str) -> Result<BotUser, BotApiError> {
+        let token = BotToken::parse(GOOD).unwrap();
+        BotApi::new(base).unwrap().get_me(&token).await
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_and_classified() {
+        let user = r#"{"ok":true,"result":{"id":123456789,"is_bot":true,"username":"tg_bot","first_name":"Bot"}}"#;
+        let (base, _) = canned(answer("200 OK", "", user));
+        assert_eq!(
+            get_me(&base).await.unwrap(),
+            BotUser {
+                id: 123456789,
+                is_bot: true,
+                username: Some("tg_bot".into()),
+                first_name: Some("Bot".into()),
+            }
+        );
+        let refusal = r#"{"ok":false,"error_code":400,"description":"Bad Request"}"#;
+        for (status, body, expected) in [
+            (
+                "401 Unauthorized",
+                "",
+                BotApiError::Rejected { status: 401 },
+            ),
+            (
+                "400 Bad Request",
+                refusal,
+                BotApiError::Rejected { status: 400 },
+            ),
+            (
+                "400 Bad Request",
+                "<html>",
+                BotApiError::Unreachable("Telegram answered with an error"),
+            ),
+            (
+                "429 Too Many Requests",
+                "",
+                BotApiError::Unreachable("Telegram is rate limiting"),
+            ),
+            (
+                "502 Bad Gateway",
+                "",
+                BotApiError::Unreachable("Telegram answered with a server error"),
+            ),
+            (
+                "200 OK",
+                "not json",
+                BotApiError::Unreachable("Telegram answered with bad JSON"),
+            ),
+            (
+                "200 OK",
+                r#"{"ok":true,"result":{"id":1,"is_bot":false}}"#,
+                BotApiError::Unreachable("getMe did not describe a bot"),
+            ),
+        ] {
+            let (base, _) = canned(answer(status, "", body));
+            assert_eq!(
+                get_me(&base).await.unwrap_err(),
+                expected,
+                "{status} {body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let (elsewhere, visits) = canned(answer("200 OK", "", "{}"));
+        let location = format!("location: {elsewhere}/bot{GOOD}/getMe\r\n");
+        let (base, _) = canned(answer("302 Found", &location, ""));
+        assert_eq!(
+            get_me(&base).await.unwrap_err(),
+            BotApiError::Unreachable("Telegram answered with a server error")
+        );
+        assert_eq!(visits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out() {
+        let (base, connections) = canned(None);
+        let started = std::time::Instant::now();
+        let err = get_me(&base).await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(err, BotApiError::Unreachable("timed out"));
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+        assert!(
+            // The upper bound only tells a timeout from a hang: generous, for a loaded machine.
+            elapsed >= REQUEST_TIMEOUT && elapsed < REQUEST_TIMEOUT * 4,
+            "{elapsed:?}"
+        );
     }
 
     #[tokio::test]
