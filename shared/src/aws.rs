@@ -11,8 +11,8 @@
 //! over a hello-world function (BENCHMARKS.md, "Cold start"). Five certificates parse in
 //! microseconds. `TGLINK_AWS_TRUST_STORE=platform` restores the platform store, for endpoints
 //! whose certificates chain elsewhere (a TLS-intercepting proxy, an emulator over HTTPS, a
-//! partition whose endpoints use other roots). The Telegram Bot API client is separate and
-//! keeps the platform verifier.
+//! partition whose endpoints use other roots). The Telegram Bot API client
+//! ([`crate::telegram::bot_api`]) uses the same connector but trusts the platform store.
 
 use std::time::Duration;
 
