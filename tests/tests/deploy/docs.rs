@@ -545,3 +545,30 @@ fn the_markdown_helpers_read_what_github_renders() {
         vec!["POST /x", "{\"a\"}"]
     );
 }
+
+/// The licence the packages and the API declare is the one the repository ships: `Cargo.toml`'s
+/// `license` and `openapi.yaml`'s `info.license.identifier` are one SPDX id, and `LICENSE` holds
+/// that licence's text.
+#[test]
+fn the_license_file_is_the_declared_license() {
+    let manifest = read("Cargo.toml");
+    let declared = manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[workspace.package]")
+        .find_map(|l| l.trim().strip_prefix("license = "))
+        .map(|v| v.trim_matches('"'))
+        .expect("[workspace.package] declares a license");
+    let spec = openapi::load();
+    assert_eq!(spec["info"]["license"]["identifier"], declared);
+    let text = read("LICENSE");
+    let first_line = text.lines().next().unwrap_or_default();
+    assert_eq!(
+        first_line,
+        format!("{declared} License"),
+        "LICENSE names {declared}"
+    );
+    assert!(
+        text.contains("Permission is hereby granted, free of charge"),
+        "LICENSE holds the {declared} licence text"
+    );
+}

@@ -1333,3 +1333,42 @@ async fn kms_key_refusing_is_500_and_nothing_is_written() {
         None
     );
 }
+
+/// Every MTProto error that means the session is gone (Pyrogram's 401 list, not only
+/// `AUTH_KEY_UNREGISTERED`) is accepted by a report, clears the session and is shown by name as
+/// `reauth_reason`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fatal_session_error_is_reported_by_name() {
+    let v = spawn(Backend::Sqlite, MapEnv::new()).await;
+    for (i, error) in [
+        "AUTH_KEY_UNREGISTERED",
+        "AUTH_KEY_INVALID",
+        "AUTH_KEY_DUPLICATED",
+        "SESSION_REVOKED",
+        "SESSION_EXPIRED",
+        "USER_DEACTIVATED",
+        "USER_DEACTIVATED_BAN",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert!(settings::FATAL_SESSION_ERRORS.contains(&error), "{error}");
+        let user = format!("dead-session-{i}");
+        let jwt = v
+            .configure(
+                &user,
+                &bot_token(191919190 + i as u64, &user),
+                &format!("dead_session_{i}_bot"),
+                &format!("{user}-session"),
+            )
+            .await;
+        let resp = v.post(REPORT, &jwt, json!({"error": error})).await;
+        assert_eq!(resp.status, 200, "{error}: {}", resp.text);
+        assert_eq!(resp.json["user_auth"], false, "{error}");
+        assert_eq!(resp.json["reauth_reason"], error);
+        let status = v.get(STATUS, &jwt).await;
+        assert_eq!(status.json["reauth_required"], true, "{error}");
+        assert_eq!(status.json["reauth_reason"], error);
+    }
+    assert_eq!(settings::FATAL_SESSION_ERRORS.len(), 7);
+}
