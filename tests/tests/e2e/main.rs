@@ -11,3 +11,4 @@ mod miniapp;
 mod registration;
 mod vault;
 mod webhook;
+mod worker_client;
