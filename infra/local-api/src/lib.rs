@@ -119,6 +119,11 @@ pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
     if process.var("APP_JWT_PUBLIC_KEY").is_some() {
         defaults.remove("APP_JWT_SECRET");
     }
+    // A bot id given alone is the Lambdas' third-party mode (Ed25519 with Telegram's key, no bot
+    // token): the generated dev bot token, whose bot id is not that one, is not imposed.
+    if process.var("TELEGRAM_BOT_ID").is_some() {
+        defaults.remove("TELEGRAM_BOT_TOKEN");
+    }
     Ok(Arc::new(Layered {
         top: process,
         base: defaults,

@@ -1295,3 +1295,36 @@ async fn replay_claim_covers_the_initdata_validity_sqlite() {
 async fn replay_claim_covers_the_initdata_validity_dynamodb() {
     replay_claim_covers_the_initdata_validity(Backend::DynamoDb).await;
 }
+
+/// Real initData signed by Telegram (Ed25519, production key) for bot 7342037359, as published
+/// in @tma.js/init-data-node's docs (the same vector as `shared`'s unit tests).
+const TELEGRAM_SIGNED: &str = "user=%7B%22id%22%3A279058397%2C%22first_name%22%3A%22Vladislav%20%2B%20-%20%3F%20%5C%2F%22%2C%22last_name%22%3A%22Kibenko%22%2C%22username%22%3A%22vdkfrost%22%2C%22language_code%22%3A%22ru%22%2C%22is_premium%22%3Atrue%2C%22allows_write_to_pm%22%3Atrue%2C%22photo_url%22%3A%22https%3A%5C%2F%5C%2Ft.me%5C%2Fi%5C%2Fuserpic%5C%2F320%5C%2F4FPEE4tmP3ATHa57u6MqTDih13LTOiMoKoLDRG4PnSA.svg%22%7D&chat_instance=8134722200314281151&chat_type=private&auth_date=1733584787&signature=zL-ucjNyREiHDE8aihFwpfR9aggP2xiAo3NSpfe-p7IbCisNlDKlo7Kb6G4D0Ao2mBrSgEk4maLSdv6MLIlADQ&hash=2174df5b000556d044f3f020384e879c8efcab55ddea2ced4eb752e93e7080d6";
+
+/// With `TELEGRAM_BOT_ID` and no `TELEGRAM_BOT_TOKEN`, the local API runs the Lambdas' third-party
+/// mode (Ed25519 with Telegram's key, no bot token): it does not impose its generated dev bot
+/// token (whose bot id would not match), and Telegram-signed initData verifies end to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_api_verifies_telegram_signed_init_data_with_only_a_bot_id() {
+    let ten_years = 315_360_000u64; // the vector is from December 2024
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        MapEnv::new()
+            .with("TELEGRAM_BOT_ID", "7342037359")
+            .with("TELEGRAM_INITDATA_MAX_AGE_SEC", ten_years.to_string())
+            .with(
+                "TELEGRAM_INITDATA_REPLAY_WINDOW_MS",
+                (ten_years * 1000).to_string(),
+            ),
+    )
+    .await;
+    assert_eq!(app.env.var("TELEGRAM_BOT_TOKEN"), None);
+    let resp = post(&app.api, VERIFY, None, json!({"init_data": TELEGRAM_SIGNED})).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["telegram_user_id"], 279_058_397);
+    assert_eq!(resp.json["init_data"]["user"]["username"], "vdkfrost");
+    // Tampered: refused.
+    let tampered = TELEGRAM_SIGNED.replace("private", "group");
+    post(&app.api, VERIFY, None, json!({"init_data": tampered}))
+        .await
+        .assert_problem(401, "initdata_signature_invalid");
+}
