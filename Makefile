@@ -17,10 +17,11 @@ include infra/release.env
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export MOTO_PYTHON := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help run test lint build bench bench-opt-level moto venv fmt clean watch deploy deploy-venv put-secrets set-webhook
+.PHONY: help run dev-jwt test lint build bench bench-opt-level moto venv fmt clean watch deploy deploy-venv put-secrets set-webhook
 
 help:
 	@echo "make run    - serve every function locally on SQLite + a local key (.data/)"
+	@echo "make dev-jwt SUB=alice [ROLES=tglink:admin] - a dev JWT for the local API's secret"
 	@echo "make test   - unit, conformance (SQLite and DynamoDB/KMS on moto) and end-to-end tests"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cfn-lint, OpenAPI validation"
 	@echo "make build  - cargo lambda build --release: a bootstrap.zip per function, arm64 and x86_64"
@@ -40,6 +41,10 @@ $(VENV_STAMP): infra/requirements-dev.txt
 
 run:
 	cargo run --quiet -p local-api
+
+# A development JWT signed with the local API's generated secret (.data/dev-secrets.json).
+dev-jwt:
+	@cargo run --quiet -p local-api -- dev-jwt "$(or $(SUB),dev-user)" $(ROLES)
 
 test: venv
 	cargo build --quiet -p local-api

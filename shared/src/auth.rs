@@ -237,7 +237,7 @@ impl DevClaims {
 }
 
 /// Signs `claims` with an HS256 secret.
-pub fn sign_hs256(secret: &str, claims: &DevClaims) -> String {
+pub fn sign_hs256(secret: &str, claims: &impl Serialize) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,

@@ -326,14 +326,36 @@ pub async fn serve(
 
 /// A development JWT for `user_id` (24 hours), when the app JWT key is an HS256 secret.
 pub fn dev_jwt(env: &dyn Env, user_id: &str) -> Option<String> {
+    dev_jwt_with_roles(env, user_id, &[])
+}
+
+/// A development JWT for `user_id` holding `roles` (in the configured roles claim), valid 24 h;
+/// `None` when `APP_JWT_PUBLIC_KEY` is set (the host's identity provider issues them then).
+pub fn dev_jwt_with_roles(env: &dyn Env, user_id: &str, roles: &[String]) -> Option<String> {
     let config = JwtConfig::from_env(env).ok()?;
     match &config.key {
-        JwtKey::Secret(secret) => Some(sign_hs256(
-            secret,
-            &DevClaims::new(user_id, &config, 86_400),
-        )),
+        JwtKey::Secret(secret) => {
+            let claims = DevClaims {
+                roles: roles.to_vec(),
+                ..DevClaims::new(user_id, &config, 86_400)
+            };
+            let mut claims = serde_json::to_value(&claims).ok()?;
+            // `DevClaims` names the claim `roles`; a configured APP_JWT_ROLES_CLAIM is honoured.
+            if config.roles_claim != "roles"
+                && let Some(roles) = claims.as_object_mut()?.remove("roles")
+            {
+                claims[config.roles_claim.as_str()] = roles;
+            }
+            Some(sign_hs256(secret, &claims))
+        }
         JwtKey::PublicKey { .. } => None,
     }
+}
+
+/// The admin role's JWT: `dev-admin` holding `APP_JWT_ADMIN_ROLE`.
+fn dev_admin_jwt(env: &dyn Env) -> Option<String> {
+    let role = JwtConfig::from_env(env).ok()?.admin_role;
+    dev_jwt_with_roles(env, "dev-admin", &[role])
 }
 
 /// What `make run` prints: where it listens, a dev JWT and a working `curl`.
@@ -343,8 +365,15 @@ pub fn banner(env: &dyn Env, running: &Running) -> String {
     out.push_str(&format!("data directory: {}\n", data_dir(env).display()));
     match dev_jwt(env, "dev-user") {
         Some(jwt) => {
-            out.push_str("\nDev JWT for user \"dev-user\" (valid 24 h):\n");
+            out.push_str("\nDev JWTs (valid 24 h): user \"dev-user\", a second user \"dev-user-2\", and \"dev-admin\" with the admin role:\n");
             out.push_str(&format!("export TGLINK_JWT={jwt}\n"));
+            if let Some(second) = dev_jwt(env, "dev-user-2") {
+                out.push_str(&format!("export TGLINK_JWT2={second}\n"));
+            }
+            if let Some(admin) = dev_admin_jwt(env) {
+                out.push_str(&format!("export TGLINK_ADMIN_JWT={admin}\n"));
+            }
+            out.push_str("(others: make dev-jwt SUB=alice ROLES=\"tglink:admin\")\n");
             out.push_str("\nMint a connect link:\n");
             out.push_str(&format!(
                 "curl -s -X POST {base}/api/telegram/connect-link -H \"Authorization: Bearer $TGLINK_JWT\"\n"

@@ -12,6 +12,24 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `local-api dev-jwt <sub> [role…]` (make dev-jwt): print a development JWT and exit.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some((command, rest)) = args.split_first() {
+        if command != "dev-jwt" || rest.is_empty() {
+            eprintln!("usage: local-api [dev-jwt <sub> [role…]]");
+            return ExitCode::FAILURE;
+        }
+        return match local_api::dev_jwt_with_roles(env.as_ref(), &rest[0], &rest[1..]) {
+            Some(jwt) => {
+                println!("{jwt}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("APP_JWT_PUBLIC_KEY is set: use a JWT from your identity provider");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let listen = env
         .var("LISTEN_ADDR")
         .unwrap_or_else(|| local_api::DEFAULT_LISTEN_ADDR.to_owned());

@@ -197,3 +197,73 @@ async fn in_process_restart_keeps_tokens_on_both_adapters() {
         assert_eq!(consume(&store, &token).await, None);
     }
 }
+
+/// `make run` prints JWTs for a user, a second user and an admin; `local-api dev-jwt <sub>
+/// [role…]` (`make dev-jwt`) signs others with the same local secret. The admin one passes the
+/// admin routes, the others do not.
+#[test]
+fn the_banner_and_dev_jwt_give_user_and_admin_tokens() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let env = MapEnv::new().with(
+        "TGLINK_SQLITE_PATH",
+        dir.path().join("tglink.db").display().to_string(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = LocalApiProcess::start(&env);
+    let banner = app.output();
+    let export = |name: &str| {
+        banner
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap_or_else(|| panic!("the banner exports {name}: {banner}"))
+            .to_owned()
+    };
+    let (user, second, admin) = (
+        export("TGLINK_JWT"),
+        export("TGLINK_JWT2"),
+        export("TGLINK_ADMIN_JWT"),
+    );
+    let minted = |args: &[&str]| {
+        let out = std::process::Command::new(tglink_tests::process::local_api_binary())
+            .arg("dev-jwt")
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TGLINK_SQLITE_PATH", dir.path().join("tglink.db"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let alice_admin = minted(&["alice", "tglink:admin"]);
+    let bob = minted(&["bob"]);
+    let api = Api::new(app.base_url.clone());
+    let block = |jwt: String, id: u64| {
+        let api = &api;
+        async move {
+            api.post(
+                &format!("/api/admin/telegram/links/{id}/block"),
+                Some(&jwt),
+                None,
+            )
+            .await
+        }
+    };
+    for (jwt, id) in [(admin, 9_100_001), (alice_admin, 9_100_002)] {
+        let resp = rt.block_on(block(jwt, id));
+        assert_eq!(resp.status, 200, "{}", resp.text);
+    }
+    for jwt in [user.clone(), second.clone(), bob] {
+        rt.block_on(block(jwt, 9_100_003))
+            .assert_problem(403, "forbidden");
+    }
+    // The two users are different users.
+    let a = rt.block_on(api.post(PATH, Some(&user), None));
+    let b = rt.block_on(api.post(PATH, Some(&second), None));
+    assert_eq!((a.status, b.status), (201, 201), "{} {}", a.text, b.text);
+    drop(app.stop());
+}

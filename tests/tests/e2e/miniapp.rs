@@ -1318,7 +1318,13 @@ async fn the_local_api_verifies_telegram_signed_init_data_with_only_a_bot_id() {
     )
     .await;
     assert_eq!(app.env.var("TELEGRAM_BOT_TOKEN"), None);
-    let resp = post(&app.api, VERIFY, None, json!({"init_data": TELEGRAM_SIGNED})).await;
+    let resp = post(
+        &app.api,
+        VERIFY,
+        None,
+        json!({"init_data": TELEGRAM_SIGNED}),
+    )
+    .await;
     assert_eq!(resp.status, 200, "{}", resp.text);
     assert_eq!(resp.json["telegram_user_id"], 279_058_397);
     assert_eq!(resp.json["init_data"]["user"]["username"], "vdkfrost");
