@@ -212,20 +212,30 @@ impl<T> PathParam<T> {
 
 /// The operation `method path` names, or the `404`/`405` problem.
 pub fn parse<Op: Operation>(method: &Method, path: &str) -> Result<Op, Problem> {
-    let mut path_known = false;
+    let mut allowed: Vec<&str> = Vec::new();
     for endpoint in Op::ENDPOINTS {
         if let Some(values) = endpoint.route.params(path) {
             if endpoint.route.method == method.as_str() {
                 return Ok((endpoint.parse)(&Params::new(values)));
             }
-            path_known = true;
+            allowed.push(endpoint.route.method);
         }
     }
-    Err(if path_known {
-        Problem::method_not_allowed()
-    } else {
+    Err(if allowed.is_empty() {
         Problem::not_found()
+    } else {
+        Problem::method_not_allowed(&allowed)
     })
+}
+
+/// The methods `routes` serve on `path`, in table order (a `405`'s `Allow`, a CORS preflight's
+/// `Access-Control-Allow-Methods`).
+pub fn methods_of(routes: &[Route], path: &str) -> Vec<&'static str> {
+    routes
+        .iter()
+        .filter(|r| r.matches_path(path))
+        .map(|r| r.method)
+        .collect()
 }
 
 /// Answers `req`: its operation (see [`parse`]) goes to `run`, and `run`'s answer or any

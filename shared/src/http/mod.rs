@@ -80,12 +80,18 @@ impl Problem {
             .detail("no such route or resource")
     }
 
-    pub fn method_not_allowed() -> Self {
-        Self::new(
+    /// `405` with `Allow` naming the methods the path has (RFC 9110 §15.5.6).
+    pub fn method_not_allowed(allowed: &[&str]) -> Self {
+        let problem = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "Method not allowed",
         )
+        .detail(format!("this route answers {}", allowed.join(", ")));
+        match HeaderValue::from_str(&allowed.join(", ")) {
+            Ok(allow) => problem.header(header::ALLOW, allow),
+            Err(_) => problem,
+        }
     }
 
     /// A dependency (store, KMS) is unavailable: retryable, nothing was written.

@@ -119,6 +119,11 @@ async fn requires_a_valid_app_jwt() {
         .call(Method::GET, PATH, Some(&app.jwt("u")), None)
         .await;
     resp.assert_problem(405, "method_not_allowed");
+    assert_eq!(
+        resp.header("allow"),
+        Some("POST"),
+        "405 names the allowed methods"
+    );
     app.api
         .get("/api/nowhere", None)
         .await

@@ -586,11 +586,21 @@ async fn users_are_isolated(backend: Backend) {
     v.get(CREDS, &v.app.jwt("bob")[1..])
         .await
         .assert_problem(401, "token_invalid");
-    v.app
+    let resp = v
+        .app
         .api
         .call(Method::POST, CREDS, Some(&alice), None)
-        .await
-        .assert_problem(405, "method_not_allowed");
+        .await;
+    resp.assert_problem(405, "method_not_allowed");
+    assert_eq!(resp.header("allow"), Some("GET"));
+    // A path with several methods names them all.
+    let resp = v
+        .app
+        .api
+        .call(Method::PATCH, SESSION, Some(&alice), None)
+        .await;
+    resp.assert_problem(405, "method_not_allowed");
+    assert_eq!(resp.header("allow"), Some("PUT, DELETE"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
