@@ -18,6 +18,7 @@ use crate::{
     config::{
         ConfigError, Env, Layered, Platform, ProcessEnv, SECRET_VARS, SealerConfig, StoreConfig,
     },
+    http::{cors::Cors, route_path},
     routes::Route,
     seal::{Sealer, kms::KmsKeys, local::LocalKeys},
     store::{Store, StoreError, dynamodb::DynamoStore, sqlite::SqliteStore},
@@ -205,12 +206,33 @@ pub async fn run_lambda<F: Function>() -> Result<(), lambda_http::Error> {
     };
     lambda_http::run(service_fn(move |req: Request| {
         let function = function.clone();
-        async move { Ok::<_, Infallible>(function.handle(req).await) }
+        async move {
+            let (function, cors) = function.as_ref();
+            Ok::<_, Infallible>(serve_request(function, cors, req).await)
+        }
     }))
     .await
 }
 
-async fn build<F: Function>(env: Arc<dyn Env>, platform: Platform) -> Result<F, StartupError> {
+async fn build<F: Function>(
+    env: Arc<dyn Env>,
+    platform: Platform,
+) -> Result<(F, Cors), StartupError> {
     let startup = Startup::with_secrets(env, platform, F::secrets()).await?;
-    F::build(&startup).await
+    let cors = Cors::from_env(startup.env())?;
+    Ok((F::build(&startup).await?, cors))
+}
+
+/// One request through `function`, as Lambda and the local API both serve it: a CORS preflight
+/// is answered by `cors` ([`crate::http::cors`]), any other request by the function, with the
+/// CORS headers its origin earns.
+pub async fn serve_request(function: &dyn Function, cors: &Cors, req: Request) -> Response<Body> {
+    let methods = crate::routes::methods_of(function.routes(), route_path(&req));
+    if let Some(resp) = cors.preflight(&req, &methods) {
+        return resp;
+    }
+    let origin = req.headers().get(http::header::ORIGIN).cloned();
+    let mut resp = function.handle(req).await;
+    cors.decorate(origin.as_ref(), &mut resp);
+    resp
 }

@@ -14,8 +14,8 @@ use tglink_shared::{
     auth::{DevClaims, sign_hs256},
     config::{ConfigError, Env, JwtConfig, JwtKey, Layered, MapEnv, Platform},
     files::create_private_once,
-    http::{MAX_BODY_BYTES, Problem, respond, route_path},
-    runtime::{Function, Startup, StartupError},
+    http::{MAX_BODY_BYTES, Problem, cors::Cors, respond, route_path},
+    runtime::{Function, Startup, StartupError, serve_request},
     store::{Store, sqlite::SqliteStore},
     time::UnixTime,
     token::OneTimeToken,
@@ -31,6 +31,7 @@ pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Every function, routed by path.
 pub struct LocalApi {
     functions: Vec<Arc<dyn Function>>,
+    cors: Cors,
 }
 
 impl LocalApi {
@@ -44,7 +45,8 @@ impl LocalApi {
             Arc::new(initdata_verify::InitDataVerify::build(startup).await?),
             Arc::new(link::LinkFunction::build(startup).await?),
         ];
-        Ok(Self { functions })
+        let cors = Cors::from_env(startup.env())?;
+        Ok(Self { functions, cors })
     }
 
     /// The function whose routes include the request path answers (405 for a wrong method is
@@ -56,8 +58,13 @@ impl LocalApi {
             .iter()
             .find(|f| f.routes().iter().any(|r| r.matches_path(&path)));
         match owner {
-            Some(function) => function.handle(req).await,
-            None => respond(Err(Problem::not_found())),
+            Some(function) => serve_request(function.as_ref(), &self.cors, req).await,
+            None => {
+                let origin = req.headers().get(http::header::ORIGIN).cloned();
+                let mut resp = respond(Err(Problem::not_found()));
+                self.cors.decorate(origin.as_ref(), &mut resp);
+                resp
+            }
         }
     }
 }

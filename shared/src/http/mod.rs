@@ -7,6 +7,7 @@
 //! sealing, app JWT, Mini App) to problems is [`problems`]; a function's own errors map beside
 //! their enum in the function. The ports themselves know nothing of HTTP.
 
+pub mod cors;
 pub mod problems;
 
 use http::{HeaderValue, StatusCode, header};

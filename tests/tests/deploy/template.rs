@@ -364,3 +364,55 @@ fn the_secrets_script_knows_every_secret() {
         .collect();
     assert_eq!(names, SECRET_VARS);
 }
+
+/// CORS in the cloud is API Gateway's `CorsConfiguration` from the `CorsOrigins` parameter —
+/// the same list the functions get as `TGLINK_CORS_ORIGINS` — with the headers, age and
+/// credentials policy of `shared::http::cors`, and none at all when the parameter is empty.
+#[test]
+fn cors_in_the_cloud_is_the_functions_policy() {
+    use tglink_shared::http::cors::{ALLOW_HEADERS, EXPOSE_HEADERS, MAX_AGE_SECS};
+    let template = Template::load();
+    let doc = &template.doc;
+    assert_eq!(
+        doc["Parameters"]["CorsOrigins"]["Type"],
+        "CommaDelimitedList"
+    );
+    assert_eq!(doc["Parameters"]["CorsOrigins"]["Default"], "");
+    assert_eq!(
+        doc["Globals"]["Function"]["Environment"]["Variables"]["TGLINK_CORS_ORIGINS"],
+        json!({"Fn::Join": [",", {"Ref": "CorsOrigins"}]})
+    );
+    assert_eq!(
+        doc["Conditions"]["HasCorsOrigins"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "CorsOrigins"}]}, ""]}]})
+    );
+    let cors = &template.resource("HttpApi")["Properties"]["CorsConfiguration"]["Fn::If"];
+    assert_eq!(cors[0], "HasCorsOrigins");
+    assert_eq!(cors[2], json!({"Ref": "AWS::NoValue"}));
+    let config = &cors[1];
+    assert_eq!(config["AllowOrigins"], json!({"Ref": "CorsOrigins"}));
+    let list = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    assert_eq!(list(&config["AllowHeaders"]), ALLOW_HEADERS);
+    assert_eq!(list(&config["ExposeHeaders"]), EXPOSE_HEADERS);
+    assert_eq!(config["MaxAge"], MAX_AGE_SECS);
+    assert_eq!(config["AllowCredentials"], false);
+    // Every method a route uses is allowed.
+    let methods: BTreeSet<&str> = FUNCTIONS
+        .iter()
+        .flat_map(|f| f.routes.iter().map(|r| r.method))
+        .collect();
+    let allowed = list(&config["AllowMethods"]);
+    for method in methods {
+        assert!(
+            allowed.split(", ").any(|m| m == method),
+            "{method} not in {allowed}"
+        );
+    }
+}
