@@ -151,6 +151,11 @@ impl JwtVerifier {
     /// see [`crate::http::problems`]).
     pub fn authenticate(&self, req: &Request) -> Result<AppUser, AuthError> {
         let token = bearer_token(req).ok_or(AuthError::Missing)?;
+        if token.starts_with(crate::vault::worker_token::WORKER_TOKEN_PREFIX) {
+            return Err(AuthError::Invalid(
+                "this is a worker token, which only fetches credentials (GET /api/worker/credentials) and reports a dead session (POST /api/telegram/session/report); this route takes the user's app JWT",
+            ));
+        }
         self.verify(token)
     }
 

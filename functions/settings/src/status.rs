@@ -14,7 +14,7 @@ pub struct Status {
     /// A session is stored and was active within `TELEGRAM_SESSION_MAX_IDLE_SEC`.
     pub user_auth: bool,
     /// The Telegram user id of the stored session.
-    pub user_id: Option<i64>,
+    pub telegram_user_id: Option<i64>,
     /// Unix seconds the session was saved.
     pub saved_at: Option<u64>,
     /// Unix seconds the session becomes (or became) idle-expired.
@@ -35,7 +35,7 @@ pub fn status(record: Option<&CredentialsRecord>, now: UnixTime, max_idle_secs: 
     let Some(r) = record else {
         return Status {
             user_auth: false,
-            user_id: None,
+            telegram_user_id: None,
             saved_at: None,
             expires_at: None,
             last_active_at: None,
@@ -55,7 +55,7 @@ pub fn status(record: Option<&CredentialsRecord>, now: UnixTime, max_idle_secs: 
     let stored = state.stored();
     Status {
         user_auth: state.is_live(),
-        user_id: stored.and(r.telegram_user_id).map(|t| t.get()),
+        telegram_user_id: stored.and(r.telegram_user_id).map(|t| t.get()),
         saved_at: stored.map(|s| s.saved_at.secs()),
         expires_at: stored.map(|s| s.expires_at.secs()),
         last_active_at: stored.map(|s| s.last_active_at.secs()),
@@ -101,7 +101,7 @@ mod tests {
         let s = status(Some(&r), UnixTime(1_009), 10);
         assert!(s.user_auth);
         assert_eq!(s.expires_at, Some(1_010));
-        assert_eq!(s.user_id, Some(42));
+        assert_eq!(s.telegram_user_id, Some(42));
         assert!(s.bot_configured);
         let s = status(Some(&r), UnixTime(1_010), 10);
         assert!(!s.user_auth && s.reauth_required);
@@ -124,6 +124,6 @@ mod tests {
         let s = status(Some(&r), UnixTime(6), 10);
         assert!(!s.user_auth && s.reauth_required);
         assert_eq!(s.reauth_reason.as_deref(), Some("AUTH_KEY_UNREGISTERED"));
-        assert_eq!(s.user_id, None);
+        assert_eq!(s.telegram_user_id, None);
     }
 }

@@ -41,7 +41,7 @@ use lambda_http::{
 use serde::Serialize;
 use tglink_shared::{
     config::required,
-    http::{Problem, empty, json, parse_json},
+    http::{Problem, empty, json, parse_json_open},
     ids::TelegramUserId,
     routes::{Endpoint, Operation, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
@@ -197,7 +197,7 @@ async fn receive(deps: &Webhook, req: &Request) -> Result<Response<Body>, Proble
         );
         return Err(WebhookError::Unauthorized.into());
     }
-    let update: Update = parse_json(req)?;
+    let update: Update = parse_json_open(req)?;
     match deps.process(&update).await {
         Ok(Some(reply)) => Ok(json(StatusCode::OK, &reply)),
         Ok(None) => Ok(empty(StatusCode::OK)),

@@ -253,9 +253,37 @@ pub fn body_bytes(req: &Request) -> Result<&[u8], Problem> {
 }
 
 /// Parses a JSON body into `T`. A missing body, a missing or non-JSON content type, malformed
-/// JSON or a wrong shape each get a 4xx problem; the serde message names the field, never a
-/// value.
+/// JSON or a wrong shape each get a 4xx problem whose detail names the field (its path, e.g.
+/// `buttons[0].url`) and what was expected, never a value. **Unknown fields are refused** on
+/// every route (`body_invalid`, naming the field): a misspelt optional field must not be
+/// silently ignored. Only bodies whose schema another party extends use [`parse_json_open`].
 pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, Problem> {
+    decode(json_body(req)?, Unknown::Refuse)
+}
+
+/// Like [`parse_json`], with unknown fields ignored: for bodies whose schema someone else
+/// extends over time (Telegram's `Update`s, which gain fields with every Bot API release).
+pub fn parse_json_open<T: DeserializeOwned>(req: &Request) -> Result<T, Problem> {
+    decode(json_body(req)?, Unknown::Ignore)
+}
+
+/// What to do with a field the target type does not know.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unknown {
+    Refuse,
+    Ignore,
+}
+
+/// Hints for a field sent with the wrong type in a way people commonly do: (field, the JSON
+/// type sent, the hint).
+const TYPE_HINTS: &[(&str, &str, &str)] = &[(
+    "init_data",
+    "map",
+    "send Telegram.WebApp.initData (the raw query string), not Telegram.WebApp.initDataUnsafe (an object)",
+)];
+
+/// The JSON body's bytes, after the content-type checks.
+fn json_body(req: &Request) -> Result<&[u8], Problem> {
     let unsupported = || {
         Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -283,26 +311,94 @@ pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, Problem> {
             "a JSON body is required",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        let (line, column) = (e.line(), e.column());
-        let detail = match e.classify() {
-            serde_json::error::Category::Data => {
-                // Missing/unknown field messages name only field names; other data errors
-                // may quote the value that was sent, so they are summarised instead.
-                let message = e.to_string();
-                if message.starts_with("missing field") || message.starts_with("unknown field") {
-                    let field = message.split(" at line").next().unwrap_or("");
-                    format!("body does not match the expected shape: {field}")
-                } else {
-                    format!(
-                        "body does not match the expected shape: a field has the wrong type or value (line {line}, column {column})"
-                    )
-                }
+    Ok(bytes)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], unknown: Unknown) -> Result<T, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut ignored: Option<String> = None;
+    let mut note = |path: serde_ignored::Path<'_>| {
+        ignored.get_or_insert_with(|| field_path(&path));
+    };
+    let value: T =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&mut de, &mut note))
+            .map_err(|e| shape_problem(&e.path().to_string(), e.inner()))?;
+    de.end().map_err(|e| shape_problem(".", &e))?;
+    if let (Unknown::Refuse, Some(field)) = (unknown, ignored) {
+        return Err(Problem::bad_request(
+            "body_invalid",
+            format!("body does not match the expected shape: unknown field `{field}`"),
+        ));
+    }
+    Ok(value)
+}
+
+/// An ignored field's path written as [`serde_path_to_error`] writes paths (`buttons[0].url`),
+/// so that every message names fields one way.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
+}
+
+/// The problem of a body that failed to parse: the field's path and what was expected, never
+/// the value sent (serde's "invalid type: string \"…\"" quotes it, so only the part after
+/// "expected" is kept).
+fn shape_problem(path: &str, inner: &serde_json::Error) -> Problem {
+    let (line, column) = (inner.line(), inner.column());
+    let detail = match inner.classify() {
+        serde_json::error::Category::Data => {
+            let message = inner.to_string();
+            let message = message.split(" at line").next().unwrap_or("");
+            let at = if path == "." {
+                String::new()
+            } else {
+                format!("field `{path}`: ")
+            };
+            if let Some(rest) = message.strip_prefix("unknown field `") {
+                // Named by its whole path, like an unknown field found by `decode`.
+                let expected = rest.split_once('`').map_or("", |(_, tail)| tail);
+                format!("body does not match the expected shape: unknown field `{path}`{expected}")
+            } else if message.starts_with("missing field") {
+                format!("body does not match the expected shape: {at}{message}")
+            } else if let Some((sent, expected)) = message
+                .strip_prefix("invalid type: ")
+                .and_then(|m| m.split_once(", expected "))
+            {
+                let kind = sent.split(' ').next().unwrap_or("");
+                let hint = TYPE_HINTS
+                    .iter()
+                    .find(|(field, k, _)| path == *field && kind == *k)
+                    .map(|(_, _, hint)| format!(" ({hint})"))
+                    .unwrap_or_default();
+                format!(
+                    "body does not match the expected shape: {at}wrong type, expected {expected}{hint}"
+                )
+            } else if let Some((_, expected)) = message
+                .strip_prefix("invalid value: ")
+                .and_then(|m| m.split_once(", expected "))
+            {
+                format!(
+                    "body does not match the expected shape: {at}invalid value, expected {expected}"
+                )
+            } else {
+                format!(
+                    "body does not match the expected shape: {at}invalid value (line {line}, column {column})"
+                )
             }
-            _ => format!("body is not valid JSON (line {line}, column {column})"),
-        };
-        Problem::bad_request("body_invalid", detail)
-    })
+        }
+        _ => format!("body is not valid JSON (line {line}, column {column})"),
+    };
+    Problem::bad_request("body_invalid", detail)
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -342,6 +438,86 @@ mod tests {
     #[allow(dead_code)]
     struct Shape {
         name: String,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Nested {
+        init_data: Option<String>,
+        buttons: Vec<Button>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Button {
+        url: String,
+        #[serde(default)]
+        row: u8,
+    }
+
+    fn detail_of<T: DeserializeOwned + std::fmt::Debug>(body: &str) -> String {
+        let err = parse_json::<T>(&req_with(Body::Text(body.into()), Some("application/json")))
+            .unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::BAD_REQUEST, "body_invalid"),
+            "{body}"
+        );
+        err.detail.unwrap()
+    }
+
+    #[test]
+    fn a_wrong_field_is_named_by_its_path_and_never_echoed() {
+        let detail = detail_of::<Nested>(r#"{"buttons":[{"url":"https://a"},{"url":12345678}]}"#);
+        assert_eq!(
+            detail,
+            "body does not match the expected shape: field `buttons[1].url`: wrong type, expected a string"
+        );
+        let detail = detail_of::<Nested>(r#"{"buttons":[{"url":"u","row":"secret-value"}]}"#);
+        assert!(
+            detail.contains("field `buttons[0].row`") && !detail.contains("secret-value"),
+            "{detail}"
+        );
+        let detail = detail_of::<Nested>(r#"{"buttons":[{"url":"u","row":999}]}"#);
+        assert!(
+            detail.contains("field `buttons[0].row`: invalid value") && !detail.contains("999"),
+            "{detail}"
+        );
+        let detail = detail_of::<Nested>(r#"{"init_data":null}"#);
+        assert!(detail.contains("missing field `buttons`"), "{detail}");
+        // initDataUnsafe (an object) where the initData string belongs: a hint.
+        let detail = detail_of::<Nested>(r#"{"init_data":{"user":{"id":1}},"buttons":[]}"#);
+        assert!(
+            detail.contains("field `init_data`: wrong type, expected a string"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("not Telegram.WebApp.initDataUnsafe"),
+            "{detail}"
+        );
+        // Trailing characters after the value: not JSON.
+        let detail = detail_of::<Nested>(r#"{"buttons":[]} x"#);
+        assert!(detail.starts_with("body is not valid JSON"), "{detail}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name_unless_the_body_is_open() {
+        let detail = detail_of::<Nested>(r#"{"buttons":[],"init_dat":"x"}"#);
+        assert_eq!(
+            detail,
+            "body does not match the expected shape: unknown field `init_dat`"
+        );
+        let detail = detail_of::<Nested>(r#"{"buttons":[{"url":"u","colour":"red"}]}"#);
+        assert!(
+            detail.ends_with("unknown field `buttons[0].colour`"),
+            "{detail}"
+        );
+        let open: Nested = parse_json_open(&req_with(
+            Body::Text(r#"{"buttons":[{"url":"u","colour":"red"}],"extra":1}"#.into()),
+            Some("application/json"),
+        ))
+        .unwrap();
+        assert_eq!(open.buttons.len(), 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! the flows.
 
 mod aws_calls;
+mod bodies;
 mod connect_link;
 mod cors;
 mod miniapp;

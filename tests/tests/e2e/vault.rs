@@ -249,7 +249,11 @@ async fn full_flow(backend: Backend) {
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text);
     assert_eq!(resp.json["user_auth"], true);
-    assert_eq!(resp.json["user_id"], 777000111);
+    assert_eq!(resp.json["telegram_user_id"], 777000111);
+    assert!(
+        resp.json.get("user_id").is_none(),
+        "user_id means the app user"
+    );
     assert_eq!(resp.json["bot_username"], "alice_upload_bot");
     let saved_at = resp.json["saved_at"].as_u64().unwrap();
     assert_eq!(
@@ -790,7 +794,7 @@ async fn idle_expiry_and_reports(backend: Backend) {
     assert_eq!(status.json["user_auth"], false);
     assert_eq!(status.json["reauth_required"], true);
     assert_eq!(status.json["reauth_reason"], "AUTH_KEY_UNREGISTERED");
-    assert_eq!(status.json["user_id"], Value::Null);
+    assert_eq!(status.json["telegram_user_id"], Value::Null);
     assert_eq!(status.json["bot_configured"], true);
     let resp = v.creds_if_none_match(&worker, &etag).await;
     resp.assert_problem(400, "telegram_not_configured");

@@ -1,0 +1,116 @@
+//! End-to-end: JSON bodies are held to one policy on every route: an unknown field is refused
+//! by name (`400 body_invalid`), a wrong-typed field is named by its path without echoing the
+//! value, and the Mini App's `initDataUnsafe` object sent for the initData string gets a hint.
+//! A worker token on a route that takes only the app JWT is told what worker tokens are for.
+
+use http::Method;
+use serde_json::{Value, json};
+use tglink_tests::{app::spawn_app, fixtures::Backend};
+
+/// Every route with a JSON body, with a body that is valid but for the unknown field added.
+fn routes_with_bodies() -> Vec<(Method, &'static str, Value)> {
+    vec![
+        (
+            Method::POST,
+            "/api/auth/setup-2fa",
+            json!({"service_name": "Example"}),
+        ),
+        (
+            Method::PUT,
+            "/api/settings/bot-token",
+            json!({"bot_token": "123456:AAHxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}),
+        ),
+        (
+            Method::PUT,
+            "/api/telegram/session",
+            json!({"session": "s", "telegram_user_id": 1, "channel_id": -100}),
+        ),
+        (
+            Method::POST,
+            "/api/telegram/session/report",
+            json!({"error": "AUTH_KEY_UNREGISTERED"}),
+        ),
+        (Method::POST, "/api/worker/tokens", json!({"name": "w"})),
+        (
+            Method::POST,
+            "/api/telegram/miniapp/verify",
+            json!({"init_data": "auth_date=1&hash=00"}),
+        ),
+        (
+            Method::POST,
+            "/api/telegram/link",
+            json!({"init_data": "auth_date=1&hash=00"}),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_wrong_typed_fields_are_refused_by_name_on_every_route() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let jwt = app.jwt("body-user");
+    for (method, path, body) in routes_with_bodies() {
+        let mut with_extra = body.clone();
+        with_extra["unexpected_field"] = json!("secret-looking-value");
+        let resp = app
+            .api
+            .call(method.clone(), path, Some(&jwt), Some(&with_extra))
+            .await;
+        resp.assert_problem(400, "body_invalid");
+        assert!(
+            resp.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("unknown field `unexpected_field`"),
+            "{method} {path}: {}",
+            resp.text
+        );
+        assert!(!resp.text.contains("secret-looking-value"), "{}", resp.text);
+
+        // The first field with a wrong type: named, its value not echoed.
+        let mut wrong = body.clone();
+        let (field, _) = body.as_object().unwrap().iter().next().unwrap();
+        wrong[field] = json!([987654321]);
+        let resp = app
+            .api
+            .call(method.clone(), path, Some(&jwt), Some(&wrong))
+            .await;
+        resp.assert_problem(400, "body_invalid");
+        let detail = resp.json["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("field `{field}`: ")),
+            "{method} {path}: {detail}"
+        );
+        assert!(!resp.text.contains("987654321"), "{}", resp.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_data_unsafe_gets_a_hint_and_worker_tokens_are_explained() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let unsafe_object = json!({"init_data": {"user": {"id": 42}, "auth_date": 1, "hash": "x"}});
+    for path in ["/api/telegram/miniapp/verify", "/api/telegram/link"] {
+        let resp = app
+            .api
+            .post(path, Some(&app.jwt("u")), Some(&unsafe_object))
+            .await;
+        resp.assert_problem(400, "body_invalid");
+        assert!(
+            resp.text.contains("not Telegram.WebApp.initDataUnsafe"),
+            "{path}: {}",
+            resp.text
+        );
+    }
+    let worker_token = "tgw_dQ.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let resp = app
+        .api
+        .post("/api/telegram/connect-link", Some(worker_token), None)
+        .await;
+    resp.assert_problem(401, "token_invalid");
+    assert!(
+        resp.text
+            .contains("worker token, which only fetches credentials"),
+        "{}",
+        resp.text
+    );
+    assert!(!resp.text.contains(worker_token));
+}
