@@ -1,46 +1,27 @@
 //! A small Telegram Bot API client, for the calls tglink makes itself: today `getMe`, which
 //! proves a bot token and names its bot.
 //!
-//! It sends its requests through the AWS SDK's own HTTPS connector (`aws-smithy-http-client`:
-//! hyper + rustls on aws-lc), which every function links anyway, rather than a second HTTP
-//! stack. Unlike the SDK's client (see [`crate::aws`]), it trusts the platform's trust store
-//! (`rustls-native-certs`, `SSL_CERT_FILE` included), and, like it, honours `HTTPS_PROXY` /
-//! `NO_PROXY`. Plain `http://` bases are accepted (tests point `TELEGRAM_API_BASE` at a fake on
-//! loopback).
-//!
-//! The base URL is `TELEGRAM_API_BASE` (default `https://api.telegram.org`). A bot token travels
-//! in the request path (`/bot<token>/getMe`), so no transport error is ever logged or returned
-//! as is: failures are reduced to a fixed description that cannot contain the URL. Timeouts are
-//! short (connect 3 s, the whole call 5 s) and redirects are not followed (the connector does
-//! not follow them), so a token never leaves for another host.
+//! Requests go through the [`Outbound`] client (the SDK's HTTPS connector, the platform's
+//! trust store, short timeouts, no redirects, transport errors without URLs). The base URL is
+//! `TELEGRAM_API_BASE` (default `https://api.telegram.org`; `http://` only to loopback, for
+//! tests). A bot token travels in the request path (`/bot<token>/getMe`), so no transport error
+//! is ever logged or returned as is: failures are reduced to a fixed description that cannot
+//! contain the URL.
 
-use std::{
-    fmt,
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::fmt;
 
-use aws_smithy_http_client::{
-    Connector,
-    proxy::ProxyConfig,
-    tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode},
-};
-use aws_smithy_runtime_api::client::{
-    http::{HttpConnector, HttpConnectorSettings},
-    orchestrator::HttpRequest,
-    result::ConnectorError,
-};
-use aws_smithy_types::{body::SdkBody, byte_stream::ByteStream};
+use aws_smithy_types::body::SdkBody;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::config::{ConfigError, Env};
+pub use crate::outbound::{CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+use crate::{
+    config::{ConfigError, Env},
+    outbound::{Outbound, target_url},
+};
 
 /// Default `TELEGRAM_API_BASE`.
 pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A bot token as issued by @BotFather: `<bot id>:<secret>`, the id at least 5 digits, the
 /// secret at least 30 of `[A-Za-z0-9_-]`. Redacted in `Debug`, no `Display`, zeroed on drop.
@@ -117,7 +98,7 @@ pub enum BotApiError {
 /// requests of a function that holds a `BotApi` never call Telegram.
 #[derive(Clone)]
 pub struct BotApi {
-    connector: Arc<OnceLock<Connector>>,
+    outbound: Outbound,
     base: String,
 }
 
@@ -138,64 +119,9 @@ impl BotApi {
     /// `https://`, or `http://` to a loopback host only (`localhost`, `127.0.0.0/8`, `[::1]`),
     /// so a bot token never crosses a network in clear; no user info.
     pub fn new(base: &str) -> Result<Self, ConfigError> {
-        /// The host of an authority (`host`, `host:port`, `[v6]:port`); `None` if malformed.
-        fn host_of(authority: &str) -> Option<&str> {
-            if authority.contains('@') {
-                return None;
-            }
-            let host = match authority.strip_prefix('[') {
-                Some(rest) => rest.split_once(']')?.0,
-                None => authority.split(':').next()?,
-            };
-            (!host.is_empty()).then_some(host)
-        }
-        fn is_loopback(host: &str) -> bool {
-            host.eq_ignore_ascii_case("localhost")
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        }
-        let bad = |why: &str| ConfigError::new("TELEGRAM_API_BASE", why);
-        let base = base.trim().trim_end_matches('/').to_owned();
-        let lower = base.to_ascii_lowercase();
-        let (https, rest) = if let Some(rest) = lower.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = lower.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(bad("is malformed: expected an https URL"));
-        };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = host_of(authority).ok_or_else(|| bad("is malformed: expected an https URL"))?;
-        if !https && !is_loopback(host) {
-            return Err(bad(
-                "must be https:// (plain http:// only for a loopback host)",
-            ));
-        }
         Ok(Self {
-            connector: Arc::default(),
-            base,
-        })
-    }
-
-    /// The connector, built on first use: the platform's trust store, the connect timeout and
-    /// the proxy settings of the environment.
-    fn connector(&self) -> &Connector {
-        self.connector.get_or_init(|| {
-            let trust = TlsContext::builder()
-                .with_trust_store(TrustStore::default())
-                .build()
-                .expect("a TLS context with a trust store only always builds");
-            Connector::builder()
-                .connector_settings(
-                    HttpConnectorSettings::builder()
-                        .connect_timeout(CONNECT_TIMEOUT)
-                        .build(),
-                )
-                .proxy_config(ProxyConfig::from_env())
-                .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-                .tls_context(trust)
-                .build()
+            outbound: Outbound::default(),
+            base: target_url("TELEGRAM_API_BASE", base)?,
         })
     }
 
@@ -229,28 +155,13 @@ impl BotApi {
         let url = Zeroizing::new(format!("{}/bot{}/{method}", self.base, token.expose()));
         let request = http::Request::get(url.as_str())
             .body(SdkBody::empty())
-            .map_err(|_| BotApiError::Unreachable("the request failed"))
-            .and_then(|request| {
-                HttpRequest::try_from(request)
-                    .map_err(|_| BotApiError::Unreachable("the request failed"))
-            })?;
-        let exchange = async {
-            let response = self
-                .connector()
-                .call(request)
-                .await
-                .map_err(|e| BotApiError::Unreachable(describe(&e)))?;
-            let status = response.status().as_u16();
-            let body = ByteStream::new(response.into_body())
-                .collect()
-                .await
-                .map_err(|_| BotApiError::Unreachable("the response could not be read"))?
-                .into_bytes();
-            Ok((status, body))
-        };
-        let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .map_err(|_| BotApiError::Unreachable("the request failed"))?;
+        let answer = self
+            .outbound
+            .send(request)
             .await
-            .map_err(|_| BotApiError::Unreachable("timed out"))??;
+            .map_err(|e| BotApiError::Unreachable(e.0))?;
+        let (status, body) = (answer.status, answer.body);
         match status {
             200..=299 => {
                 let envelope: Envelope<T> = serde_json::from_slice(&body)
@@ -281,25 +192,16 @@ impl BotApi {
     }
 }
 
-/// A fixed description of a transport failure: never the error's own text, which may carry
-/// the URL (and so the token).
-fn describe(err: &ConnectorError) -> &'static str {
-    if err.is_timeout() {
-        "timed out"
-    } else if err.is_io() {
-        // Refused, reset or unresolvable: the connector's I/O errors.
-        "cannot connect"
-    } else {
-        "the request failed"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::{
         io::{Read, Write},
         net::TcpListener,
-        sync::atomic::{AtomicUsize, Ordering},
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        time::Duration,
     };
 
     use super::*;
