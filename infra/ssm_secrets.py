@@ -29,6 +29,7 @@ SECRET_NAMES = [
     "TELEGRAM_WEBHOOK_SECRET",
     "TELEGRAM_API_HASH",
     "REGISTRATION_CALLBACK_SECRET",
+    "TGLINK_FORWARD_SECRET",
 ]
 
 GENERATED = ["TELEGRAM_WEBHOOK_SECRET", "REGISTRATION_CALLBACK_SECRET"]
@@ -49,6 +50,10 @@ CHECKS = {
     ),
     "TELEGRAM_API_HASH": (lambda v: len(v) > 0, "the api_hash from my.telegram.org"),
     "REGISTRATION_CALLBACK_SECRET": (lambda v: len(v.encode()) >= 32, "at least 32 bytes"),
+    "TGLINK_FORWARD_SECRET": (
+        lambda v: re.fullmatch(r"[A-Za-z0-9_-]{16,256}", v) is not None,
+        "16-256 of A-Z a-z 0-9 _ - (only with TgLinkForwardUrl)",
+    ),
 }
 
 

@@ -354,6 +354,7 @@ pub const SECRET_VARS: &[&str] = &[
     "TELEGRAM_WEBHOOK_SECRET",
     "TELEGRAM_API_HASH",
     "REGISTRATION_CALLBACK_SECRET",
+    "TGLINK_FORWARD_SECRET",
 ];
 
 #[cfg(test)]

@@ -77,8 +77,33 @@ impl Outbound {
         })
     }
 
+    /// `GET url`.
+    pub async fn get(&self, url: &str) -> Result<Answer, Unreachable> {
+        let request = http::Request::get(url)
+            .body(SdkBody::empty())
+            .map_err(|_| Unreachable("the request failed"))?;
+        self.send(request).await
+    }
+
+    /// `POST url` with `headers` and `body`.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Answer, Unreachable> {
+        let mut builder = http::Request::post(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(SdkBody::from(body))
+            .map_err(|_| Unreachable("the request failed"))?;
+        self.send(request).await
+    }
+
     /// Sends `request` and reads the whole answer within [`REQUEST_TIMEOUT`].
-    pub async fn send(&self, request: http::Request<SdkBody>) -> Result<Answer, Unreachable> {
+    async fn send(&self, request: http::Request<SdkBody>) -> Result<Answer, Unreachable> {
         let request =
             HttpRequest::try_from(request).map_err(|_| Unreachable("the request failed"))?;
         let exchange = async {

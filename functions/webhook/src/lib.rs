@@ -20,7 +20,9 @@
 //! - `/start` alone: how to connect.
 //!
 //! Everything else (other updates, other commands, other group messages, bots) is answered
-//! `200` with an empty body and no store call.
+//! `200` with an empty body and no store call — or, with `TGLINK_FORWARD_URL` set, forwarded
+//! to the host's own bot ([`forward`]): under a claim of the update, so that a redelivery of a
+//! forwarded update is not forwarded again, and the host's reply becomes the webhook's.
 //!
 //! Replies ride in the webhook response as a Bot API method call
 //! (`{"method":"sendMessage","chat_id":…,"text":…}`), which Telegram executes: the bot never
@@ -30,6 +32,7 @@
 
 pub mod command;
 pub mod config;
+pub mod forward;
 
 use std::sync::Arc;
 
@@ -41,7 +44,7 @@ use lambda_http::{
 use serde::Serialize;
 use tglink_shared::{
     config::required,
-    http::{Problem, empty, json, parse_json_open},
+    http::{Problem, body_bytes, empty, json, parse_json_open},
     ids::TelegramUserId,
     routes::{Endpoint, Operation, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
@@ -57,6 +60,7 @@ use tglink_shared::{
 use crate::{
     command::Command,
     config::{Texts, WebhookSecret},
+    forward::{ForwardError, Forwarding, HostReply},
 };
 
 /// What `webhook` does: one operation per route.
@@ -91,7 +95,20 @@ pub struct Webhook {
     pub tokens: Arc<dyn ConnectTokens>,
     pub links: Arc<dyn Links>,
     pub claims: Arc<dyn Claims>,
+    /// Where the updates tglink does not handle go (`TGLINK_FORWARD_URL`), if anywhere.
+    pub forwarding: Option<Forwarding>,
     pub clock: Clock,
+}
+
+/// What tglink made of an update.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Handled, with a reply for Telegram to send.
+    Reply(SendMessage),
+    /// Handled (or a duplicate of a handled one), nothing to send.
+    Done,
+    /// Not tglink's: the host's bot may want it ([`forward`]).
+    NotMine,
 }
 
 /// A Bot API method call carried in the webhook response.
@@ -119,6 +136,8 @@ pub enum WebhookError {
     Unauthorized,
     #[error("the update is being handled by another attempt")]
     InProgress,
+    #[error("the update could not be forwarded: {0}")]
+    Forward(#[from] ForwardError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -143,6 +162,13 @@ impl From<WebhookError> for Problem {
                 problem.retry_after = Some(CLAIM_IN_PROGRESS_SECS as u32);
                 problem
             }
+            // Non-2xx, so Telegram redelivers; the claim was released for that.
+            WebhookError::Forward(_) => Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "forward_failed",
+                "Forwarding failed",
+            )
+            .detail("the host's bot did not take the update; Telegram will deliver it again"),
             WebhookError::Store(err) => err.into(),
         }
     }
@@ -151,7 +177,7 @@ impl From<WebhookError> for Problem {
 #[async_trait]
 impl Function for Webhook {
     fn secrets() -> &'static [&'static str] {
-        &["TELEGRAM_WEBHOOK_SECRET"]
+        &["TELEGRAM_WEBHOOK_SECRET", "TGLINK_FORWARD_SECRET"]
     }
 
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
@@ -168,6 +194,7 @@ impl Function for Webhook {
             tokens: store.connect_tokens(),
             links: store.links(),
             claims: store.claims(),
+            forwarding: Forwarding::from_env(env)?,
             clock: Clock::system(),
         })
     }
@@ -198,8 +225,22 @@ async fn receive(deps: &Webhook, req: &Request) -> Result<Response<Body>, Proble
         return Err(WebhookError::Unauthorized.into());
     }
     let update: Update = parse_json_open(req)?;
-    match deps.process(&update).await {
-        Ok(Some(reply)) => Ok(json(StatusCode::OK, &reply)),
+    let handled = match deps.process(&update).await {
+        Ok(Handled::NotMine) => match &deps.forwarding {
+            Some(forwarding) => deps.forward(forwarding, &update, body_bytes(req)?).await,
+            None => Ok(None),
+        },
+        Ok(Handled::Reply(reply)) => return Ok(json(StatusCode::OK, &reply)),
+        Ok(Handled::Done) => Ok(None),
+        Err(err) => Err(err),
+    };
+    match handled {
+        Ok(Some(reply)) => Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(lambda_http::http::header::CONTENT_TYPE, "application/json")
+            .header(lambda_http::http::header::CACHE_CONTROL, "no-store")
+            .body(Body::Binary(reply))
+            .expect("static response parts are valid")),
         Ok(None) => Ok(empty(StatusCode::OK)),
         Err(err) => {
             let cause = format!("update {} not handled: {err}", update.update_id);
@@ -232,32 +273,30 @@ fn exposed_token(text: &str) -> Option<OneTimeToken> {
 impl Webhook {
     /// What to answer to one update: a reply, nothing, or an error (non-2xx: Telegram
     /// redelivers).
-    pub async fn process(&self, update: &Update) -> Result<Option<SendMessage>, WebhookError> {
+    pub async fn process(&self, update: &Update) -> Result<Handled, WebhookError> {
         if let Some(post) = &update.channel_post {
-            self.burn_exposed(update, post.text.as_deref()).await?;
-            return Ok(None);
+            return self.burn_exposed(update, post.text.as_deref()).await;
         }
         let Some(message) = &update.message else {
-            return Ok(None);
+            return Ok(Handled::NotMine);
         };
         if !message.chat.is_private() {
             // A token posted in a group is exposed to everyone there: burned, never acted on,
             // and no reply lands in the group.
-            self.burn_exposed(update, message.text.as_deref()).await?;
-            return Ok(None);
+            return self.burn_exposed(update, message.text.as_deref()).await;
         }
         let (Some(from), Some(text)) = (&message.from, &message.text) else {
-            return Ok(None);
+            return Ok(Handled::NotMine);
         };
         // Only people, in their private chat with the bot.
         if from.is_bot {
-            return Ok(None);
+            return Ok(Handled::NotMine);
         }
         let Ok(telegram_user_id) = TelegramUserId::new(from.id) else {
-            return Ok(None);
+            return Ok(Handled::NotMine);
         };
         let Some(command) = Command::parse(text, &self.bot_username) else {
-            return Ok(None);
+            return Ok(Handled::NotMine);
         };
         let chat_id = message.chat.id;
         let now = self.clock.now();
@@ -277,14 +316,22 @@ impl Webhook {
             Command::Status => Some(self.status(telegram_user_id).await?),
             Command::Disconnect => self.disconnect(update, telegram_user_id, now).await?,
         };
-        Ok(text.map(|text| SendMessage::new(chat_id, text)))
+        Ok(match text {
+            Some(text) => Handled::Reply(SendMessage::new(chat_id, text)),
+            None => Handled::Done,
+        })
     }
 
     /// Burns the connect token in a group or channel text, if any: `/start <token>` (to any
-    /// bot) or a `start=<token>` link. Idempotent, so a redelivery needs no claim.
-    async fn burn_exposed(&self, update: &Update, text: Option<&str>) -> Result<(), WebhookError> {
+    /// bot) or a `start=<token>` link. Idempotent, so a redelivery needs no claim. A text
+    /// without a token is not tglink's.
+    async fn burn_exposed(
+        &self,
+        update: &Update,
+        text: Option<&str>,
+    ) -> Result<Handled, WebhookError> {
         let Some(token) = text.and_then(exposed_token) else {
-            return Ok(());
+            return Ok(Handled::NotMine);
         };
         let burned = self.tokens.burn(&token.hash(), self.clock.now()).await?;
         tracing::info!(
@@ -293,7 +340,55 @@ impl Webhook {
             outcome = "token_exposed",
             "/start"
         );
-        Ok(())
+        Ok(Handled::Done)
+    }
+
+    /// Forwards an update tglink does not handle to the host's bot, under the update's claim:
+    /// a redelivery of a forwarded update is not forwarded again (`200`, nothing), one being
+    /// forwarded by another attempt is `409` (Telegram redelivers later), and a failed forward
+    /// releases the claim (`502`, Telegram redelivers, and the redelivery is forwarded).
+    async fn forward(
+        &self,
+        forwarding: &Forwarding,
+        update: &Update,
+        raw: &[u8],
+    ) -> Result<Option<Vec<u8>>, WebhookError> {
+        let update_id = update.update_id;
+        let key = ClaimKey::telegram_update(&self.bot_username, update_id);
+        let times = ClaimTimes {
+            in_progress_secs: CLAIM_IN_PROGRESS_SECS,
+            retain_secs: CLAIM_RETAIN_SECS,
+        };
+        let now = self.clock.now();
+        let lease = match self.claims.begin(&key, now, times).await? {
+            ClaimOutcome::Acquired(lease) => lease,
+            ClaimOutcome::Completed => {
+                tracing::info!(update_id, outcome = "duplicate", "forward");
+                return Ok(None);
+            }
+            ClaimOutcome::InProgress => return Err(WebhookError::InProgress),
+        };
+        match forwarding.forward(raw).await {
+            Ok(reply) => {
+                if let Err(err) = self.claims.complete(&lease, now, CLAIM_RETAIN_SECS).await {
+                    // Forwarded and answered 2xx: Telegram will not redeliver; the claim
+                    // lapses at its in-progress expiry.
+                    tracing::warn!(update_id, error = %err, "claim not completed");
+                }
+                let method_call = matches!(reply, HostReply::MethodCall(_));
+                tracing::info!(update_id, method_call, outcome = "forwarded", "forward");
+                Ok(match reply {
+                    HostReply::MethodCall(body) => Some(body),
+                    HostReply::Empty => None,
+                })
+            }
+            Err(err) => {
+                if let Err(release) = self.claims.release(&lease).await {
+                    tracing::warn!(update_id, error = %release, "claim not released");
+                }
+                Err(err.into())
+            }
+        }
     }
 
     /// `/start <payload>`: one atomic consume + link + claim.

@@ -10,7 +10,6 @@
 
 use std::fmt;
 
-use aws_smithy_types::body::SdkBody;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -153,12 +152,9 @@ impl BotApi {
         method: &str,
     ) -> Result<T, BotApiError> {
         let url = Zeroizing::new(format!("{}/bot{}/{method}", self.base, token.expose()));
-        let request = http::Request::get(url.as_str())
-            .body(SdkBody::empty())
-            .map_err(|_| BotApiError::Unreachable("the request failed"))?;
         let answer = self
             .outbound
-            .send(request)
+            .get(url.as_str())
             .await
             .map_err(|e| BotApiError::Unreachable(e.0))?;
         let (status, body) = (answer.status, answer.body);

@@ -834,6 +834,7 @@ async fn start_costs_two_dynamodb_calls() {
         tokens: counted.connect_tokens(),
         links: counted.links(),
         claims: counted.claims(),
+        forwarding: None,
         clock: Clock::system(),
     };
     let token = OneTimeToken::mint();
@@ -889,4 +890,174 @@ async fn start_costs_two_dynamodb_calls() {
     webhook::handle(&deps, request(&message(3, 31337, "hello"))).await;
     webhook::handle(&deps, request(&message(4, 31337, "/start nope"))).await;
     assert_eq!(calls.take().operations("DynamoDB"), Vec::<&str>::new());
+}
+
+/// A host's own bot on loopback: records each forwarded update (its raw body and the secret
+/// header) and answers with what `mode` says.
+#[derive(Clone, Default)]
+struct HostBot {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Vec<u8>)>>>,
+    /// 0: a Bot API method call; 1: an empty 200; 2: a 500.
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+const HOST_REPLY: &str = r#"{"method":"sendMessage","chat_id":777,"text":"from the host's bot"}"#;
+const FORWARD_SECRET: &str = "host-forward-secret-0123456789";
+
+impl HostBot {
+    async fn start(&self) -> tglink_tests::loopback::LoopbackServer {
+        use axum::{body::Bytes, http::HeaderMap, response::IntoResponse};
+        let bot = self.clone();
+        let router = axum::Router::new().route(
+            "/bot",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let bot = bot.clone();
+                async move {
+                    let secret = headers
+                        .get("x-tglink-forward-secret")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    bot.seen.lock().unwrap().push((secret, body.to_vec()));
+                    match bot.mode.load(std::sync::atomic::Ordering::SeqCst) {
+                        0 => (
+                            [(axum::http::header::CONTENT_TYPE, "application/json")],
+                            HOST_REPLY,
+                        )
+                            .into_response(),
+                        1 => axum::http::StatusCode::OK.into_response(),
+                        _ => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                    }
+                }
+            }),
+        );
+        tglink_tests::loopback::LoopbackServer::start(router, "the host's bot").await
+    }
+
+    fn set_mode(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+/// Delivers `raw` exactly as given (formatting and field order included).
+async fn deliver_raw(api: &Api, secret: &str, raw: &str) -> ApiResponse {
+    let builder = api
+        .request(Method::POST, WEBHOOK)
+        .header(SECRET_HEADER, secret)
+        .header("content-type", "application/json")
+        .body(raw.to_owned());
+    api.send(builder).await
+}
+
+/// Update forwarding (`TGLINK_FORWARD_URL`): what tglink does not handle reaches the host's bot
+/// untouched with the secret, the host's method call is the webhook's answer, a redelivery of a
+/// forwarded update is not forwarded again, a failing host makes Telegram redeliver (502) and
+/// the redelivery is then forwarded once; tglink's own commands are not forwarded; nothing of
+/// the secret or the messages is logged.
+async fn unhandled_updates_are_forwarded_once(backend: Backend) {
+    let log = logs::capture();
+    let host = HostBot::default();
+    let server = host.start().await;
+    let app = spawn_app_with(
+        backend,
+        MapEnv::new()
+            .with("TGLINK_FORWARD_URL", format!("{}/bot", server.url()))
+            .with("TGLINK_FORWARD_SECRET", FORWARD_SECRET),
+    )
+    .await;
+    let secret = secret(&app);
+    let base = 9_500_000 + backend as i64 * 1000;
+    // Odd formatting and field order: forwarded byte for byte.
+    let raw = format!(
+        r#"{{ "message": {{"text": "a question for the host bot", "chat": {{"type": "private", "id": 555}}, "from": {{"is_bot": false, "id": 555, "first_name": "P"}}, "message_id": 9, "date": 1}},   "update_id": {base} }}"#
+    );
+    let resp = deliver_raw(&app.api, &secret, &raw).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    assert_eq!(
+        resp.text, HOST_REPLY,
+        "the host's method call is the answer"
+    );
+    {
+        let seen = host.seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0.as_deref(), Some(FORWARD_SECRET));
+        assert_eq!(seen[0].1, raw.as_bytes(), "forwarded untouched");
+    }
+    // Redelivered (Telegram did not get the answer): not forwarded again.
+    assert_no_reply(&deliver_raw(&app.api, &secret, &raw).await);
+    assert_eq!(host.count(), 1);
+    // Other kinds of update (a callback query, a group message) are forwarded too.
+    let callback = json!({"update_id": base + 1, "callback_query": {"id": "q", "from": {"id": 555, "is_bot": false, "first_name": "P"}, "data": "x"}});
+    host.set_mode(1);
+    assert_no_reply(&deliver(&app.api, Some(&secret), &callback).await);
+    assert_eq!(host.count(), 2);
+    // tglink's own commands are not forwarded.
+    let status = message(base + 2, 555, "/status");
+    assert_reply(
+        &deliver(&app.api, Some(&secret), &status).await,
+        555,
+        "This Telegram account is not connected to tglink. Generate a connect link from the tglink settings page.",
+    );
+    assert_eq!(host.count(), 2);
+
+    // The host fails: 502 (Telegram redelivers), then the redelivery is forwarded once.
+    host.set_mode(2);
+    let update = message(base + 3, 555, "hello host");
+    let resp = deliver(&app.api, Some(&secret), &update).await;
+    resp.assert_problem(502, "forward_failed");
+    assert_eq!(host.count(), 3);
+    host.set_mode(0);
+    let resp = deliver(&app.api, Some(&secret), &update).await;
+    assert_eq!(resp.text, HOST_REPLY);
+    assert_eq!(host.count(), 4);
+    assert_no_reply(&deliver(&app.api, Some(&secret), &update).await);
+    assert_eq!(host.count(), 4);
+
+    let logged = log.contents();
+    for secret_text in [FORWARD_SECRET, "a question for the host bot", "hello host"] {
+        assert!(!logged.contains(secret_text), "{secret_text} logged");
+    }
+    assert!(
+        logged.contains("\"outcome\":\"forwarded\""),
+        "forwarding is logged"
+    );
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unhandled_updates_are_forwarded_once_sqlite() {
+    unhandled_updates_are_forwarded_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unhandled_updates_are_forwarded_once_dynamodb() {
+    unhandled_updates_are_forwarded_once(Backend::DynamoDb).await;
+}
+
+/// A host that cannot be reached at all (a closed port): 502 and nothing recorded, so the
+/// redelivery is forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_host_is_a_502_and_the_update_stays_unclaimed() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/bot", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        MapEnv::new()
+            .with("TGLINK_FORWARD_URL", url)
+            .with("TGLINK_FORWARD_SECRET", FORWARD_SECRET),
+    )
+    .await;
+    let secret = secret(&app);
+    let update = message(9_600_001, 556, "anyone there?");
+    for _ in 0..2 {
+        // Released each time: the second attempt is not refused as in progress or duplicate.
+        deliver(&app.api, Some(&secret), &update)
+            .await
+            .assert_problem(502, "forward_failed");
+    }
 }
