@@ -892,11 +892,14 @@ async fn start_costs_two_dynamodb_calls() {
     assert_eq!(calls.take().operations("DynamoDB"), Vec::<&str>::new());
 }
 
+/// What the host's bot received: the secret header and the raw body of each update.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Vec<u8>)>>>;
+
 /// A host's own bot on loopback: records each forwarded update (its raw body and the secret
 /// header) and answers with what `mode` says.
 #[derive(Clone, Default)]
 struct HostBot {
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Vec<u8>)>>>,
+    seen: Received,
     /// 0: a Bot API method call; 1: an empty 200; 2: a 500.
     mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
 }
