@@ -6,6 +6,8 @@
 //! `lambda_http::Request`, dispatched to the function owning the route, and the response is
 //! converted back. Later functions plug in with one line in [`LocalApi::build`].
 
+pub mod dev_telegram;
+
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State};

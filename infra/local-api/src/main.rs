@@ -30,6 +30,14 @@ async fn main() -> ExitCode {
             }
         };
     }
+    // TGLINK_DEV_FAKE_TELEGRAM=1: a built-in fake Bot API, so the vault works offline.
+    let (env, fake_telegram) = match local_api::dev_telegram::with_dev_telegram(env).await {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let listen = env
         .var("LISTEN_ADDR")
         .unwrap_or_else(|| local_api::DEFAULT_LISTEN_ADDR.to_owned());
@@ -41,6 +49,12 @@ async fn main() -> ExitCode {
         }
     };
     println!("{}", local_api::banner(env.as_ref(), &running));
+    if let Some(fake) = &fake_telegram {
+        println!(
+            "TGLINK_DEV_FAKE_TELEGRAM=1: a fake Bot API on {} accepts any well-formed bot token (bot @dev<id>_bot)",
+            fake.base_url
+        );
+    }
     wait_for_signal().await;
     running.stop().await;
     ExitCode::SUCCESS

@@ -272,3 +272,80 @@ fn the_banner_and_dev_jwt_give_user_and_admin_tokens() {
     assert_eq!((a.status, b.status), (201, 201), "{} {}", a.text, b.text);
     drop(app.stop());
 }
+
+/// `TGLINK_DEV_FAKE_TELEGRAM=1`: the local API starts a built-in fake Bot API, so the vault and
+/// the worker credentials can be tried offline with any well-formed bot token.
+#[test]
+fn the_local_api_can_fake_telegram_for_the_vault() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let env = MapEnv::new()
+        .with(
+            "TGLINK_SQLITE_PATH",
+            dir.path().join("tglink.db").display().to_string(),
+        )
+        .with("TGLINK_DEV_FAKE_TELEGRAM", "1");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = LocalApiProcess::start(&env);
+    let jwt = app
+        .output()
+        .lines()
+        .find_map(|l| l.strip_prefix("export TGLINK_JWT="))
+        .expect("the banner prints a dev JWT")
+        .to_owned();
+    let api = Api::new(app.base_url.clone());
+    let call = |method: http::Method, path: &'static str, body: Option<serde_json::Value>| {
+        let (api, jwt) = (&api, jwt.clone());
+        async move { api.call(method, path, Some(&jwt), body.as_ref()).await }
+    };
+    let token = "4242424242:AAH-any-well-formed-secret_0123456789";
+    let resp = rt.block_on(call(
+        http::Method::PUT,
+        "/api/settings/bot-token",
+        Some(serde_json::json!({"bot_token": token})),
+    ));
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["bot_username"], "dev4242424242_bot");
+    // A malformed one is refused as Telegram would.
+    let resp = rt.block_on(call(
+        http::Method::PUT,
+        "/api/settings/bot-token",
+        Some(serde_json::json!({"bot_token": "4242424242:short"})),
+    ));
+    resp.assert_problem(400, "bot_token_invalid");
+    let resp = rt.block_on(call(
+        http::Method::PUT,
+        "/api/telegram/session",
+        Some(serde_json::json!({"session": "dev-session", "telegram_user_id": 1, "channel_id": -100})),
+    ));
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let resp = rt.block_on(call(http::Method::GET, "/api/worker/credentials", None));
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["bot_token"], token);
+    let output = app.stop();
+    assert!(
+        output.contains("a fake Bot API on http://127.0.0.1:"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("AAH-any-well-formed"),
+        "the token is not logged"
+    );
+}
+
+/// The fake and a real `TELEGRAM_API_BASE` at once is a start-up error naming the switch.
+#[test]
+fn the_fake_telegram_and_an_api_base_are_not_both_set() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = std::process::Command::new(tglink_tests::process::local_api_binary())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TGLINK_SQLITE_PATH", dir.path().join("tglink.db"))
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("TGLINK_DEV_FAKE_TELEGRAM", "1")
+        .env("TELEGRAM_API_BASE", "https://api.telegram.org")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TGLINK_DEV_FAKE_TELEGRAM"), "{stderr}");
+}
