@@ -7,6 +7,7 @@
 
 mod aws_calls;
 mod connect_link;
+mod faults;
 mod miniapp;
 mod registration;
 mod vault;
