@@ -5,7 +5,7 @@
 //! sealer, each created on first use and shared. A [`Function`] builds its dependencies from it
 //! and handles requests; `main.rs` of every function is one call to [`run_lambda`].
 
-use std::{convert::Infallible, sync::Arc};
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -22,6 +22,40 @@ use crate::{
     seal::{Sealer, kms::KmsKeys, local::LocalKeys},
     store::{Store, StoreError, dynamodb::DynamoStore, sqlite::SqliteStore},
 };
+
+/// Every request is answered within this: a handler still running then (its dependencies
+/// slow, each call within its own timeouts) is dropped and the request answered 503 with
+/// `Retry-After`. Below every function's Lambda `Timeout` in `template.yaml` by at least
+/// [`DEADLINE_MARGIN`] (tested), so a slow dependency never becomes a Lambda timeout with no
+/// answer. A handler dropped mid-write leaves what a lost response leaves: every write is
+/// idempotent or one-time by design, and the client's retry converges.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(8);
+
+/// Time left, after [`REQUEST_DEADLINE`], before the Lambda timeout: for the answer to be
+/// written and the runtime to return it.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+/// `handling`'s response, or, past `deadline`, a 503 with `Retry-After` (logged once).
+pub async fn answer_within(
+    deadline: Duration,
+    handling: impl Future<Output = Response<Body>>,
+) -> Response<Body> {
+    match tokio::time::timeout(deadline, handling).await {
+        Ok(response) => response,
+        Err(_) => crate::http::respond(Err(crate::http::Problem::unavailable("a dependency")
+            .detail("the request did not finish in time; retry later")
+            .cause(format!("request deadline of {deadline:?} passed")))),
+    }
+}
+
+/// [`Function::handle`] within [`REQUEST_DEADLINE`]: how the Lambda runtime and the local API
+/// call a function.
+pub async fn handle_within_deadline<F: Function + ?Sized>(
+    function: &F,
+    req: Request,
+) -> Response<Body> {
+    answer_within(REQUEST_DEADLINE, function.handle(req)).await
+}
 
 /// Why a process could not start. Printed as one line.
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +239,7 @@ pub async fn run_lambda<F: Function>() -> Result<(), lambda_http::Error> {
     };
     lambda_http::run(service_fn(move |req: Request| {
         let function = function.clone();
-        async move { Ok::<_, Infallible>(function.handle(req).await) }
+        async move { Ok::<_, Infallible>(handle_within_deadline(function.as_ref(), req).await) }
     }))
     .await
 }

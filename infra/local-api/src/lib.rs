@@ -56,7 +56,9 @@ impl LocalApi {
             .iter()
             .find(|f| f.routes().iter().any(|r| r.matches_path(&path)));
         match owner {
-            Some(function) => function.handle(req).await,
+            Some(function) => {
+                tglink_shared::runtime::handle_within_deadline(function.as_ref(), req).await
+            }
             None => respond(Err(Problem::not_found())),
         }
     }

@@ -39,8 +39,12 @@ use crate::config::{ConfigError, Env};
 /// Default `TELEGRAM_API_BASE`.
 pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connecting to the Bot API.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One Bot API call, whole (connect, send, answer read); calls are not retried (the caller's
+/// client retries the request), and this is well inside
+/// [`REQUEST_DEADLINE`](crate::runtime::REQUEST_DEADLINE).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A bot token as issued by @BotFather: `<bot id>:<secret>`, the id at least 5 digits, the
 /// secret at least 30 of `[A-Za-z0-9_-]`. Redacted in `Debug`, no `Display`, zeroed on drop.
