@@ -192,13 +192,12 @@ async fn serve(
             unreachable!("a pending future never completes");
         }
         Some(BotApiFault::ResetAfterSending) => {
-            // A body shorter than its declared length: the server aborts the connection
-            // after the headers.
+            // The status and headers go out, then the body fails: the server aborts the
+            // connection mid-answer.
             return Response::builder()
                 .status(200)
                 .header("content-type", "application/json")
-                .header("content-length", "4096")
-                .body(axum::body::Body::from("{\"ok\":tr"))
+                .body(axum::body::Body::new(BrokenBody))
                 .expect("static response parts");
         }
     }
@@ -222,4 +221,22 @@ async fn serve(
         other => state.results.get(other).cloned().unwrap_or(json!(true)),
     };
     reply(200, json!({"ok": true, "result": result}))
+}
+
+/// A response body that fails at once: the connection is aborted after the headers.
+struct BrokenBody;
+
+impl http_body::Body for BrokenBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected fault: connection reset after sending",
+        ))))
+    }
 }

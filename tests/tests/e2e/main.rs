@@ -7,6 +7,8 @@
 
 mod aws_calls;
 mod connect_link;
+mod crash_soak;
+mod fault_matrix;
 mod faults;
 mod miniapp;
 mod registration;
