@@ -215,7 +215,7 @@ async fn client(
                     deliver(&cluster, &mut rng_b, update(b, b, &text), &record),
                 );
                 record.lock().unwrap().connects.push((user.clone(), a, b));
-                if splitmix(&mut rng) % 3 == 0 {
+                if splitmix(&mut rng).is_multiple_of(3) {
                     let gone = cluster
                         .until_answered(
                             &mut rng,

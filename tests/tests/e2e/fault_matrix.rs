@@ -778,9 +778,9 @@ async fn converge(
     }
     let status = resp.status;
     let code = resp.json["code"].as_str().unwrap_or("");
-    if !row.success().contains(&status)
-        && !(retried && row.done_already().contains(&(status, code)))
-    {
+    let converged = row.success().contains(&status)
+        || (retried && row.done_already().contains(&(status, code)));
+    if !converged {
         return Step::Done(Some(format!(
             "retries did not converge: {status} {}",
             resp.text
