@@ -248,3 +248,22 @@ async fn build<F: Function>(env: Arc<dyn Env>, platform: Platform) -> Result<F, 
     let startup = Startup::with_secrets(env, platform, F::secrets()).await?;
     F::build(&startup).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handler still running at the deadline is answered 503 with `Retry-After`, then; one
+    /// that finishes in time keeps its own answer.
+    #[tokio::test]
+    async fn a_request_past_its_deadline_is_answered_503_with_retry_after() {
+        let deadline = Duration::from_millis(50);
+        let started = std::time::Instant::now();
+        let resp = answer_within(deadline, std::future::pending()).await;
+        assert!(started.elapsed() < deadline * 20, "{:?}", started.elapsed());
+        assert_eq!(resp.status(), 503);
+        assert!(resp.headers().contains_key("retry-after"));
+        let ok = answer_within(deadline, async { Response::new(Body::Empty) }).await;
+        assert_eq!(ok.status(), 200);
+    }
+}
