@@ -26,6 +26,18 @@ use aws_smithy_http_client::{
 
 use crate::config::{self, ConfigError, Env, MapEnv};
 
+/// Connecting to an AWS endpoint.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One attempt of an AWS call (sending, waiting, reading the answer).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One AWS call, its retries and backoff included: a hung dependency becomes a transient
+/// error (503 + `Retry-After`) within this, well inside
+/// [`REQUEST_DEADLINE`](crate::runtime::REQUEST_DEADLINE).
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
+/// Attempts per AWS call (the first and two retries; the SDK's standard retry mode, whose
+/// token bucket is the retry budget of a warm instance).
+pub const MAX_ATTEMPTS: u32 = 3;
+
 /// The Amazon Trust Services root certificates (PEM; see the module docs).
 pub const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
 
@@ -97,12 +109,12 @@ pub async fn sdk_config_with(env: &dyn Env, trust: AwsTrustStore) -> SdkConfig {
         .http_client(https_client(trust))
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(3))
-                .operation_timeout(Duration::from_secs(8))
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(3));
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
     if let Some(url) = env.var("AWS_ENDPOINT_URL") {
         loader = loader.endpoint_url(url);
     }

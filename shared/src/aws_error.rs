@@ -31,6 +31,9 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestLimitExceeded",
     "LimitExceededException",
     "TransactionInProgressException",
+    // A single-item write or read that met a transaction on its item (DynamoDB answers it for
+    // PutItem/UpdateItem/DeleteItem/GetItem); the SDK does not retry it, the caller may.
+    "TransactionConflictException",
     // The service's own failures and timeouts.
     "InternalServerError",
     "InternalFailure",
@@ -96,6 +99,7 @@ mod tests {
             "ThrottlingException",
             "RequestLimitExceeded",
             "KMSInternalException",
+            "TransactionConflictException",
             "DependencyTimeoutException",
             "KeyUnavailableException",
             "InternalServerError",

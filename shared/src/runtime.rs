@@ -5,7 +5,7 @@
 //! sealer, each created on first use and shared. A [`Function`] builds its dependencies from it
 //! and handles requests; `main.rs` of every function is one call to [`run_lambda`].
 
-use std::{convert::Infallible, sync::Arc};
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -23,6 +23,40 @@ use crate::{
     seal::{Sealer, kms::KmsKeys, local::LocalKeys},
     store::{Store, StoreError, dynamodb::DynamoStore, sqlite::SqliteStore},
 };
+
+/// Every request is answered within this: a handler still running then (its dependencies
+/// slow, each call within its own timeouts) is dropped and the request answered 503 with
+/// `Retry-After`. Below every function's Lambda `Timeout` in `template.yaml` by at least
+/// [`DEADLINE_MARGIN`] (tested), so a slow dependency never becomes a Lambda timeout with no
+/// answer. A handler dropped mid-write leaves what a lost response leaves: every write is
+/// idempotent or one-time by design, and the client's retry converges.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(8);
+
+/// Time left, after [`REQUEST_DEADLINE`], before the Lambda timeout: for the answer to be
+/// written and the runtime to return it.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+/// `handling`'s response, or, past `deadline`, a 503 with `Retry-After` (logged once).
+pub async fn answer_within(
+    deadline: Duration,
+    handling: impl Future<Output = Response<Body>>,
+) -> Response<Body> {
+    match tokio::time::timeout(deadline, handling).await {
+        Ok(response) => response,
+        Err(_) => crate::http::respond(Err(crate::http::Problem::unavailable("a dependency")
+            .detail("the request did not finish in time; retry later")
+            .cause(format!("request deadline of {deadline:?} passed")))),
+    }
+}
+
+/// [`Function::handle`] within [`REQUEST_DEADLINE`]: how the Lambda runtime and the local API
+/// call a function.
+pub async fn handle_within_deadline<F: Function + ?Sized>(
+    function: &F,
+    req: Request,
+) -> Response<Body> {
+    answer_within(REQUEST_DEADLINE, function.handle(req)).await
+}
 
 /// Why a process could not start. Printed as one line.
 #[derive(Debug, thiserror::Error)]
@@ -224,15 +258,34 @@ async fn build<F: Function>(
 }
 
 /// One request through `function`, as Lambda and the local API both serve it: a CORS preflight
-/// is answered by `cors` ([`crate::http::cors`]), any other request by the function, with the
-/// CORS headers its origin earns.
+/// is answered by `cors` ([`crate::http::cors`]), any other request by the function within
+/// [`REQUEST_DEADLINE`] ([`handle_within_deadline`]), with the CORS headers its origin earns.
 pub async fn serve_request(function: &dyn Function, cors: &Cors, req: Request) -> Response<Body> {
     let methods = crate::routes::methods_of(function.routes(), route_path(&req));
     if let Some(resp) = cors.preflight(&req, &methods) {
         return resp;
     }
     let origin = req.headers().get(http::header::ORIGIN).cloned();
-    let mut resp = function.handle(req).await;
+    let mut resp = handle_within_deadline(function, req).await;
     cors.decorate(origin.as_ref(), &mut resp);
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handler still running at the deadline is answered 503 with `Retry-After`, then; one
+    /// that finishes in time keeps its own answer.
+    #[tokio::test]
+    async fn a_request_past_its_deadline_is_answered_503_with_retry_after() {
+        let deadline = Duration::from_millis(50);
+        let started = std::time::Instant::now();
+        let resp = answer_within(deadline, std::future::pending()).await;
+        assert!(started.elapsed() < deadline * 20, "{:?}", started.elapsed());
+        assert_eq!(resp.status(), 503);
+        assert!(resp.headers().contains_key("retry-after"));
+        let ok = answer_within(deadline, async { Response::new(Body::Empty) }).await;
+        assert_eq!(ok.status(), 200);
+    }
 }

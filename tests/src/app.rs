@@ -9,7 +9,9 @@ use tglink_shared::{
     store::Store,
 };
 
-use crate::{aws_calls::AwsCalls, fixtures::Backend, http_client::Api};
+use aws_config::SdkConfig;
+
+use crate::{aws_calls::AwsCalls, faults::AwsFaults, fixtures::Backend, http_client::Api};
 
 pub struct TestApp {
     pub backend: Backend,
@@ -38,8 +40,36 @@ pub async fn spawn_app_counting(backend: Backend, extra: MapEnv) -> (TestApp, Aw
     let dir = TempDir::new().expect("temp dir");
     let vars = backend.app_env(dir.path()).await.merge(extra);
     let calls = AwsCalls::default();
-    let app = spawn_in_with(backend, dir, vars, Some(&calls)).await;
+    let counting = calls.clone();
+    let app = spawn_in_with(
+        backend,
+        dir,
+        vars,
+        Some(&move |sdk| counting.sdk_config(&sdk)),
+    )
+    .await;
     (app, calls)
+}
+
+/// Like [`spawn_app_with`], with every AWS call the app makes going through a fault injector
+/// (see [`AwsFaults`]); `tune` may adjust the SDK configuration after (e.g. its timeouts).
+pub async fn spawn_app_faulty(
+    backend: Backend,
+    extra: MapEnv,
+    tune: impl Fn(SdkConfig) -> SdkConfig + Send + Sync,
+) -> (TestApp, AwsFaults) {
+    let dir = TempDir::new().expect("temp dir");
+    let vars = backend.app_env(dir.path()).await.merge(extra);
+    let faults = AwsFaults::default();
+    let injector = faults.clone();
+    let app = spawn_in_with(
+        backend,
+        dir,
+        vars,
+        Some(&move |sdk| tune(injector.sdk_config(&sdk))),
+    )
+    .await;
+    (app, faults)
 }
 
 async fn spawn_in(backend: Backend, dir: TempDir, vars: MapEnv) -> TestApp {
@@ -50,14 +80,14 @@ async fn spawn_in_with(
     backend: Backend,
     dir: TempDir,
     vars: MapEnv,
-    calls: Option<&AwsCalls>,
+    wrap: Option<&(dyn Fn(SdkConfig) -> SdkConfig + Send + Sync)>,
 ) -> TestApp {
     let env = local_api::local_env(Arc::new(vars.clone())).expect("local env");
-    let startup = match calls {
+    let startup = match wrap {
         None => Startup::new(env.clone(), Platform::Local).await,
-        Some(calls) => {
-            let sdk = calls.sdk_config(
-                &tglink_shared::aws::sdk_config(env.as_ref())
+        Some(wrap) => {
+            let sdk = wrap(
+                tglink_shared::aws::sdk_config(env.as_ref())
                     .await
                     .expect("valid AWS configuration"),
             );

@@ -45,7 +45,7 @@ impl fmt::Display for AwsCall {
 }
 
 impl AwsCall {
-    fn of(request: &HttpRequest) -> Self {
+    pub(crate) fn of(request: &HttpRequest) -> Self {
         match request.headers().get("x-amz-target") {
             // The JSON protocols (DynamoDB, KMS, SSM): `<service prefix>.<operation>`.
             Some(target) => {
@@ -98,7 +98,7 @@ impl AwsCalls {
 
 /// The SDK's own default client (hyper 1 + rustls on aws-lc), which `SdkConfig` leaves unset
 /// unless one is given.
-fn default_http_client() -> SharedHttpClient {
+pub(crate) fn default_http_client() -> SharedHttpClient {
     use aws_smithy_http_client::{Builder, tls};
     Builder::new()
         .tls_provider(tls::Provider::Rustls(

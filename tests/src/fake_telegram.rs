@@ -25,6 +25,17 @@ use serde_json::{Value, json};
 
 use crate::loopback::LoopbackServer;
 
+/// A fault of the fake Bot API, for every call until [`FakeTelegram::up`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BotApiFault {
+    /// Answers this status (e.g. 502) with a Bot API error document.
+    Status(u16),
+    /// Takes the request and never answers.
+    Hang,
+    /// Takes the request, starts the answer (status and headers), then breaks the connection.
+    ResetAfterSending,
+}
+
 /// One bot the fake knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeBot {
@@ -45,8 +56,8 @@ pub struct Call {
 #[derive(Default)]
 struct Inner {
     bots: HashMap<String, FakeBot>,
-    /// `Some(status)`: every call answers this status (Telegram "down").
-    down: Option<u16>,
+    /// Every call meets this fault (Telegram "down").
+    fault: Option<BotApiFault>,
     results: HashMap<String, Value>,
     calls: Vec<Call>,
 }
@@ -99,11 +110,16 @@ impl FakeTelegram {
 
     /// Every call answers `status` (e.g. 502) until [`FakeTelegram::up`].
     pub fn down(&self, status: u16) {
-        self.lock().down = Some(status);
+        self.fault(BotApiFault::Status(status));
+    }
+
+    /// Every call meets `fault` until [`FakeTelegram::up`].
+    pub fn fault(&self, fault: BotApiFault) {
+        self.lock().fault = Some(fault);
     }
 
     pub fn up(&self) {
-        self.lock().down = None;
+        self.lock().fault = None;
     }
 
     /// The `result` of `method` for known tokens (default `true`).
@@ -154,18 +170,38 @@ async fn serve(
             json!({"ok": false, "error_code": 404, "description": "Not Found"}),
         );
     };
-    let mut state = inner.lock().expect("fake Telegram state");
-    state.calls.push(Call {
-        token: token.to_owned(),
-        method: method.clone(),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    });
-    if let Some(status) = state.down {
-        return reply(
-            status,
-            json!({"ok": false, "error_code": status, "description": "Bad Gateway"}),
-        );
+    let fault = {
+        let mut state = inner.lock().expect("fake Telegram state");
+        state.calls.push(Call {
+            token: token.to_owned(),
+            method: method.clone(),
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        });
+        state.fault
+    };
+    match fault {
+        None => {}
+        Some(BotApiFault::Status(status)) => {
+            return reply(
+                status,
+                json!({"ok": false, "error_code": status, "description": "Bad Gateway"}),
+            );
+        }
+        Some(BotApiFault::Hang) => {
+            std::future::pending::<()>().await;
+            unreachable!("a pending future never completes");
+        }
+        Some(BotApiFault::ResetAfterSending) => {
+            // The status and headers go out, then the body fails: the server aborts the
+            // connection mid-answer.
+            return Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::new(BrokenBody))
+                .expect("static response parts");
+        }
     }
+    let state = inner.lock().expect("fake Telegram state");
     let Some(known) = state.bots.get(token).cloned() else {
         return reply(
             401,
@@ -185,4 +221,22 @@ async fn serve(
         other => state.results.get(other).cloned().unwrap_or(json!(true)),
     };
     reply(200, json!({"ok": true, "result": result}))
+}
+
+/// A response body that fails at once: the connection is aborted after the headers.
+struct BrokenBody;
+
+impl http_body::Body for BrokenBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected fault: connection reset after sending",
+        ))))
+    }
 }

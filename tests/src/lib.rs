@@ -11,6 +11,7 @@ pub mod aws_recorder;
 pub mod cloud;
 pub mod conformance;
 pub mod fake_telegram;
+pub mod faults;
 pub mod fixtures;
 pub mod functions;
 pub mod http_client;

@@ -384,7 +384,14 @@ async fn link_init_data(
     let (link, created) = match deps.flow.claim_and_link(&link, &replay).await? {
         MiniAppLinkOutcome::Linked(link) => (link, true),
         MiniAppLinkOutcome::AlreadyLinked(link) => (link, false),
-        MiniAppLinkOutcome::Replayed => return Err(MiniAppError::Replayed.into()),
+        // Used up already: by this very request, when it is retried after an answer that was
+        // lost or a 503 that came after the write (the pair is linked: "linked already").
+        MiniAppLinkOutcome::Replayed => match deps.links.get_by_user(&link.user_id).await? {
+            Some(existing) if existing.telegram_user_id == link.telegram_user_id => {
+                (existing, false)
+            }
+            _ => return Err(MiniAppError::Replayed.into()),
+        },
         MiniAppLinkOutcome::Blocked => return Err(MiniAppError::Blocked.into()),
         MiniAppLinkOutcome::Conflict(side) => return Err(LinkError::Conflict(side)),
     };

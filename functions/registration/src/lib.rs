@@ -471,6 +471,11 @@ pub async fn deliver(
         .find_by_token(&token.hash(), now)
         .await?
         .ok_or(CallbackError::NotFound)?;
+    // The provider re-sending the callback that finished the registration (its answer was
+    // lost): the same answer again, nothing written.
+    if repeats(&current, status, request.seed_id.as_deref()) {
+        return Ok(current);
+    }
     ensure_pending(deps, &current, now).await?;
 
     let sealed_seed = match &request.totp_seed {
@@ -493,10 +498,24 @@ pub async fn deliver(
         Transition::Done(record) => Ok(record),
         Transition::Refused(None) => Err(CallbackError::NotFound),
         Transition::Refused(Some(record)) => {
+            if repeats(&record, finish.status, finish.seed_id.as_deref()) {
+                return Ok(record);
+            }
             ensure_pending(deps, &record, now).await?;
             Err(CallbackError::Inconsistent)
         }
     }
+}
+
+/// Whether `record` was finished by a callback like this one: the same final status and
+/// `seed_id` (a re-sent callback; the seed first stored stays).
+fn repeats(record: &RegistrationRecord, status: FinalStatus, seed_id: Option<&str>) -> bool {
+    let same_status = matches!(
+        (record.status, status),
+        (RegistrationStatus::Completed, FinalStatus::Completed)
+            | (RegistrationStatus::Rejected, FinalStatus::Rejected)
+    );
+    same_status && record.seed_id.as_deref() == seed_id
 }
 
 /// `Ok` when `record` can still be finished at `now`; otherwise the refusal. A pending record

@@ -416,3 +416,37 @@ fn cors_in_the_cloud_is_the_functions_policy() {
         );
     }
 }
+
+/// Every function answers before its Lambda `Timeout`: the request deadline (after which a
+/// request is answered 503 + `Retry-After`) plus its margin fits in every function's timeout,
+/// and each AWS call (its attempts and backoff) and each Bot API call ends within the deadline.
+/// The hang test (`e2e faults::`) shows the timeouts at work.
+#[test]
+fn every_function_answers_before_its_lambda_timeout() {
+    use std::time::Duration;
+    use tglink_shared::{aws, runtime, telegram::bot_api};
+
+    let template = Template::load();
+    let global = template.doc["Globals"]["Function"]["Timeout"].as_u64();
+    let functions = template.functions();
+    assert_eq!(functions.len(), FUNCTIONS.len());
+    for function in functions {
+        let timeout = function.resource["Properties"]["Timeout"]
+            .as_u64()
+            .or(global)
+            .unwrap_or(3); // Lambda's own default
+        assert!(
+            runtime::REQUEST_DEADLINE + runtime::DEADLINE_MARGIN <= Duration::from_secs(timeout),
+            "{}: Timeout {timeout} s leaves no time to answer after the {:?} request deadline",
+            function.name,
+            runtime::REQUEST_DEADLINE
+        );
+    }
+    assert!(aws::CONNECT_TIMEOUT <= aws::ATTEMPT_TIMEOUT);
+    assert!(aws::ATTEMPT_TIMEOUT <= aws::OPERATION_TIMEOUT);
+    let attempts = std::hint::black_box(aws::MAX_ATTEMPTS);
+    assert!(attempts >= 2, "a lost answer deserves one retry");
+    assert!(aws::OPERATION_TIMEOUT < runtime::REQUEST_DEADLINE);
+    assert!(bot_api::CONNECT_TIMEOUT <= bot_api::REQUEST_TIMEOUT);
+    assert!(bot_api::REQUEST_TIMEOUT < runtime::REQUEST_DEADLINE);
+}

@@ -277,7 +277,12 @@ async fn verify_session_link_read_unlink(backend: Backend) {
     assert_eq!(resp.status, 201, "{}", resp.text);
     assert_eq!(resp.json["telegram_user_id"], 4002);
     seen.add(&resp);
-    link_with(api, &jwt1, json!({"init_data": data5}))
+    // The same initData again, by the same app user (a retry after a lost answer): this pair
+    // is linked already, 200; by anyone else it is a replay.
+    let resp = link_with(api, &jwt1, json!({"init_data": data5})).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["telegram_user_id"], 4002);
+    link_with(api, &jwt2, json!({"init_data": data5}))
         .await
         .assert_problem(401, "initdata_replayed");
     // Fresh initData for the same pair: 200.

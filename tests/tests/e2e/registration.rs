@@ -144,8 +144,15 @@ async fn completes_once(backend: Backend) {
     assert_eq!(status.json["seed_id"], "seed-1");
     assert_no_secrets(&status, &token);
 
-    // A second callback, of either kind, is a conflict and changes nothing.
-    for again in [rejected(&token), completed(&token)] {
+    // The same callback re-sent (its answer lost) gets the same answer and changes nothing.
+    let resp = deliver(&app.api, &secret, &completed(&token)).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json, done.json);
+    assert_no_secrets(&resp, &token);
+    // Another callback (the other status, or another seed) is a conflict and changes nothing.
+    let mut other_seed = completed(&token);
+    other_seed["seed_id"] = json!("seed-2");
+    for again in [rejected(&token), other_seed] {
         let resp = deliver(&app.api, &secret, &again).await;
         resp.assert_problem(409, "registration_finished");
         assert_no_secrets(&resp, &token);
