@@ -377,10 +377,16 @@ impl Rig {
                         return Err(format!("registration {pk} in state {status:?}"));
                     }
                 }
+                // An IN_PROGRESS claim is a lease: its holder completes or releases it, or it
+                // lapses at `in_progress_until` and the next delivery takes it over (a case
+                // whose every write after the claim failed — `Exhaust` on `complete` — answers
+                // 2xx with the effect done, and its claim lapses so; whether it converged is
+                // the case's own check). Stuck is a lease longer than the in-progress window,
+                // or one without a deadline: no delivery could ever take it over.
                 "CLAIM" if s(item, "status") == "IN_PROGRESS" => {
                     let until: u64 = s(item, "in_progress_until").parse().unwrap_or(0);
-                    if until <= now {
-                        return Err(format!("claim {pk} stuck IN_PROGRESS past {until}"));
+                    if until == 0 || until > now + webhook::CLAIM_IN_PROGRESS_SECS {
+                        return Err(format!("claim {pk} stuck IN_PROGRESS until {until}"));
                     }
                 }
                 _ => {}
