@@ -36,16 +36,18 @@ fn new_registration(user: &str, now: UnixTime, ttl: u64) -> (OneTimeToken, NewRe
     (token, registration)
 }
 
-fn completed() -> Finish {
+fn completed(owner: &UserId) -> Finish {
     Finish {
+        owner: owner.clone(),
         status: FinalStatus::Completed,
         seed_id: Some("seed-1".into()),
         sealed_seed: None,
     }
 }
 
-fn rejected() -> Finish {
+fn rejected(owner: &UserId) -> Finish {
     Finish {
+        owner: owner.clone(),
         status: FinalStatus::Rejected,
         seed_id: None,
         sealed_seed: None,
@@ -155,7 +157,11 @@ pub async fn finish_is_one_time(backend: Backend) {
     regs.create(&new).await.unwrap();
 
     let later = now.plus_secs(5);
-    let record = done(regs.finish(&new.id, &completed(), later).await.unwrap());
+    let record = done(
+        regs.finish(&new.id, &completed(&new.user_id), later)
+            .await
+            .unwrap(),
+    );
     assert_eq!(record.status, RegistrationStatus::Completed);
     assert_eq!(record.completed_at, Some(later));
     assert_eq!(record.seed_id.as_deref(), Some("seed-1"));
@@ -165,7 +171,7 @@ pub async fn finish_is_one_time(backend: Backend) {
     );
 
     // A second callback, of either kind, is refused and changes nothing.
-    for second in [rejected(), completed()] {
+    for second in [rejected(&new.user_id), completed(&new.user_id)] {
         assert_eq!(
             regs.finish(&new.id, &second, later.plus_secs(1))
                 .await
@@ -181,12 +187,16 @@ pub async fn finish_is_one_time(backend: Backend) {
 
     let (_, other) = new_registration("user-2", now, 600);
     regs.create(&other).await.unwrap();
-    let r = done(regs.finish(&other.id, &rejected(), now).await.unwrap());
+    let r = done(
+        regs.finish(&other.id, &rejected(&other.user_id), now)
+            .await
+            .unwrap(),
+    );
     assert_eq!(r.status, RegistrationStatus::Rejected);
     assert_eq!(r.completed_at, Some(now));
 
     assert_eq!(
-        regs.finish(&RegistrationId::generate(), &completed(), now)
+        regs.finish(&RegistrationId::generate(), &completed(&new.user_id), now)
             .await
             .unwrap(),
         Transition::Refused(None)
@@ -210,7 +220,9 @@ pub async fn expired_token_cannot_finish_and_is_marked_expired(backend: Backend)
         Transition::Refused(Some(pending.clone()))
     );
     assert_eq!(
-        regs.finish(&new.id, &completed(), expiry).await.unwrap(),
+        regs.finish(&new.id, &completed(&new.user_id), expiry)
+            .await
+            .unwrap(),
         Transition::Refused(Some(pending.clone()))
     );
     assert_eq!(
@@ -234,7 +246,7 @@ pub async fn expired_token_cannot_finish_and_is_marked_expired(backend: Backend)
     let (_, b) = new_registration("user-b", now, 10);
     regs.create(&b).await.unwrap();
     let r = done(
-        regs.finish(&b.id, &completed(), now.plus_secs(9))
+        regs.finish(&b.id, &completed(&b.user_id), now.plus_secs(9))
             .await
             .unwrap(),
     );
@@ -257,7 +269,11 @@ pub async fn concurrent_finishers_one_winner(backend: Backend) {
             } else {
                 second.clone()
             };
-            let finish = if i % 4 < 2 { completed() } else { rejected() };
+            let finish = if i % 4 < 2 {
+                completed(&new.user_id)
+            } else {
+                rejected(&new.user_id)
+            };
             let id = id.clone();
             tasks.push(tokio::spawn(
                 async move { port.finish(&id, &finish, now).await },
@@ -375,7 +391,11 @@ pub async fn retention_boundary_and_purge(backend: Backend) {
     let (keep_token, keep) = new_registration("user-2", now, 6000);
     regs.create(&keep).await.unwrap();
     // A finished record is kept just as long.
-    done(regs.finish(&new.id, &completed(), now).await.unwrap());
+    done(
+        regs.finish(&new.id, &completed(&new.user_id), now)
+            .await
+            .unwrap(),
+    );
     let end = new.retain_until();
     assert_eq!(end, now.plus_secs(600 + RETENTION_SECS));
     let before_end = UnixTime(end.secs() - 1);
@@ -435,6 +455,7 @@ pub async fn seed_is_stored_sealed_for_its_owner(backend: Backend) {
         .await
         .unwrap();
     let finish = Finish {
+        owner: new.user_id.clone(),
         status: FinalStatus::Completed,
         seed_id: Some("seed-42".into()),
         sealed_seed: SealedSeed::from_record(sealed),
