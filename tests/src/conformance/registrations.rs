@@ -529,7 +529,11 @@ async fn finished(
 ) -> NewRegistration {
     let (_, new) = new_registration(user, now, 600);
     regs.create(&new).await.unwrap();
-    done(regs.finish(&new.id, &finish(&new.user_id), now).await.unwrap());
+    done(
+        regs.finish(&new.id, &finish(&new.user_id), now)
+            .await
+            .unwrap(),
+    );
     new
 }
 
@@ -560,11 +564,11 @@ pub async fn totp_target_is_the_latest_or_the_named_completed_seed(backend: Back
     let at = now.plus_secs(5);
     let current = regs.totp_target(&alice, None, at).await.unwrap();
     let seed = current.seed.expect("the latest seed");
-    assert_eq!((seed.id, seed.sealed_seed), (second.id.clone(), fake_seed(2)));
-    let named = regs
-        .totp_target(&alice, Some(&first.id), at)
-        .await
-        .unwrap();
+    assert_eq!(
+        (seed.id, seed.sealed_seed),
+        (second.id.clone(), fake_seed(2))
+    );
+    let named = regs.totp_target(&alice, Some(&first.id), at).await.unwrap();
     assert_eq!(named.seed.map(|s| s.id), Some(first.id.clone()));
     for other in [&seedless.id, &rejected_one.id, &pending.id, &bobs.id] {
         let target = regs.totp_target(&alice, Some(other), at).await.unwrap();
@@ -595,7 +599,11 @@ pub async fn totp_step_is_accepted_once(backend: Backend) {
         let regs = regs.clone();
         let carol = carol.clone();
         let id = reg.id.clone();
-        async move { regs.totp_accept(&carol, &id, step, LOCKOUT, now).await.unwrap() }
+        async move {
+            regs.totp_accept(&carol, &id, step, LOCKOUT, now)
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(accept(1000).await, TotpAccept::Accepted);
     assert_eq!(accept(1000).await, TotpAccept::StepUsed);
@@ -723,7 +731,11 @@ pub async fn totp_failures_lock_and_reset(backend: Backend) {
     let frank = UserId::parse("totp-frank").unwrap();
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let port = if i % 2 == 0 { regs.clone() } else { other.clone() };
+        let port = if i % 2 == 0 {
+            regs.clone()
+        } else {
+            other.clone()
+        };
         let frank = frank.clone();
         tasks.push(tokio::spawn(async move {
             port.totp_fail(&frank, TotpFailures::default(), LOCKOUT, t)
