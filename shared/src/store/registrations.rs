@@ -408,6 +408,36 @@ mod tests {
     }
 
     #[test]
+    fn failures_lock_until_their_window_ends() {
+        let lockout = TotpLockout {
+            max_failures: 3,
+            window_secs: 100,
+        };
+        let t = UnixTime(1_000);
+        let two = TotpFailures {
+            count: 2,
+            since: Some(t),
+        };
+        assert_eq!(two.locked_until(lockout, t.plus_secs(10)), None);
+        let three = TotpFailures { count: 3, ..two };
+        assert_eq!(
+            three.locked_until(lockout, t.plus_secs(99)),
+            Some(t.plus_secs(100))
+        );
+        assert_eq!(three.locked_until(lockout, t.plus_secs(100)), None);
+        assert_eq!(
+            three.current(lockout, t.plus_secs(100)),
+            TotpFailures::default()
+        );
+        assert_eq!(three.current(lockout, t.plus_secs(99)), three);
+        assert_eq!(
+            TotpFailures::default().locked_until(lockout, t),
+            None,
+            "no failures, no lock"
+        );
+    }
+
+    #[test]
     fn sealed_seed_debug_is_opaque() {
         let seed = SealedSeed {
             wrapped_key: vec![1, 2, 3],
