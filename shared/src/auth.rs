@@ -26,6 +26,10 @@ pub const DEFAULT_ADMIN_ROLE: &str = "tglink:admin";
 /// string).
 pub const DEFAULT_ROLES_CLAIM: &str = "roles";
 
+/// Default `APP_JWT_SERVICE_ROLE`: the role of a host application's backend, which may name the
+/// user a call is about (`POST /api/auth/2fa/verify`). Namespaced like the admin role.
+pub const DEFAULT_SERVICE_ROLE: &str = "tglink:service";
+
 /// A verified app user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppUser {
@@ -85,6 +89,7 @@ pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
     admin_role: String,
+    service_role: String,
     roles_claim: String,
 }
 
@@ -108,6 +113,7 @@ impl JwtVerifier {
             key,
             validation,
             admin_role: config.admin_role.clone(),
+            service_role: config.service_role.clone(),
             roles_claim: config.roles_claim.clone(),
         })
     }
@@ -157,6 +163,12 @@ impl JwtVerifier {
             ));
         }
         self.verify(token)
+    }
+
+    /// Whether `user`'s roles hold `APP_JWT_SERVICE_ROLE`: a host application's backend, which
+    /// may act for a user it names.
+    pub fn is_service(&self, user: &AppUser) -> bool {
+        user.roles.contains(&self.service_role)
     }
 
     /// Like [`authenticate`](Self::authenticate), and the user must hold the admin role
@@ -298,6 +310,30 @@ mod tests {
                 .unwrap()
                 .is_admin()
         );
+    }
+
+    /// `APP_JWT_SERVICE_ROLE` (default `tglink:service`) marks a host backend; it is not the
+    /// admin role, and a plain `service` role is not it.
+    #[test]
+    fn the_service_role_is_namespaced_and_configurable() {
+        let mut claims = DevClaims::new("backend", &config(), 300);
+        claims.roles = vec!["service".into(), "tglink:admin".into()];
+        let v = verifier();
+        assert!(!v.is_service(&v.verify(&sign_hs256(SECRET, &claims)).unwrap()));
+        claims.roles = vec![DEFAULT_SERVICE_ROLE.into()];
+        let backend = v.verify(&sign_hs256(SECRET, &claims)).unwrap();
+        assert!(v.is_service(&backend) && !backend.is_admin());
+        let env = crate::config::MapEnv::new()
+            .with("APP_JWT_SECRET", SECRET)
+            .with("APP_JWT_ISSUER", "https://app.example")
+            .with("APP_JWT_AUDIENCE", "tglink")
+            .with("APP_JWT_SERVICE_ROLE", " host-backend ");
+        let cfg = JwtConfig::from_env(&env).unwrap();
+        let custom = JwtVerifier::new(&cfg).unwrap();
+        claims.roles = vec!["host-backend".into()];
+        claims.iss = "https://app.example".into();
+        claims.aud = "tglink".into();
+        assert!(custom.is_service(&custom.verify(&sign_hs256(SECRET, &claims)).unwrap()));
     }
 
     /// `APP_JWT_ADMIN_ROLE` and `APP_JWT_ROLES_CLAIM` choose the role and the claim holding it.

@@ -295,6 +295,9 @@ pub struct JwtConfig {
     pub audience: String,
     /// `APP_JWT_ADMIN_ROLE`: the role granting the admin endpoints (default `tglink:admin`).
     pub admin_role: String,
+    /// `APP_JWT_SERVICE_ROLE`: the role of a host backend acting for a user it names (default
+    /// `tglink:service`).
+    pub service_role: String,
     /// `APP_JWT_ROLES_CLAIM`: the claim holding the roles (default `roles`).
     pub roles_claim: String,
 }
@@ -337,6 +340,10 @@ impl JwtConfig {
                 .var("APP_JWT_ADMIN_ROLE")
                 .map(|v| v.trim().to_owned())
                 .unwrap_or_else(|| crate::auth::DEFAULT_ADMIN_ROLE.to_owned()),
+            service_role: env
+                .var("APP_JWT_SERVICE_ROLE")
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|| crate::auth::DEFAULT_SERVICE_ROLE.to_owned()),
             roles_claim: env
                 .var("APP_JWT_ROLES_CLAIM")
                 .map(|v| v.trim().to_owned())

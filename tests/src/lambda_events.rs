@@ -38,6 +38,10 @@ use crate::aws_recorder::{AuthzRequest, AwsRecorder};
 pub const CONNECT_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_token_FROM_connect-link_000000";
 /// In `registration/post-auth-registration-callback.json`: the token from setup-2fa.
 pub const REGISTRATION_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_token_FROM_setup-2fa_000000000";
+/// In `registration/post-auth-2fa-verify.json`: the current TOTP code of [`DEV_TOTP_SEED`].
+pub const TOTP_CODE_PLACEHOLDER: &str = "REPLACE_WITH_CODE";
+/// The TOTP seed of `registration/post-auth-registration-callback.json`.
+pub const DEV_TOTP_SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 /// In `registration/get-auth-registration-registration_id.json`.
 pub const REGISTRATION_ID_PLACEHOLDER: &str = "0123456789abcdef0123456789abcdef";
 /// In `settings/delete-worker-tokens-id.json`.
@@ -515,7 +519,8 @@ pub async fn run_scenario(s: &mut Session<'_>) {
         .expect(200, "settings revoke all worker tokens");
     assert_eq!(revoked.json()["revoked"], 1, "{}", revoked.body);
 
-    // registration: setup, the provider's signed callback with a TOTP seed, the status read.
+    // registration: setup, the provider's signed callback with a TOTP seed, the status read,
+    // a code verified against the seed.
     let setup = s
         .call("registration", "post-auth-setup-2fa", |_| {})
         .await
@@ -540,6 +545,22 @@ pub async fn run_scenario(s: &mut Session<'_>) {
         .await
         .expect(200, "registration status");
     assert_eq!(read.json()["status"], "completed", "{}", read.body);
+    let code = registration::totp::parse_seed(DEV_TOTP_SEED)
+        .expect("the dev seed parses")
+        .generate(UnixTime::now().secs())
+        .to_string();
+    let verified = s
+        .call("registration", "post-auth-2fa-verify", |e| {
+            replace_all(e, TOTP_CODE_PLACEHOLDER, &code)
+        })
+        .await
+        .expect(200, "2FA code verification");
+    assert_eq!(
+        verified.json()["registration_id"],
+        id.as_str(),
+        "{}",
+        verified.body
+    );
 
     miniapp_scenario(s).await;
 }

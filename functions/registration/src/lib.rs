@@ -8,10 +8,20 @@
 //!   conditional write; a TOTP seed is sealed for the owner before it is written.
 //! - `GET /api/auth/registration/{registration_id}` (the owner's JWT): status and timestamps,
 //!   never the token or the seed.
+//! - `POST /api/auth/2fa/verify` (the user's JWT, or a host backend's with
+//!   `APP_JWT_SERVICE_ROLE` naming `user_id`): checks a TOTP code against the sealed seed of the
+//!   user's most recent completed registration (or the one named), see [`totp`]. The seed is
+//!   opened only here (one KMS `Decrypt`) and never leaves; a code is accepted once (a
+//!   conditional write of its time step); `TOTP_MAX_FAILURES` failures within
+//!   `TOTP_LOCKOUT_SEC` lock the user's verification until that window ends. It lives here, not
+//!   in a function of its own: it reads the registration records this function owns and opens
+//!   the seed under the seal purpose (`registration`) this function already seals it with, so a
+//!   separate role would hold the same grants plus `kms:Decrypt`.
 //!
 //! Records stay for [`RETENTION_SECS`] after the token's expiry as an audit trail.
 
 pub mod signature;
+pub mod totp;
 
 use std::sync::Arc;
 
@@ -20,8 +30,9 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use tglink_shared::{
     auth::{AppUser, JwtVerifier},
-    config::{required, ttl_secs_or},
+    config::{ConfigError, positive_or, required, ttl_secs_or},
     http::{Problem, body_bytes, json, parse_json},
+    ids::UserId,
     routes::{Endpoint, Operation, PathParam, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
     seal::{SealError, Sealer},
@@ -30,7 +41,8 @@ use tglink_shared::{
         StoreError,
         registrations::{
             FinalStatus, Finish, NewRegistration, RegistrationId, RegistrationRecord,
-            RegistrationStatus, Registrations, SEED_ATTRIBUTE, SealedSeed, Transition, seed_scope,
+            RegistrationStatus, Registrations, SEED_ATTRIBUTE, SealedSeed, TotpAccept, TotpLockout,
+            Transition, seed_scope,
         },
     },
     time::{Clock, UnixTime},
@@ -44,12 +56,14 @@ use crate::signature::{CallbackSecret, SignatureError};
 pub const SETUP: Route = Route::new("POST", "/api/auth/setup-2fa");
 pub const CALLBACK: Route = Route::new("POST", "/api/auth/registration/callback");
 pub const STATUS: Route = Route::new("GET", "/api/auth/registration/{registration_id}");
+pub const VERIFY: Route = Route::new("POST", "/api/auth/2fa/verify");
 
 /// What `registration` does: one operation per route, its path parameter typed.
 enum RegistrationOp {
     Setup,
     Callback,
     Status(PathParam<RegistrationId>),
+    Verify,
 }
 
 impl Operation for RegistrationOp {
@@ -57,6 +71,7 @@ impl Operation for RegistrationOp {
         Endpoint::new(SETUP, |_| Self::Setup),
         Endpoint::new(CALLBACK, |_| Self::Callback),
         Endpoint::new(STATUS, |p| Self::Status(p.get("registration_id"))),
+        Endpoint::new(VERIFY, |_| Self::Verify),
     ];
 }
 
@@ -72,12 +87,35 @@ pub const EMAIL_MAX_LEN: usize = 254;
 pub const SEED_ID_MAX_CHARS: usize = 256;
 pub const TOTP_SEED_MAX_LEN: usize = 1024;
 
+/// Defaults of `TOTP_MAX_FAILURES` and `TOTP_LOCKOUT_SEC`.
+pub const DEFAULT_TOTP_MAX_FAILURES: u64 = 5;
+pub const DEFAULT_TOTP_LOCKOUT_SECS: u64 = 900;
+/// The most `TOTP_MAX_FAILURES` may be.
+pub const TOTP_MAX_FAILURES_LIMIT: u64 = 100;
+
+/// `TOTP_MAX_FAILURES` (1–100, default 5) and `TOTP_LOCKOUT_SEC` (default 900).
+pub fn totp_lockout(env: &dyn tglink_shared::config::Env) -> Result<TotpLockout, StartupError> {
+    let max = positive_or(env, "TOTP_MAX_FAILURES", DEFAULT_TOTP_MAX_FAILURES)?;
+    if max > TOTP_MAX_FAILURES_LIMIT {
+        return Err(ConfigError::new(
+            "TOTP_MAX_FAILURES",
+            format_args!("must be at most {TOTP_MAX_FAILURES_LIMIT}"),
+        )
+        .into());
+    }
+    Ok(TotpLockout {
+        max_failures: max as u32,
+        window_secs: positive_or(env, "TOTP_LOCKOUT_SEC", DEFAULT_TOTP_LOCKOUT_SECS)?,
+    })
+}
+
 pub struct Registration {
     pub auth: JwtVerifier,
     pub registrations: Arc<dyn Registrations>,
     pub sealer: Sealer,
     pub secret: CallbackSecret,
     pub ttl_secs: u64,
+    pub lockout: TotpLockout,
     pub clock: Clock,
 }
 
@@ -101,6 +139,7 @@ impl Function for Registration {
             sealer: startup.sealer().await?,
             secret,
             ttl_secs,
+            lockout: totp_lockout(env)?,
             clock: Clock::system(),
         })
     }
@@ -119,6 +158,7 @@ pub async fn handle(deps: &Registration, req: Request) -> Response<Body> {
         RegistrationOp::Setup => setup(deps, &req).await,
         RegistrationOp::Callback => callback(deps, &req).await,
         RegistrationOp::Status(id) => status(deps, &req, id).await,
+        RegistrationOp::Verify => verify(deps, &req).await,
     })
     .await
 }
@@ -152,6 +192,8 @@ pub enum CallbackError {
     SeedId,
     #[error("totp_seed must be 1-{TOTP_SEED_MAX_LEN} bytes")]
     TotpSeed,
+    #[error(transparent)]
+    TotpSeedInvalid(#[from] totp::SeedError),
     #[error("seed_id and totp_seed are accepted only with status completed")]
     SeedNotAllowed,
     #[error("no registration has this token")]
@@ -202,7 +244,9 @@ impl From<CallbackError> for Problem {
             }
             CallbackError::TokenMalformed => Problem::bad_request("token_malformed", detail),
             CallbackError::SeedId => Problem::bad_request("seed_id_invalid", detail),
-            CallbackError::TotpSeed => Problem::bad_request("totp_seed_invalid", detail),
+            CallbackError::TotpSeed | CallbackError::TotpSeedInvalid(_) => {
+                Problem::bad_request("totp_seed_invalid", detail)
+            }
             CallbackError::SeedNotAllowed => Problem::bad_request("seed_not_allowed", detail),
             CallbackError::NotFound => {
                 Problem::new(StatusCode::NOT_FOUND, "registration_not_found", "Not found")
@@ -460,10 +504,12 @@ pub async fn deliver(
             return Err(CallbackError::SeedId);
         }
     }
-    if let Some(seed) = &request.totp_seed
-        && !(1..=TOTP_SEED_MAX_LEN).contains(&seed.expose().len())
-    {
-        return Err(CallbackError::TotpSeed);
+    if let Some(seed) = &request.totp_seed {
+        if !(1..=TOTP_SEED_MAX_LEN).contains(&seed.expose().len()) {
+            return Err(CallbackError::TotpSeed);
+        }
+        // A seed that cannot verify a code is refused now, not at the user's first sign-in.
+        totp::parse_seed(seed.expose())?;
     }
 
     let current = deps
@@ -490,6 +536,7 @@ pub async fn deliver(
         None => None,
     };
     let finish = Finish {
+        owner: current.user_id.clone(),
         status,
         seed_id: request.seed_id,
         sealed_seed,
@@ -609,6 +656,178 @@ async fn read_own(
         .filter(|r| r.user_id == user.user_id)
         .ok_or(StatusError::NotFound)?;
     Ok(RegistrationView::of(record, now))
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /api/auth/2fa/verify
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("a service-role token must name the user_id whose code this is")]
+    UserIdRequired,
+    #[error("user_id is not a valid user id")]
+    UserIdInvalid,
+    #[error("only a service-role token may name another user_id")]
+    UserIdNotAllowed,
+    #[error("the user has no completed registration with a TOTP seed (or not the one named)")]
+    NotEnrolled,
+    #[error("the code is not valid")]
+    Invalid,
+    #[error("the code was already used")]
+    Replayed,
+    #[error("too many failed codes: verification is locked for {retry_after} s")]
+    Locked { retry_after: u64 },
+    #[error("the stored TOTP seed cannot be used")]
+    SeedUnusable,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+impl From<VerifyError> for Problem {
+    fn from(err: VerifyError) -> Self {
+        let detail = err.to_string();
+        match err {
+            VerifyError::UserIdRequired => Problem::bad_request("user_id_required", detail),
+            VerifyError::UserIdInvalid => Problem::bad_request("user_id_invalid", detail),
+            VerifyError::UserIdNotAllowed => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").detail(detail)
+            }
+            VerifyError::NotEnrolled => {
+                Problem::new(StatusCode::NOT_FOUND, "totp_not_enrolled", "Not found").detail(detail)
+            }
+            VerifyError::Invalid => {
+                Problem::new(StatusCode::UNAUTHORIZED, "totp_invalid", "Unauthorized")
+                    .detail(detail)
+            }
+            VerifyError::Replayed => {
+                Problem::new(StatusCode::UNAUTHORIZED, "totp_replayed", "Unauthorized")
+                    .detail(detail)
+            }
+            VerifyError::Locked { retry_after } => {
+                let mut problem = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "totp_locked",
+                    "Too many requests",
+                )
+                .detail(detail);
+                problem.retry_after = Some(u32::try_from(retry_after.max(1)).unwrap_or(u32::MAX));
+                problem
+            }
+            VerifyError::SeedUnusable => Problem::internal()
+                .cause("a stored TOTP seed does not parse (sealed before seeds were checked)"),
+            VerifyError::Store(e) => e.into(),
+            VerifyError::Seal(e) => e.into(),
+        }
+    }
+}
+
+/// The verification request. `user_id` only with the service role; `registration_id` to
+/// check against that registration instead of the most recent one.
+#[derive(Deserialize, Debug)]
+pub struct VerifyRequest {
+    pub code: SecretString,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub registration_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Verified {
+    pub valid: bool,
+    pub registration_id: String,
+    /// The accepted time step (Unix time / period).
+    pub step: u64,
+}
+
+async fn verify(deps: &Registration, req: &Request) -> Result<Response<Body>, Problem> {
+    let caller = deps.auth.authenticate(req)?;
+    let request = parse_json::<VerifyRequest>(req)?;
+    let now = deps.clock.now();
+    let user = verified_user(deps, &caller, request.user_id.as_deref())?;
+    let verified = check_code(deps, &user, request, now).await?;
+    tracing::info!(
+        user_id = %user,
+        registration_id = %verified.registration_id,
+        step = verified.step,
+        "totp code accepted"
+    );
+    Ok(json(StatusCode::OK, &verified))
+}
+
+/// Whose code this is: the caller's own, or (service role only) the user the body names.
+fn verified_user(
+    deps: &Registration,
+    caller: &AppUser,
+    named: Option<&str>,
+) -> Result<UserId, VerifyError> {
+    match (deps.auth.is_service(caller), named) {
+        (true, Some(raw)) => UserId::parse(raw).map_err(|_| VerifyError::UserIdInvalid),
+        (true, None) => Err(VerifyError::UserIdRequired),
+        (false, None) => Ok(caller.user_id.clone()),
+        (false, Some(raw)) if raw == caller.user_id.as_str() => Ok(caller.user_id.clone()),
+        (false, Some(_)) => Err(VerifyError::UserIdNotAllowed),
+    }
+}
+
+/// One read (the seed's registration and the user's failures), one KMS `Decrypt` (the seed),
+/// one conditional write (the accepted step, or the failure).
+pub async fn check_code(
+    deps: &Registration,
+    user: &UserId,
+    request: VerifyRequest,
+    now: UnixTime,
+) -> Result<Verified, VerifyError> {
+    let named = match request.registration_id.as_deref() {
+        Some(raw) => Some(RegistrationId::parse(raw).ok_or(VerifyError::NotEnrolled)?),
+        None => None,
+    };
+    let target = deps
+        .registrations
+        .totp_target(user, named.as_ref(), now)
+        .await?;
+    if let Some(until) = target.failures.locked_until(deps.lockout, now) {
+        return Err(VerifyError::Locked {
+            retry_after: until.secs().saturating_sub(now.secs()),
+        });
+    }
+    let seed = target.seed.ok_or(VerifyError::NotEnrolled)?;
+    let opened = deps
+        .sealer
+        .open(&seed_scope(user, &seed.id), &seed.sealed_seed.to_record())
+        .await?;
+    let step = {
+        let raw = opened
+            .get(SEED_ATTRIBUTE)
+            .ok_or(VerifyError::SeedUnusable)?;
+        let text = std::str::from_utf8(raw.expose()).map_err(|_| VerifyError::SeedUnusable)?;
+        let generator = totp::parse_seed(text).map_err(|_| VerifyError::SeedUnusable)?;
+        totp::matching_step(&generator, request.code.expose(), now.secs())
+    };
+    drop(opened);
+    let Some(step) = step else {
+        deps.registrations
+            .totp_fail(user, target.failures, deps.lockout, now)
+            .await?;
+        return Err(VerifyError::Invalid);
+    };
+    match deps
+        .registrations
+        .totp_accept(user, &seed.id, step, deps.lockout, now)
+        .await?
+    {
+        TotpAccept::Accepted => Ok(Verified {
+            valid: true,
+            registration_id: seed.id.to_string(),
+            step,
+        }),
+        TotpAccept::StepUsed => Err(VerifyError::Replayed),
+        TotpAccept::Locked => Err(VerifyError::Locked {
+            retry_after: deps.lockout.window_secs,
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,12 @@
 //! by-id item's state, so each transition (pending → completed/rejected, pending → expired) is
 //! ONE conditional write and a status read sees it immediately.
 //!
+//! TOTP verification (`POST /api/auth/2fa/verify`) adds one item per user,
+//! `TOTP#<user id>` / `TOTP`: the user's most recent completed registration that carries a seed
+//! (its id and a copy of its sealed seed, written by the completing callback's own transaction)
+//! and the user's failed-verification count. The last accepted time step of a registration is
+//! on its by-id item (`last_step`), written by a conditional write, so a code is accepted once.
+//!
 //! Two clocks: `token_expires_at` is when the token stops being accepted; `retain_until`
 //! (= `token_expires_at` + [`RETENTION_SECS`], the table's TTL attribute `expires_at`) is when
 //! the record, finished or not, disappears. Until then it is the audit trail.
@@ -37,6 +43,11 @@ pub const SEED_PURPOSE: &str = "registration";
 
 /// Name of the sealed attribute holding the TOTP seed.
 pub const SEED_ATTRIBUTE: &str = "totp_seed";
+
+/// How long a registration completed with a TOTP seed stays: it is the verifier's record for
+/// the user's codes, so it outlives the audit retention of the others (ten years, the longest
+/// time a setting may name).
+pub const COMPLETED_RETENTION_SECS: u64 = 10 * 365 * 24 * 60 * 60;
 
 /// The non-secret id of a registration: 16 random bytes, 32 lowercase hex characters.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -216,6 +227,8 @@ impl RegistrationRecord {
 /// What a provider's callback writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finish {
+    /// The registration's owner (the write is refused if it is not).
+    pub owner: UserId,
     pub status: FinalStatus,
     pub seed_id: Option<String>,
     pub sealed_seed: Option<SealedSeed>,
@@ -229,6 +242,70 @@ pub enum Transition {
     /// The condition did not hold and nothing was written; the record as it is (`None`: no
     /// such registration, or past its retention).
     Refused(Option<RegistrationRecord>),
+}
+
+/// When repeated TOTP failures lock a user's verification: `max_failures` failures within
+/// `window_secs` of the first of them lock it until that window ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TotpLockout {
+    pub max_failures: u32,
+    pub window_secs: u64,
+}
+
+/// A user's failed TOTP verifications: `count` since `since` (the first failure of the window).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TotpFailures {
+    pub count: u32,
+    pub since: Option<UnixTime>,
+}
+
+impl TotpFailures {
+    /// The failures that still count at `now`: none once the window has ended.
+    pub fn current(self, lockout: TotpLockout, now: UnixTime) -> Self {
+        match self.since {
+            Some(since) if since.plus_secs(lockout.window_secs) > now => self,
+            _ => Self::default(),
+        }
+    }
+
+    /// When the lock ends, if the user's verification is locked at `now`.
+    pub fn locked_until(self, lockout: TotpLockout, now: UnixTime) -> Option<UnixTime> {
+        let current = self.current(lockout, now);
+        match current.since {
+            Some(since) if current.count >= lockout.max_failures => {
+                Some(since.plus_secs(lockout.window_secs))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The registration whose seed checks a code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TotpSeed {
+    pub id: RegistrationId,
+    pub sealed_seed: SealedSeed,
+}
+
+/// What one TOTP verification reads (one store call): the seed to check the code with (`None`:
+/// the user has no completed registration with a seed, or not the one named) and the user's
+/// failures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TotpTarget {
+    pub seed: Option<TotpSeed>,
+    pub failures: TotpFailures,
+}
+
+/// The outcome of accepting a code's time step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TotpAccept {
+    /// This call recorded the step (and reset the user's failures).
+    Accepted,
+    /// The step is not later than the last accepted one (a code is accepted once), or the
+    /// registration can no longer verify. Nothing was written.
+    StepUsed,
+    /// The user's verification is locked. Nothing was written.
+    Locked,
 }
 
 #[async_trait]
@@ -265,6 +342,41 @@ pub trait Registrations: Send + Sync {
     /// pending → expired, by one conditional write that requires status `pending` and
     /// `token_expires_at <= now`.
     async fn expire(&self, id: &RegistrationId, now: UnixTime) -> Result<Transition, StoreError>;
+
+    /// What a TOTP verification of `user` reads, in one call: the seed of the registration
+    /// `id` (when named; it must be `user`'s, completed, with a seed, within its retention),
+    /// else of `user`'s most recent registration completed with a seed; and `user`'s failures.
+    async fn totp_target(
+        &self,
+        user: &UserId,
+        id: Option<&RegistrationId>,
+        now: UnixTime,
+    ) -> Result<TotpTarget, StoreError>;
+
+    /// Accepts time step `step` of registration `id` for `user`, by one conditional write:
+    /// only if `step` is later than the registration's last accepted step, the registration is
+    /// `user`'s, completed and within its retention, and the user is not locked; it records the
+    /// step and resets the user's failures. Of any number of concurrent callers with one step,
+    /// at most one gets [`TotpAccept::Accepted`].
+    async fn totp_accept(
+        &self,
+        user: &UserId,
+        id: &RegistrationId,
+        step: u64,
+        lockout: TotpLockout,
+        now: UnixTime,
+    ) -> Result<TotpAccept, StoreError>;
+
+    /// Counts one failed verification of `user` (a new window when the last one has ended),
+    /// by one atomic write as a rule (`seen` is what [`totp_target`](Self::totp_target) read);
+    /// returns the failures as they are now.
+    async fn totp_fail(
+        &self,
+        user: &UserId,
+        seen: TotpFailures,
+        lockout: TotpLockout,
+        now: UnixTime,
+    ) -> Result<TotpFailures, StoreError>;
 }
 
 #[cfg(test)]
@@ -293,6 +405,36 @@ mod tests {
             assert_eq!(RegistrationStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(RegistrationStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn failures_lock_until_their_window_ends() {
+        let lockout = TotpLockout {
+            max_failures: 3,
+            window_secs: 100,
+        };
+        let t = UnixTime(1_000);
+        let two = TotpFailures {
+            count: 2,
+            since: Some(t),
+        };
+        assert_eq!(two.locked_until(lockout, t.plus_secs(10)), None);
+        let three = TotpFailures { count: 3, ..two };
+        assert_eq!(
+            three.locked_until(lockout, t.plus_secs(99)),
+            Some(t.plus_secs(100))
+        );
+        assert_eq!(three.locked_until(lockout, t.plus_secs(100)), None);
+        assert_eq!(
+            three.current(lockout, t.plus_secs(100)),
+            TotpFailures::default()
+        );
+        assert_eq!(three.current(lockout, t.plus_secs(99)), three);
+        assert_eq!(
+            TotpFailures::default().locked_until(lockout, t),
+            None,
+            "no failures, no lock"
+        );
     }
 
     #[test]

@@ -36,16 +36,18 @@ fn new_registration(user: &str, now: UnixTime, ttl: u64) -> (OneTimeToken, NewRe
     (token, registration)
 }
 
-fn completed() -> Finish {
+fn completed(owner: &UserId) -> Finish {
     Finish {
+        owner: owner.clone(),
         status: FinalStatus::Completed,
         seed_id: Some("seed-1".into()),
         sealed_seed: None,
     }
 }
 
-fn rejected() -> Finish {
+fn rejected(owner: &UserId) -> Finish {
     Finish {
+        owner: owner.clone(),
         status: FinalStatus::Rejected,
         seed_id: None,
         sealed_seed: None,
@@ -155,7 +157,11 @@ pub async fn finish_is_one_time(backend: Backend) {
     regs.create(&new).await.unwrap();
 
     let later = now.plus_secs(5);
-    let record = done(regs.finish(&new.id, &completed(), later).await.unwrap());
+    let record = done(
+        regs.finish(&new.id, &completed(&new.user_id), later)
+            .await
+            .unwrap(),
+    );
     assert_eq!(record.status, RegistrationStatus::Completed);
     assert_eq!(record.completed_at, Some(later));
     assert_eq!(record.seed_id.as_deref(), Some("seed-1"));
@@ -165,7 +171,7 @@ pub async fn finish_is_one_time(backend: Backend) {
     );
 
     // A second callback, of either kind, is refused and changes nothing.
-    for second in [rejected(), completed()] {
+    for second in [rejected(&new.user_id), completed(&new.user_id)] {
         assert_eq!(
             regs.finish(&new.id, &second, later.plus_secs(1))
                 .await
@@ -181,12 +187,16 @@ pub async fn finish_is_one_time(backend: Backend) {
 
     let (_, other) = new_registration("user-2", now, 600);
     regs.create(&other).await.unwrap();
-    let r = done(regs.finish(&other.id, &rejected(), now).await.unwrap());
+    let r = done(
+        regs.finish(&other.id, &rejected(&other.user_id), now)
+            .await
+            .unwrap(),
+    );
     assert_eq!(r.status, RegistrationStatus::Rejected);
     assert_eq!(r.completed_at, Some(now));
 
     assert_eq!(
-        regs.finish(&RegistrationId::generate(), &completed(), now)
+        regs.finish(&RegistrationId::generate(), &completed(&new.user_id), now)
             .await
             .unwrap(),
         Transition::Refused(None)
@@ -210,7 +220,9 @@ pub async fn expired_token_cannot_finish_and_is_marked_expired(backend: Backend)
         Transition::Refused(Some(pending.clone()))
     );
     assert_eq!(
-        regs.finish(&new.id, &completed(), expiry).await.unwrap(),
+        regs.finish(&new.id, &completed(&new.user_id), expiry)
+            .await
+            .unwrap(),
         Transition::Refused(Some(pending.clone()))
     );
     assert_eq!(
@@ -234,7 +246,7 @@ pub async fn expired_token_cannot_finish_and_is_marked_expired(backend: Backend)
     let (_, b) = new_registration("user-b", now, 10);
     regs.create(&b).await.unwrap();
     let r = done(
-        regs.finish(&b.id, &completed(), now.plus_secs(9))
+        regs.finish(&b.id, &completed(&b.user_id), now.plus_secs(9))
             .await
             .unwrap(),
     );
@@ -257,7 +269,11 @@ pub async fn concurrent_finishers_one_winner(backend: Backend) {
             } else {
                 second.clone()
             };
-            let finish = if i % 4 < 2 { completed() } else { rejected() };
+            let finish = if i % 4 < 2 {
+                completed(&new.user_id)
+            } else {
+                rejected(&new.user_id)
+            };
             let id = id.clone();
             tasks.push(tokio::spawn(
                 async move { port.finish(&id, &finish, now).await },
@@ -375,7 +391,11 @@ pub async fn retention_boundary_and_purge(backend: Backend) {
     let (keep_token, keep) = new_registration("user-2", now, 6000);
     regs.create(&keep).await.unwrap();
     // A finished record is kept just as long.
-    done(regs.finish(&new.id, &completed(), now).await.unwrap());
+    done(
+        regs.finish(&new.id, &completed(&new.user_id), now)
+            .await
+            .unwrap(),
+    );
     let end = new.retain_until();
     assert_eq!(end, now.plus_secs(600 + RETENTION_SECS));
     let before_end = UnixTime(end.secs() - 1);
@@ -435,6 +455,7 @@ pub async fn seed_is_stored_sealed_for_its_owner(backend: Backend) {
         .await
         .unwrap();
     let finish = Finish {
+        owner: new.user_id.clone(),
         status: FinalStatus::Completed,
         seed_id: Some("seed-42".into()),
         sealed_seed: SealedSeed::from_record(sealed),
@@ -476,4 +497,254 @@ pub async fn seed_is_stored_sealed_for_its_owner(backend: Backend) {
             .await
             .is_err()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// TOTP verification state.
+
+use tglink_shared::store::registrations::{TotpAccept, TotpFailures, TotpLockout};
+
+fn fake_seed(tag: u8) -> SealedSeed {
+    SealedSeed {
+        wrapped_key: vec![tag; 8],
+        sealed: vec![tag; 16],
+    }
+}
+
+fn with_seed(owner: &UserId, tag: u8) -> Finish {
+    Finish {
+        owner: owner.clone(),
+        status: FinalStatus::Completed,
+        seed_id: None,
+        sealed_seed: Some(fake_seed(tag)),
+    }
+}
+
+/// A registration of `user` created at `now` and finished with `finish(owner)`.
+async fn finished(
+    regs: &Arc<dyn Registrations>,
+    user: &str,
+    now: UnixTime,
+    finish: impl Fn(&UserId) -> Finish,
+) -> NewRegistration {
+    let (_, new) = new_registration(user, now, 600);
+    regs.create(&new).await.unwrap();
+    done(
+        regs.finish(&new.id, &finish(&new.user_id), now)
+            .await
+            .unwrap(),
+    );
+    new
+}
+
+const LOCKOUT: TotpLockout = TotpLockout {
+    max_failures: 3,
+    window_secs: 100,
+};
+
+/// The most recent registration completed with a seed is the user's; a named one is used when
+/// it is the user's, completed, with a seed; rejected, pending, seedless or another user's
+/// registrations never are. A completed registration with a seed outlives the audit retention.
+pub async fn totp_target_is_the_latest_or_the_named_completed_seed(backend: Backend) {
+    let fx = backend.store().await;
+    let regs = fx.store.registrations();
+    let now = UnixTime::now();
+    let alice = UserId::parse("totp-alice").unwrap();
+    let none = regs.totp_target(&alice, None, now).await.unwrap();
+    assert_eq!((none.seed, none.failures), (None, TotpFailures::default()));
+
+    let first = finished(&regs, "totp-alice", now, |o| with_seed(o, 1)).await;
+    let second = finished(&regs, "totp-alice", now.plus_secs(1), |o| with_seed(o, 2)).await;
+    let seedless = finished(&regs, "totp-alice", now.plus_secs(2), completed).await;
+    let rejected_one = finished(&regs, "totp-alice", now.plus_secs(3), rejected).await;
+    let (_, pending) = new_registration("totp-alice", now, 600);
+    regs.create(&pending).await.unwrap();
+    let bobs = finished(&regs, "totp-bob", now, |o| with_seed(o, 3)).await;
+
+    let at = now.plus_secs(5);
+    let current = regs.totp_target(&alice, None, at).await.unwrap();
+    let seed = current.seed.expect("the latest seed");
+    assert_eq!(
+        (seed.id, seed.sealed_seed),
+        (second.id.clone(), fake_seed(2))
+    );
+    let named = regs.totp_target(&alice, Some(&first.id), at).await.unwrap();
+    assert_eq!(named.seed.map(|s| s.id), Some(first.id.clone()));
+    for other in [&seedless.id, &rejected_one.id, &pending.id, &bobs.id] {
+        let target = regs.totp_target(&alice, Some(other), at).await.unwrap();
+        assert_eq!(target.seed, None, "{other}");
+    }
+    // Kept long after the audit retention of other registrations ends.
+    let later = now.plus_secs(3600 + RETENTION_SECS);
+    assert!(regs.get(&rejected_one.id, later).await.unwrap().is_none());
+    let kept = regs.totp_target(&alice, None, later).await.unwrap();
+    assert_eq!(kept.seed.map(|s| s.id), Some(second.id.clone()));
+    assert_eq!(
+        regs.totp_accept(&alice, &second.id, 1, LOCKOUT, later)
+            .await
+            .unwrap(),
+        TotpAccept::Accepted
+    );
+}
+
+/// A step is accepted once, and only a later one after it; never for another user, a
+/// rejected or a pending registration.
+pub async fn totp_step_is_accepted_once(backend: Backend) {
+    let fx = backend.store().await;
+    let regs = fx.store.registrations();
+    let now = UnixTime::now();
+    let reg = finished(&regs, "totp-carol", now, |o| with_seed(o, 4)).await;
+    let carol = reg.user_id.clone();
+    let accept = |step: u64| {
+        let regs = regs.clone();
+        let carol = carol.clone();
+        let id = reg.id.clone();
+        async move {
+            regs.totp_accept(&carol, &id, step, LOCKOUT, now)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(accept(1000).await, TotpAccept::Accepted);
+    assert_eq!(accept(1000).await, TotpAccept::StepUsed);
+    assert_eq!(accept(999).await, TotpAccept::StepUsed);
+    assert_eq!(accept(1001).await, TotpAccept::Accepted);
+    // Seen by another client at once.
+    let other = fx.second_client().await.registrations();
+    assert_eq!(
+        other
+            .totp_accept(&carol, &reg.id, 1001, LOCKOUT, now)
+            .await
+            .unwrap(),
+        TotpAccept::StepUsed
+    );
+    let dave = UserId::parse("totp-dave").unwrap();
+    assert_eq!(
+        regs.totp_accept(&dave, &reg.id, 2000, LOCKOUT, now)
+            .await
+            .unwrap(),
+        TotpAccept::StepUsed
+    );
+    let refused = finished(&regs, "totp-carol", now, rejected).await;
+    let (_, pending) = new_registration("totp-carol", now, 600);
+    regs.create(&pending).await.unwrap();
+    for id in [&refused.id, &pending.id, &RegistrationId::generate()] {
+        assert_eq!(
+            regs.totp_accept(&carol, id, 3000, LOCKOUT, now)
+                .await
+                .unwrap(),
+            TotpAccept::StepUsed,
+            "{id}"
+        );
+    }
+}
+
+/// 16 concurrent acceptances of one step, over two clients: exactly one is accepted.
+pub async fn totp_concurrent_accepts_one_winner(backend: Backend) {
+    let fx = backend.store().await;
+    let first = fx.store.registrations();
+    let second = fx.second_client().await.registrations();
+    let now = UnixTime::now();
+    for round in 0..3u8 {
+        let reg = finished(&first, &format!("totp-race-{round}"), now, |o| {
+            with_seed(o, round)
+        })
+        .await;
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let port = if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let (user, id) = (reg.user_id.clone(), reg.id.clone());
+            tasks.push(tokio::spawn(async move {
+                port.totp_accept(&user, &id, 77, LOCKOUT, now).await
+            }));
+        }
+        let mut accepted = 0;
+        for task in tasks {
+            match task.await.unwrap().unwrap() {
+                TotpAccept::Accepted => accepted += 1,
+                TotpAccept::StepUsed => {}
+                TotpAccept::Locked => panic!("nobody failed"),
+            }
+        }
+        assert_eq!(accepted, 1, "round {round}");
+    }
+}
+
+/// Failures count within a window from the first; `max_failures` of them lock acceptance until
+/// the window ends; a new window starts after it; an acceptance resets the count. Concurrent
+/// failures over two clients are all counted.
+pub async fn totp_failures_lock_and_reset(backend: Backend) {
+    let fx = backend.store().await;
+    let regs = fx.store.registrations();
+    let other = fx.second_client().await.registrations();
+    let t = UnixTime::now();
+    let reg = finished(&regs, "totp-erin", t, |o| with_seed(o, 5)).await;
+    let erin = reg.user_id.clone();
+
+    let mut seen = TotpFailures::default();
+    for (i, port) in [&regs, &other, &regs].into_iter().enumerate() {
+        seen = port
+            .totp_fail(&erin, seen, LOCKOUT, t.plus_secs(i as u64))
+            .await
+            .unwrap();
+        assert_eq!(seen.count, i as u32 + 1);
+        assert_eq!(seen.since, Some(t));
+    }
+    let read = regs.totp_target(&erin, None, t.plus_secs(5)).await.unwrap();
+    assert_eq!(read.failures, seen);
+    assert_eq!(
+        read.failures.locked_until(LOCKOUT, t.plus_secs(5)),
+        Some(t.plus_secs(100))
+    );
+    assert_eq!(
+        other
+            .totp_accept(&erin, &reg.id, 1, LOCKOUT, t.plus_secs(99))
+            .await
+            .unwrap(),
+        TotpAccept::Locked
+    );
+    // The window has ended: not locked, and the next failure starts a new window.
+    assert_eq!(read.failures.locked_until(LOCKOUT, t.plus_secs(100)), None);
+    let fresh = regs
+        .totp_fail(&erin, read.failures, LOCKOUT, t.plus_secs(100))
+        .await
+        .unwrap();
+    assert_eq!((fresh.count, fresh.since), (1, Some(t.plus_secs(100))));
+    // An acceptance resets the count.
+    assert_eq!(
+        regs.totp_accept(&erin, &reg.id, 1, LOCKOUT, t.plus_secs(101))
+            .await
+            .unwrap(),
+        TotpAccept::Accepted
+    );
+    let after = other
+        .totp_target(&erin, None, t.plus_secs(101))
+        .await
+        .unwrap();
+    assert_eq!(after.failures.current(LOCKOUT, t.plus_secs(101)).count, 0);
+
+    // 16 concurrent failures, on two clients, of a user with none yet: all counted.
+    let frank = UserId::parse("totp-frank").unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let port = if i % 2 == 0 {
+            regs.clone()
+        } else {
+            other.clone()
+        };
+        let frank = frank.clone();
+        tasks.push(tokio::spawn(async move {
+            port.totp_fail(&frank, TotpFailures::default(), LOCKOUT, t)
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let counted = regs.totp_target(&frank, None, t).await.unwrap();
+    assert_eq!(counted.failures.count, 16);
 }

@@ -37,6 +37,7 @@ const ITEM_PREFIXES: &[(&str, &str)] = &[
     ("vault: credentials and worker tokens", "VAULT#"),
     ("registration pointer", "REGISTRATION#"),
     ("registration state", "REGISTRATIONID#"),
+    ("TOTP verification state", "TOTP#"),
 ];
 
 /// What each function may do to each kind of item: `R` read only (`GetItem`,
@@ -56,7 +57,7 @@ const ACCESS: &[(&str, &[(&str, Access)])] = &[
     ),
     (
         "registration",
-        &[("REGISTRATION#", W), ("REGISTRATIONID#", W)],
+        &[("REGISTRATION#", W), ("REGISTRATIONID#", W), ("TOTP#", W)],
     ),
     ("settings", &[("VAULT#", W)]),
     ("worker-credentials", &[("VAULT#", W)]),
@@ -109,7 +110,13 @@ const TABLE_ACTIONS: &[&str] = &[
 
 /// What each function may do with the sealing key: (action, purpose).
 const KMS_USE: &[(&str, &[(&str, &str)])] = &[
-    ("registration", &[("kms:GenerateDataKey", "registration")]),
+    (
+        "registration",
+        &[
+            ("kms:GenerateDataKey", "registration"),
+            ("kms:Decrypt", "registration"),
+        ],
+    ),
     (
         "settings",
         &[

@@ -2,7 +2,8 @@
 //! KMS (moto), with every request the app sends to AWS counted by the SDK configuration it was
 //! built with (`tglink_tests::aws_calls`). The design's budgets are asserted here (a count, not
 //! a time): connect-link 1; webhook `/start` ≤ 2 and no outbound Telegram call; verify 1;
-//! worker-credentials 1 DynamoDB + ≤ 1 KMS, and 0 KMS on 304. The other endpoints' costs are
+//! worker-credentials 1 DynamoDB + ≤ 1 KMS, and 0 KMS on 304; 2FA verify ≤ 2 DynamoDB + 1 KMS.
+//! The other endpoints' costs are
 //! recorded for the benchmark report (`TGLINK_BENCH_OUT`), pinned so a change is noticed.
 //!
 //! Only the DynamoDB/KMS adapters make AWS calls, so these tests run on that backend alone.
@@ -29,6 +30,7 @@ const TOKENS: &str = "/api/worker/tokens";
 const CREDS: &str = "/api/worker/credentials";
 const SETUP_2FA: &str = "/api/auth/setup-2fa";
 const CALLBACK: &str = "/api/auth/registration/callback";
+const VERIFY_2FA: &str = "/api/auth/2fa/verify";
 
 /// A request with a budget: what it cost and whether that meets the budget.
 struct Budgeted {
@@ -649,4 +651,131 @@ async fn verify_costs_one_call() {
     );
     assert_eq!(tally.total(), 0, "{:?}", tally.names());
     c.write("verify");
+}
+
+/// `POST /api/auth/2fa/verify`: at most 2 DynamoDB calls and 1 KMS call (the design's budget),
+/// whatever the outcome: a right code (read, `Decrypt`, one transaction), a named registration
+/// (one `TransactGetItems` instead of the read), a replay, a wrong code (read, `Decrypt`, one
+/// `UpdateItem`), and a locked user (the read alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_verify_costs_at_most_2_dynamodb_and_1_kms() {
+    const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let c = counted().await;
+    let jwt = c.jwt("user-calls-totp");
+    let secret = c.app.env.var("REGISTRATION_CALLBACK_SECRET").unwrap();
+    let resp = c
+        .send(
+            Method::POST,
+            SETUP_2FA,
+            Some(&jwt),
+            Some(json!({"service_name": "Calls"})),
+        )
+        .await;
+    let id = resp.json["registration_id"].as_str().unwrap().to_owned();
+    let body = serde_json::to_vec(
+        &json!({"token": resp.json["token"], "status": "completed", "totp_seed": SEED}),
+    )
+    .unwrap();
+    let signature = registration::signature::sign(secret.as_bytes(), UnixTime::now(), &body);
+    let builder = c
+        .app
+        .api
+        .request(Method::POST, CALLBACK)
+        .header("content-type", "application/json")
+        .header("X-Tglink-Signature", signature)
+        .body(body);
+    let resp = c.app.api.send(builder).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    c.skip();
+
+    let totp = registration::totp::parse_seed(SEED).unwrap();
+    let now = UnixTime::now().secs();
+    let code = totp.generate(now).to_string();
+    let budget = |t: &Tally, _| t.count("DynamoDB") <= 2 && t.count("KMS") <= 1 && t.total() <= 3;
+    let cases: [(&str, Value, u16, &[&str]); 4] = [
+        (
+            "right code",
+            json!({"code": code}),
+            200,
+            &[
+                "DynamoDB.GetItem",
+                "KMS.Decrypt",
+                "DynamoDB.TransactWriteItems",
+            ],
+        ),
+        (
+            "the same code again",
+            json!({"code": code}),
+            401,
+            &[
+                "DynamoDB.GetItem",
+                "KMS.Decrypt",
+                "DynamoDB.TransactWriteItems",
+            ],
+        ),
+        (
+            "right code, registration named",
+            json!({"code": totp.generate(now + 30).to_string(), "registration_id": id}),
+            200,
+            &[
+                "DynamoDB.TransactGetItems",
+                "KMS.Decrypt",
+                "DynamoDB.TransactWriteItems",
+            ],
+        ),
+        (
+            "wrong code",
+            json!({"code": "12345"}),
+            401,
+            &["DynamoDB.GetItem", "KMS.Decrypt", "DynamoDB.UpdateItem"],
+        ),
+    ];
+    for (case, body, status, calls) in cases {
+        let resp = c
+            .send(Method::POST, VERIFY_2FA, Some(&jwt), Some(body))
+            .await;
+        assert_eq!(resp.status, status, "{case}: {}", resp.text);
+        let cost = c.record_budget(
+            "registration",
+            "POST /api/auth/2fa/verify",
+            case,
+            &resp,
+            "≤ 2 DynamoDB + 1 KMS",
+            budget,
+        );
+        assert!(cost.met, "{case}: {:?}", cost.tally.names());
+        assert_eq!(cost.tally.names(), calls, "{case}");
+    }
+    // Four more wrong codes (five in all, the default TOTP_MAX_FAILURES): locked.
+    for _ in 0..4 {
+        let resp = c
+            .send(
+                Method::POST,
+                VERIFY_2FA,
+                Some(&jwt),
+                Some(json!({"code": "12345"})),
+            )
+            .await;
+        assert_eq!(resp.status, 401, "{}", resp.text);
+    }
+    c.skip();
+    let resp = c
+        .send(
+            Method::POST,
+            VERIFY_2FA,
+            Some(&jwt),
+            Some(json!({"code": code})),
+        )
+        .await;
+    resp.assert_problem(429, "totp_locked");
+    let cost = c.record_budget(
+        "registration",
+        "POST /api/auth/2fa/verify",
+        "locked",
+        &resp,
+        "≤ 2 DynamoDB + 1 KMS",
+        budget,
+    );
+    assert_eq!(cost.tally.names(), ["DynamoDB.GetItem"]);
+    c.write("totp");
 }

@@ -41,6 +41,11 @@ fn routes_with_bodies() -> Vec<(Method, &'static str, Value)> {
         (Method::POST, "/api/worker/tokens", json!({"name": "w"})),
         (
             Method::POST,
+            "/api/auth/2fa/verify",
+            json!({"code": "123456"}),
+        ),
+        (
+            Method::POST,
             "/api/telegram/miniapp/verify",
             json!({"init_data": "auth_date=1&hash=00"}),
         ),

@@ -16,6 +16,7 @@ mod fault_matrix;
 mod faults;
 mod miniapp;
 mod registration;
+mod totp;
 mod vault;
 mod webhook;
 mod worker_client;

@@ -78,6 +78,7 @@ impl Inputs {
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
             admin_role: tglink_shared::auth::DEFAULT_ADMIN_ROLE.into(),
+            service_role: tglink_shared::auth::DEFAULT_SERVICE_ROLE.into(),
             roles_claim: tglink_shared::auth::DEFAULT_ROLES_CLAIM.into(),
         };
         let mut claims = DevClaims::new("user-0f6c2a9e", &jwt_config, 86_400);

@@ -13,6 +13,7 @@
 //! | worker token (listing) | `VAULT#<id>` | `WORKERTOKEN#<id>` |
 //! | registration pointer | `REGISTRATION#<hash>` | `REGISTRATION` |
 //! | registration state | `REGISTRATIONID#<id>` | `REGISTRATION` |
+//! | TOTP verification state | `TOTP#<user id>` | `TOTP` |
 //!
 //! The `pk` prefix is what IAM sees (`dynamodb:LeadingKeys`): each function's role in
 //! `template.yaml` may touch only the prefixes it uses, so a kind of item that one function
@@ -124,6 +125,11 @@ pub(super) fn registration_by_id(id: &RegistrationId) -> Key {
     Key::new(format!("REGISTRATIONID#{id}"), REGISTRATION_SK)
 }
 
+/// A user's TOTP verification state: the current seed's registration and the failures.
+pub(super) fn totp(user: &UserId) -> Key {
+    Key::new(format!("TOTP#{}", user.as_str()), "TOTP")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +165,7 @@ mod tests {
             pair(registration_by_token(&hash)).0,
             format!("REGISTRATION#{}", hash.as_str())
         );
+        assert_eq!(pair(totp(&user)), ("TOTP#user#1".into(), "TOTP".into()));
         assert_eq!(session_hash(&session(&hash).pk), Some(hash));
         assert_eq!(session_hash("CONNECT#x"), None);
     }

@@ -90,7 +90,10 @@ impl SqliteStore {
             conn.execute_batch(statement).map_err(sql_error)?;
         }
         miniapp_sessions::migrate(&conn)?;
-        for statement in connect_tokens::MIGRATIONS {
+        for statement in connect_tokens::MIGRATIONS
+            .iter()
+            .chain(registrations::MIGRATIONS)
+        {
             match conn.execute_batch(statement) {
                 Err(e) if e.to_string().contains("duplicate column name") => {}
                 other => other.map_err(sql_error)?,

@@ -11,8 +11,9 @@ use crate::{
     store::{
         StoreError,
         registrations::{
-            Finish, NewRegistration, RegistrationId, RegistrationRecord, RegistrationStatus,
-            Registrations, SealedSeed, Transition,
+            COMPLETED_RETENTION_SECS, FinalStatus, Finish, NewRegistration, RegistrationId,
+            RegistrationRecord, RegistrationStatus, Registrations, SealedSeed, TotpAccept,
+            TotpFailures, TotpLockout, TotpSeed, TotpTarget, Transition,
         },
     },
     time::UnixTime,
@@ -37,7 +38,16 @@ CREATE TABLE IF NOT EXISTS registrations (
     seed_sealed      BLOB
 ) STRICT;
 CREATE INDEX IF NOT EXISTS registrations_retain_until ON registrations (retain_until);
+CREATE TABLE IF NOT EXISTS totp_users (
+    user_id          TEXT PRIMARY KEY NOT NULL,
+    registration_id  TEXT,
+    failures         INTEGER NOT NULL DEFAULT 0,
+    failures_since   INTEGER
+) STRICT;
 ";
+
+/// Columns added after the first release (an existing file gets them on open).
+pub(super) const MIGRATIONS: &[&str] = &["ALTER TABLE registrations ADD COLUMN last_step INTEGER"];
 
 /// Finished, expired and abandoned registrations alike go when their retention ends.
 pub(super) const PURGE: &str = "DELETE FROM registrations WHERE retain_until <= ?1";
@@ -147,6 +157,18 @@ fn transition(
     now: UnixTime,
     extra: &[&dyn rusqlite::ToSql],
 ) -> Result<Transition, StoreError> {
+    transition_then(conn, update, id, now, extra, |_, _| Ok(()))
+}
+
+/// [`transition`], and `then` with the record when it is done, in the same transaction.
+fn transition_then(
+    conn: &mut Connection,
+    update: &str,
+    id: &RegistrationId,
+    now: UnixTime,
+    extra: &[&dyn rusqlite::ToSql],
+    then: impl FnOnce(&Connection, &RegistrationRecord) -> Result<(), StoreError>,
+) -> Result<Transition, StoreError> {
     let tx = immediate(conn)?;
     let id_text = id.as_str();
     let now_i = now.secs() as i64;
@@ -161,7 +183,11 @@ fn transition(
         .optional()
         .map_err(sql_error)?;
     let outcome = match updated {
-        Some(row) => Transition::Done(row.into_record()?),
+        Some(row) => {
+            let record = row.into_record()?;
+            then(&tx, &record)?;
+            Transition::Done(record)
+        }
         None => Transition::Refused(select_by_id(&tx, id.as_str(), now)?),
     };
     tx.commit().map_err(sql_error)?;
@@ -249,15 +275,37 @@ impl Registrations for SqliteStore {
                 Some(s) => (Some(s.wrapped_key.clone()), Some(s.sealed.clone())),
                 None => (None, None),
             };
-            transition(
+            let verifier = finish.status == FinalStatus::Completed && sealed.is_some();
+            // A registration completed with a seed is kept as the verifier's record.
+            let keep = verifier.then(|| now.plus_secs(COMPLETED_RETENTION_SECS).secs() as i64);
+            transition_then(
                 conn,
                 "UPDATE registrations
-                 SET status = ?3, completed_at = ?2, seed_id = ?4, seed_key = ?5, seed_sealed = ?6
-                 WHERE registration_id = ?1 AND status = 'pending'
+                 SET status = ?3, completed_at = ?2, seed_id = ?4, seed_key = ?5, seed_sealed = ?6,
+                     retain_until = COALESCE(?8, retain_until)
+                 WHERE registration_id = ?1 AND user_id = ?7 AND status = 'pending'
                    AND token_expires_at > ?2 AND retain_until > ?2",
                 &id,
                 now,
-                &[&status.as_str(), &finish.seed_id, &key, &sealed],
+                &[
+                    &status.as_str(),
+                    &finish.seed_id,
+                    &key,
+                    &sealed,
+                    &finish.owner.as_str(),
+                    &keep,
+                ],
+                |tx, record| {
+                    if verifier {
+                        tx.execute(
+                            "INSERT INTO totp_users (user_id, registration_id) VALUES (?1, ?2)
+                             ON CONFLICT (user_id) DO UPDATE SET registration_id = ?2",
+                            params![record.user_id.as_str(), record.id.as_str()],
+                        )
+                        .map_err(sql_error)?;
+                    }
+                    Ok(())
+                },
             )
         })
         .await
@@ -275,6 +323,133 @@ impl Registrations for SqliteStore {
                 now,
                 &[],
             )
+        })
+        .await
+    }
+
+    async fn totp_target(
+        &self,
+        user: &UserId,
+        id: Option<&RegistrationId>,
+        now: UnixTime,
+    ) -> Result<TotpTarget, StoreError> {
+        let user = user.clone();
+        let id = id.cloned();
+        self.with_conn(move |conn| {
+            let state: Option<(Option<String>, i64, Option<i64>)> = conn
+                .query_row(
+                    "SELECT registration_id, failures, failures_since FROM totp_users
+                     WHERE user_id = ?1",
+                    [user.as_str()],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()
+                .map_err(sql_error)?;
+            let (current, failures) = match state {
+                Some((current, count, since)) => (
+                    current,
+                    TotpFailures {
+                        count: u32::try_from(count).map_err(|_| corrupt("bad failure count"))?,
+                        since: since.map(secs).transpose()?,
+                    },
+                ),
+                None => (None, TotpFailures::default()),
+            };
+            let wanted = match id {
+                Some(id) => Some(id.as_str().to_owned()),
+                None => current,
+            };
+            let seed = match wanted {
+                Some(wanted) => select_by_id(conn, &wanted, now)?.and_then(|r| {
+                    let usable = r.user_id == user && r.status == RegistrationStatus::Completed;
+                    match (usable, r.sealed_seed) {
+                        (true, Some(sealed_seed)) => Some(TotpSeed {
+                            id: r.id,
+                            sealed_seed,
+                        }),
+                        _ => None,
+                    }
+                }),
+                None => None,
+            };
+            Ok(TotpTarget { seed, failures })
+        })
+        .await
+    }
+
+    async fn totp_accept(
+        &self,
+        user: &UserId,
+        id: &RegistrationId,
+        step: u64,
+        lockout: TotpLockout,
+        now: UnixTime,
+    ) -> Result<TotpAccept, StoreError> {
+        let user = user.clone();
+        let id = id.clone();
+        let step = i64::try_from(step).map_err(|_| corrupt("time step out of range"))?;
+        self.with_conn(move |conn| {
+            let tx = immediate(conn)?;
+            let cutoff = now.secs().saturating_sub(lockout.window_secs) as i64;
+            let locked: bool = tx
+                .query_row(
+                    "SELECT COUNT(*) > 0 FROM totp_users
+                     WHERE user_id = ?1 AND failures >= ?2 AND failures_since > ?3",
+                    params![user.as_str(), i64::from(lockout.max_failures), cutoff],
+                    |row| row.get(0),
+                )
+                .map_err(sql_error)?;
+            if locked {
+                return Ok(TotpAccept::Locked);
+            }
+            let accepted = tx
+                .execute(
+                    "UPDATE registrations SET last_step = ?3
+                     WHERE registration_id = ?1 AND user_id = ?2 AND status = 'completed'
+                       AND retain_until > ?4 AND (last_step IS NULL OR last_step < ?3)",
+                    params![id.as_str(), user.as_str(), step, now.secs() as i64],
+                )
+                .map_err(sql_error)?;
+            if accepted == 0 {
+                return Ok(TotpAccept::StepUsed);
+            }
+            tx.execute(
+                "UPDATE totp_users SET failures = 0, failures_since = NULL WHERE user_id = ?1",
+                [user.as_str()],
+            )
+            .map_err(sql_error)?;
+            tx.commit().map_err(sql_error)?;
+            Ok(TotpAccept::Accepted)
+        })
+        .await
+    }
+
+    async fn totp_fail(
+        &self,
+        user: &UserId,
+        _seen: TotpFailures,
+        lockout: TotpLockout,
+        now: UnixTime,
+    ) -> Result<TotpFailures, StoreError> {
+        let user = user.clone();
+        self.with_conn(move |conn| {
+            let cutoff = now.secs().saturating_sub(lockout.window_secs) as i64;
+            let (count, since): (i64, Option<i64>) = conn
+                .query_row(
+                    "INSERT INTO totp_users (user_id, failures, failures_since) VALUES (?1, 1, ?2)
+                     ON CONFLICT (user_id) DO UPDATE SET
+                       failures = CASE WHEN failures_since > ?3 THEN failures + 1 ELSE 1 END,
+                       failures_since = CASE WHEN failures_since > ?3 THEN failures_since
+                                             ELSE ?2 END
+                     RETURNING failures, failures_since",
+                    params![user.as_str(), now.secs() as i64, cutoff],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(sql_error)?;
+            Ok(TotpFailures {
+                count: u32::try_from(count).map_err(|_| corrupt("bad failure count"))?,
+                since: since.map(secs).transpose()?,
+            })
         })
         .await
     }
