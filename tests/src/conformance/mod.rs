@@ -12,6 +12,7 @@ pub mod links;
 pub mod miniapp;
 pub mod registrations;
 pub mod seal;
+pub mod signins;
 pub mod worker_tokens;
 
 /// Expands to one `#[tokio::test]` per suite function, for the given [`Backend`](crate::fixtures::Backend).
@@ -82,6 +83,15 @@ macro_rules! conformance_suite {
             miniapp::a_session_links_one_user_and_dies_with_the_link,
             miniapp::a_block_ends_every_session_even_after_the_unblock,
             miniapp::initdata_standing_reads_block_and_claim,
+            signins::exchange_starts_a_session_and_uses_the_initdata,
+            signins::refresh_rotates_and_a_rotated_token_ends_the_session,
+            signins::thirty_two_concurrent_refreshes_one_success,
+            signins::unlink_and_block_end_every_session,
+            signins::a_link_is_seen_by_the_next_refresh_and_a_session_links_once,
+            signins::concurrent_links_with_one_session_link_once,
+            signins::exchange_racing_block_ends_blocked_without_sessions,
+            signins::revoke_by_refresh_token_or_session,
+            signins::the_session_cap_evicts_the_oldest,
         );
     };
     (@tests $backend:expr; $($module:ident :: $name:ident),+ $(,)?) => {

@@ -6,6 +6,7 @@
 //! | link, by app user | `USER#<id>` | `TGLINK` |
 //! | session epoch | `TGUSER#<id>` | `SESSIONS` |
 //! | block | `TGBLOCK#<id>` | `BLOCK` |
+//! | sign-in record (sessions, initData claims, link and block mirrors) | `TGSIGNIN#<id>` | `SIGNIN` |
 //! | claim | `CLAIM#<kind>#<key>` | `CLAIM` |
 //! | connect token | `CONNECT#<hash>` | `CONNECT` |
 //! | Mini App session | `SESSION#<hash>` | `SESSION` |
@@ -78,6 +79,11 @@ pub(super) fn block(id: TelegramUserId) -> Key {
     Key::new(format!("TGBLOCK#{id}"), "BLOCK")
 }
 
+/// The Telegram user's sign-in record (see `signins.rs`).
+pub(super) fn signin(id: TelegramUserId) -> Key {
+    Key::new(format!("TGSIGNIN#{id}"), "SIGNIN")
+}
+
 /// The Telegram user's Mini App session epoch (`epoch`, a number; absent = 0).
 pub(super) fn session_epoch(id: TelegramUserId) -> Key {
     Key::new(telegram_pk(id), "SESSIONS")
@@ -143,6 +149,7 @@ mod tests {
             ("USER#user#1".into(), "TGLINK".into())
         );
         assert_eq!(pair(block(tg)), ("TGBLOCK#42".into(), "BLOCK".into()));
+        assert_eq!(pair(signin(tg)), ("TGSIGNIN#42".into(), "SIGNIN".into()));
         assert_eq!(
             pair(credentials(&user)),
             ("VAULT#user#1".into(), "CREDENTIALS".into())

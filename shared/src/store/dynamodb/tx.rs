@@ -70,6 +70,12 @@ impl Expr {
         }
     }
 
+    /// The same names and values with another text (for expressions built piece by piece).
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = text.into();
+        self
+    }
+
     pub fn name(mut self, placeholder: &str, attribute: &str) -> Self {
         self.names
             .insert(placeholder.to_owned(), attribute.to_owned());

@@ -72,6 +72,7 @@ pub(super) fn epoch(conn: &Connection, id: TelegramUserId) -> Result<u64, StoreE
 /// Bumps the Telegram user's session epoch: every session made before stops linking. Called
 /// inside the transaction that removes the link or writes the block.
 pub(super) fn bump_epoch(conn: &Connection, id: TelegramUserId) -> Result<(), StoreError> {
+    super::signins::end_all(conn, id)?;
     conn.execute(
         "INSERT INTO telegram_session_epochs (telegram_user_id, epoch) VALUES (?1, 1)
          ON CONFLICT(telegram_user_id) DO UPDATE SET epoch = epoch + 1",

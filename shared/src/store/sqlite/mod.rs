@@ -11,6 +11,7 @@ mod links;
 mod miniapp_flow;
 mod miniapp_sessions;
 mod registrations;
+mod signins;
 mod worker_tokens;
 
 use std::{
@@ -34,6 +35,7 @@ const SCHEMA: &[&str] = &[
     worker_tokens::SCHEMA,
     blocks::SCHEMA,
     miniapp_sessions::SCHEMA,
+    signins::SCHEMA,
 ];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
@@ -44,6 +46,9 @@ const PURGE: &[&str] = &[
     claims::PURGE,
     worker_tokens::PURGE,
     miniapp_sessions::PURGE,
+    signins::PURGE[0],
+    signins::PURGE[1],
+    signins::PURGE[2],
 ];
 
 /// How long a writer waits for another process's lock before the store counts as unavailable.
