@@ -16,6 +16,7 @@ pub mod links;
 pub mod miniapp_flow;
 pub mod miniapp_sessions;
 pub mod registrations;
+pub mod signing_keys;
 pub mod sqlite;
 pub mod worker_tokens;
 
@@ -32,6 +33,7 @@ pub use miniapp_sessions::{
     InitDataStanding, MiniAppSession, MiniAppSessions, ReplayClaim, SessionBasis, SessionOutcome,
 };
 pub use registrations::Registrations;
+pub use signing_keys::{AddOutcome, SigningKeyRecord, SigningKeySet, SigningKeys};
 pub use worker_tokens::{InsertOutcome, WorkerTokenRecord, WorkerTokens};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,4 +85,5 @@ port_accessors! {
     blocks: Blocks,
     miniapp_sessions: MiniAppSessions,
     miniapp_flow: MiniAppFlow,
+    signing_keys: SigningKeys,
 }

@@ -17,6 +17,7 @@ mod links;
 mod miniapp_flow;
 mod miniapp_sessions;
 mod registrations;
+mod signing_keys;
 mod worker_tokens;
 
 use aws_sdk_dynamodb::{

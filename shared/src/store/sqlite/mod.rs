@@ -11,6 +11,7 @@ mod links;
 mod miniapp_flow;
 mod miniapp_sessions;
 mod registrations;
+mod signing_keys;
 mod worker_tokens;
 
 use std::{
@@ -34,6 +35,7 @@ const SCHEMA: &[&str] = &[
     worker_tokens::SCHEMA,
     blocks::SCHEMA,
     miniapp_sessions::SCHEMA,
+    signing_keys::SCHEMA,
 ];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
