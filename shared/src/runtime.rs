@@ -18,6 +18,7 @@ use crate::{
     config::{
         ConfigError, Env, Layered, Platform, ProcessEnv, SECRET_VARS, SealerConfig, StoreConfig,
     },
+    oauth::{AccessTokenVerifier, PublishedKeys, TokenConfig, TokenSigner},
     routes::Route,
     seal::{Sealer, kms::KmsKeys, local::LocalKeys},
     store::{Store, StoreError, dynamodb::DynamoStore, sqlite::SqliteStore},
@@ -44,6 +45,8 @@ pub struct Startup {
     sdk: OnceCell<SdkConfig>,
     store: OnceCell<Store>,
     sealer: OnceCell<Sealer>,
+    token_signer: OnceCell<TokenSigner>,
+    published_keys: OnceCell<PublishedKeys>,
 }
 
 impl Startup {
@@ -91,6 +94,8 @@ impl Startup {
             sdk,
             store: OnceCell::new(),
             sealer: OnceCell::new(),
+            token_signer: OnceCell::new(),
+            published_keys: OnceCell::new(),
         };
         let Some(prefix) = startup
             .env
@@ -158,6 +163,41 @@ impl Startup {
             })
             .await
             .cloned()
+    }
+
+    /// The token service's issuer, audience and access-token lifetime.
+    pub fn token_config(&self) -> Result<TokenConfig, StartupError> {
+        Ok(TokenConfig::from_env(self.env())?)
+    }
+
+    /// The access-token signer (one per process: functions served by one process share its
+    /// cached key). Nothing is read until the first token.
+    pub async fn token_signer(&self) -> Result<TokenSigner, StartupError> {
+        let store = self.store().await?;
+        let sealer = self.sealer().await?;
+        Ok(self
+            .token_signer
+            .get_or_init(|| async { TokenSigner::new(store.signing_keys(), sealer) })
+            .await
+            .clone())
+    }
+
+    /// The cached published key set (one per process), read lazily.
+    pub async fn published_keys(&self) -> Result<PublishedKeys, StartupError> {
+        let store = self.store().await?;
+        Ok(self
+            .published_keys
+            .get_or_init(|| async { PublishedKeys::new(store.signing_keys()) })
+            .await
+            .clone())
+    }
+
+    /// The access-token verifier, over [`published_keys`](Self::published_keys).
+    pub async fn access_token_verifier(&self) -> Result<AccessTokenVerifier, StartupError> {
+        Ok(AccessTokenVerifier::with_published(
+            self.token_config()?,
+            self.published_keys().await?,
+        ))
     }
 
     pub fn jwt(&self) -> Result<JwtVerifier, StartupError> {

@@ -17,6 +17,7 @@ pub mod miniapp_flow;
 pub mod miniapp_sessions;
 pub mod registrations;
 pub mod signins;
+pub mod signing_keys;
 pub mod sqlite;
 pub mod worker_tokens;
 
@@ -34,6 +35,7 @@ pub use miniapp_sessions::{
 };
 pub use registrations::Registrations;
 pub use signins::SignIns;
+pub use signing_keys::{AddOutcome, SigningKeyRecord, SigningKeySet, SigningKeys};
 pub use worker_tokens::{InsertOutcome, WorkerTokenRecord, WorkerTokens};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,4 +88,5 @@ port_accessors! {
     miniapp_sessions: MiniAppSessions,
     miniapp_flow: MiniAppFlow,
     signins: SignIns,
+    signing_keys: SigningKeys,
 }

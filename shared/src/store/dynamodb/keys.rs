@@ -14,6 +14,8 @@
 //! | worker token (listing) | `VAULT#<id>` | `WORKERTOKEN#<id>` |
 //! | registration pointer | `REGISTRATION#<hash>` | `REGISTRATION` |
 //! | registration state | `REGISTRATIONID#<id>` | `REGISTRATION` |
+//! | current signing key (pointer) | `SIGNKEY#set` | `CURRENT` |
+//! | signing key | `SIGNKEY#set` | `KEY#<kid>` |
 //!
 //! The `pk` prefix is what IAM sees (`dynamodb:LeadingKeys`): each function's role in
 //! `template.yaml` may touch only the prefixes it uses, so a kind of item that one function
@@ -128,6 +130,17 @@ pub(super) fn registration_by_token(hash: &TokenHash) -> Key {
 
 pub(super) fn registration_by_id(id: &RegistrationId) -> Key {
     Key::new(format!("REGISTRATIONID#{id}"), REGISTRATION_SK)
+}
+
+/// The one partition of the signing keys: one `Query` reads the whole set.
+pub(super) const SIGNING_KEYS_PK: &str = "SIGNKEY#set";
+
+pub(super) fn signing_key_current() -> Key {
+    Key::new(SIGNING_KEYS_PK.to_owned(), "CURRENT")
+}
+
+pub(super) fn signing_key(kid: &str) -> Key {
+    Key::new(SIGNING_KEYS_PK.to_owned(), format!("KEY#{kid}"))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod miniapp_flow;
 mod miniapp_sessions;
 mod registrations;
 mod signins;
+mod signing_keys;
 mod worker_tokens;
 
 use aws_sdk_dynamodb::{

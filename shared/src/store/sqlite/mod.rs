@@ -12,6 +12,7 @@ mod miniapp_flow;
 mod miniapp_sessions;
 mod registrations;
 mod signins;
+mod signing_keys;
 mod worker_tokens;
 
 use std::{
@@ -36,6 +37,7 @@ const SCHEMA: &[&str] = &[
     blocks::SCHEMA,
     miniapp_sessions::SCHEMA,
     signins::SCHEMA,
+    signing_keys::SCHEMA,
 ];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
