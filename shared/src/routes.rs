@@ -263,8 +263,10 @@ pub fn check<Op: Operation>() {
             "{route:?}: not an HTTP method"
         );
         assert!(
-            route.pattern.starts_with("/api/"),
-            "{route:?}: not under /api/"
+            ["/api/", "/oauth/", "/.well-known/"]
+                .iter()
+                .any(|prefix| route.pattern.starts_with(prefix)),
+            "{route:?}: not under /api/, /oauth/ or /.well-known/"
         );
         let path = route
             .pattern

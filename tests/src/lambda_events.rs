@@ -542,6 +542,86 @@ pub async fn run_scenario(s: &mut Session<'_>) {
     assert_eq!(read.json()["status"], "completed", "{}", read.body);
 
     miniapp_scenario(s).await;
+    oauth_scenario(s).await;
+}
+
+/// Makes an event's body the form `pairs`.
+pub fn set_form(event: &mut Value, pairs: &[(&str, &str)]) {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        form.append_pair(name, value);
+    }
+    event["body"] = Value::String(form.finish());
+}
+
+/// oauth: revoke as it is (a placeholder token: `200`, RFC 7009), a token exchange of fresh
+/// initData (its replay refused), a refresh, the rotated-away token's reuse (refused; the
+/// session ends), and a logout by refresh token.
+async fn oauth_scenario(s: &mut Session<'_>) {
+    s.call("oauth", "post-oauth-revoke", |_| {})
+        .await
+        .expect(200, "oauth revoke, the event as it is");
+    let exchange = |init_data: String| {
+        move |e: &mut Value| {
+            set_form(
+                e,
+                &[
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    ),
+                    (
+                        "subject_token_type",
+                        "urn:tglink:params:oauth:token-type:telegram-init-data",
+                    ),
+                    ("subject_token", &init_data),
+                ],
+            )
+        }
+    };
+    let init_data = fresh_init_data();
+    let issued = s
+        .call("oauth", "post-oauth-token", exchange(init_data.clone()))
+        .await
+        .expect(200, "oauth token exchange");
+    assert_eq!(issued.json()["token_type"], "Bearer", "{}", issued.body);
+    let first = text_of(&issued, "/refresh_token");
+    let replayed = s
+        .call("oauth", "post-oauth-token", exchange(init_data))
+        .await
+        .expect(400, "oauth token exchange, the same initData again");
+    assert_eq!(replayed.json()["error"], "invalid_request");
+    let refresh = |token: String| {
+        move |e: &mut Value| {
+            set_form(
+                e,
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+            )
+        }
+    };
+    let rotated = s
+        .call("oauth", "post-oauth-token", refresh(first.clone()))
+        .await
+        .expect(200, "oauth refresh");
+    let second = text_of(&rotated, "/refresh_token");
+    let reused = s
+        .call("oauth", "post-oauth-token", refresh(first))
+        .await
+        .expect(400, "oauth refresh with a rotated-away token");
+    assert_eq!(reused.json()["error"], "invalid_grant");
+    s.call("oauth", "post-oauth-token", refresh(second))
+        .await
+        .expect(400, "oauth refresh of a session its reuse ended");
+    let issued = s
+        .call("oauth", "post-oauth-token", exchange(fresh_init_data()))
+        .await
+        .expect(200, "oauth token exchange again");
+    let token = text_of(&issued, "/refresh_token");
+    s.call("oauth", "post-oauth-revoke", |e| {
+        set_form(e, &[("token", &token)])
+    })
+    .await
+    .expect(200, "oauth revoke by refresh token");
 }
 
 fn code_of(outcome: &Outcome) -> String {

@@ -43,6 +43,7 @@ impl LocalApi {
             Arc::new(worker_credentials::WorkerCredentials::build(startup).await?),
             Arc::new(initdata_verify::InitDataVerify::build(startup).await?),
             Arc::new(link::LinkFunction::build(startup).await?),
+            Arc::new(oauth::OAuth::build(startup).await?),
         ];
         Ok(Self { functions })
     }

@@ -16,8 +16,8 @@ pub mod links;
 pub mod miniapp_flow;
 pub mod miniapp_sessions;
 pub mod registrations;
-pub mod signins;
 pub mod signing_keys;
+pub mod signins;
 pub mod sqlite;
 pub mod worker_tokens;
 
@@ -34,8 +34,8 @@ pub use miniapp_sessions::{
     InitDataStanding, MiniAppSession, MiniAppSessions, ReplayClaim, SessionBasis, SessionOutcome,
 };
 pub use registrations::Registrations;
-pub use signins::SignIns;
 pub use signing_keys::{AddOutcome, SigningKeyRecord, SigningKeySet, SigningKeys};
+pub use signins::SignIns;
 pub use worker_tokens::{InsertOutcome, WorkerTokenRecord, WorkerTokens};
 
 #[derive(Debug, thiserror::Error)]

@@ -37,6 +37,11 @@ const ITEM_PREFIXES: &[(&str, &str)] = &[
     ("vault: credentials and worker tokens", "VAULT#"),
     ("registration pointer", "REGISTRATION#"),
     ("registration state", "REGISTRATIONID#"),
+    (
+        "sign-in record: sessions, initData claims, link and block mirrors",
+        "TGSIGNIN#",
+    ),
+    ("signing keys", "SIGNKEY#"),
 ];
 
 /// What each function may do to each kind of item: `R` read only (`GetItem`,
@@ -52,6 +57,7 @@ const ACCESS: &[(&str, &[(&str, Access)])] = &[
             ("USER#", W),
             ("TGBLOCK#", R),
             ("CLAIM#update#", W),
+            ("TGSIGNIN#", W),
         ],
     ),
     (
@@ -77,8 +83,10 @@ const ACCESS: &[(&str, &[(&str, Access)])] = &[
             ("TGBLOCK#", W),
             ("CLAIM#initdata#", W),
             ("SESSION#", W),
+            ("TGSIGNIN#", W),
         ],
     ),
+    ("oauth", &[("TGSIGNIN#", W), ("SIGNKEY#", W)]),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +126,13 @@ const KMS_USE: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     ("worker-credentials", &[("kms:Decrypt", "credentials")]),
+    (
+        "oauth",
+        &[
+            ("kms:GenerateDataKey", "signing-key"),
+            ("kms:Decrypt", "signing-key"),
+        ],
+    ),
 ];
 const KMS_ACTIONS: &[&str] = &[
     "kms:Decrypt",
@@ -370,7 +385,7 @@ fn item_prefixes_are_disjoint() {
 }
 
 /// [`ITEM_PREFIXES`] is the key table of `shared/src/store/dynamodb/keys.rs`: every `pk` there
-/// (its literal part, up to the first `<…>`) is one of them, or is split by kind into several
+/// (its literal part, up to the first `<…>`; of a fixed pk, up to its last `#`) is one of them, or is split by kind into several
 /// (claims), and every one of them is of a `pk` there.
 #[test]
 fn item_prefixes_are_the_key_table() {
@@ -381,7 +396,14 @@ fn item_prefixes_are_the_key_table() {
         .filter_map(|l| l.strip_prefix("//! | "))
         .filter_map(|row| row.split(" | ").nth(1))
         .filter_map(|pk| pk.strip_prefix('`'))
-        .filter_map(|pk| pk.split_once('<').map(|(literal, _)| literal.to_owned()))
+        .filter_map(|pk| match pk.split_once('<') {
+            Some((literal, _)) => Some(literal.to_owned()),
+            // A fixed pk (`SIGNKEY#set`): its kind is the part up to the last `#`.
+            None => pk
+                .trim_end_matches('`')
+                .rsplit_once('#')
+                .map(|(kind, _)| format!("{kind}#")),
+        })
         .collect();
     assert!(table.len() >= 8, "keys.rs documents its keys: {table:?}");
     for pk in &table {

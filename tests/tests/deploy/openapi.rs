@@ -94,9 +94,23 @@ fn operations_are_exactly_the_functions_routes() {
             .collect();
         assert_eq!(in_path, declared, "{at}: path parameters");
         // A success, and errors as problem+json (401 and 503 at least: every route
-        // authenticates, and every route uses the store).
+        // authenticates, and every route uses the store). The OAuth endpoints answer errors
+        // as RFC 6749 JSON instead (but for the 404 of a switched-off feature).
         let statuses: Vec<&String> = operation["responses"].as_object().unwrap().keys().collect();
         assert!(statuses.iter().any(|s| s.starts_with('2')), "{at}: a 2xx");
+        if path.starts_with("/oauth/") {
+            for status in statuses
+                .iter()
+                .filter(|s| (s.starts_with('4') || s.starts_with('5')) && **s != "404")
+            {
+                let r = response(&spec, operation, status);
+                assert!(
+                    r["content"]["application/json"]["schema"].is_object(),
+                    "{at}: {status} must be an RFC 6749 error (application/json)"
+                );
+            }
+            continue;
+        }
         for status in ["401", "503"] {
             let r = response(&spec, operation, status);
             assert!(

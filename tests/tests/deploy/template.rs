@@ -286,7 +286,18 @@ fn every_route_has_a_usable_event() {
                     "{at}"
                 );
             }
-            if let Some(body) = event["body"].as_str() {
+            if let Some(body) = event["body"].as_str()
+                && event["headers"]["content-type"] == "application/x-www-form-urlencoded"
+            {
+                // An OAuth form: its initData (a token exchange's subject token) verifies.
+                for (name, value) in form_urlencoded::parse(body.as_bytes()) {
+                    if name == "subject_token" {
+                        miniapp
+                            .verify(&RawInitData::new(value.as_ref()), UnixTime::now())
+                            .unwrap_or_else(|e| panic!("{at}: the initData is refused: {e}"));
+                    }
+                }
+            } else if let Some(body) = event["body"].as_str() {
                 let body: Value = serde_json::from_str(body)
                     .unwrap_or_else(|e| panic!("{at}: the body is not JSON: {e}"));
                 assert_eq!(event["headers"]["content-type"], "application/json", "{at}");

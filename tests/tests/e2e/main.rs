@@ -8,6 +8,7 @@
 mod aws_calls;
 mod connect_link;
 mod miniapp;
+mod oauth;
 mod registration;
 mod vault;
 mod webhook;

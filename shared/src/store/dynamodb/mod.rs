@@ -17,8 +17,8 @@ mod links;
 mod miniapp_flow;
 mod miniapp_sessions;
 mod registrations;
-mod signins;
 mod signing_keys;
+mod signins;
 mod worker_tokens;
 
 use aws_sdk_dynamodb::{

@@ -11,8 +11,8 @@ mod links;
 mod miniapp_flow;
 mod miniapp_sessions;
 mod registrations;
-mod signins;
 mod signing_keys;
+mod signins;
 mod worker_tokens;
 
 use std::{
