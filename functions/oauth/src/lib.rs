@@ -44,8 +44,8 @@ use tglink_shared::{
     store::{
         SignIns, StoreError,
         signins::{
-            Amr, DEFAULT_SESSIONS_MAX, InitDataUse, NewSession, Profile, RefreshKey,
-            RefreshOutcome, RefreshToken, SessionId, SignedIn, StartOutcome,
+            Amr, DEFAULT_SESSIONS_MAX, NewSession, Profile, RefreshKey, RefreshOutcome,
+            RefreshToken, SessionId, SignedIn, StartOutcome,
         },
     },
     telegram::miniapp::{Flags, MiniAppConfig, MiniAppError, RawInitData},
@@ -443,12 +443,7 @@ async fn exchange(
         expires_at: now.plus_secs(miniapp.session_ttl_secs),
         refresh: first.hash(),
     };
-    let use_ = InitDataUse {
-        telegram_user_id: id,
-        fingerprint: verified.data.replay_key(),
-        retain_until: now.plus_secs(miniapp.replay_retain_secs(verified.data.auth_date, now)),
-        now,
-    };
+    let use_ = miniapp.initdata_use(&verified, now);
     let started = match deps
         .signins
         .start(&session, &use_, deps.sessions_max)

@@ -292,7 +292,8 @@ pub enum TokenLinkOutcome {
     Linked(Link),
     /// The same pair was linked already (the stored link, unchanged; nothing written).
     AlreadyLinked(Link),
-    /// The session is ended or expired, or it linked before. Nothing written.
+    /// The session is ended or expired, or it linked another app user before. Nothing
+    /// written. (The app user it linked may present it again: `AlreadyLinked`.)
     Invalid,
     Blocked,
     Conflict(LinkSide),
@@ -355,8 +356,8 @@ pub trait SignIns: Send + Sync {
     ) -> Result<InitDataStanding, StoreError>;
 
     /// Links `user` to the Telegram user of the live session `sid`, in one transaction that
-    /// also checks the block and that the session is live and has not linked before, and
-    /// records the link on it. Precedence: blocked, session invalid, Telegram user linked
+    /// also checks the block and that the session is live and has linked no other app user
+    /// (a session links at most once), and records the link on it. Precedence: blocked, session invalid, Telegram user linked
     /// elsewhere, app user linked elsewhere.
     async fn link_with_session(
         &self,

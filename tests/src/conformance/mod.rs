@@ -9,7 +9,6 @@ pub mod connect_flow;
 pub mod connect_tokens;
 pub mod credentials;
 pub mod links;
-pub mod miniapp;
 pub mod registrations;
 pub mod seal;
 pub mod signins;
@@ -74,15 +73,6 @@ macro_rules! conformance_suite {
             blocks::blocked_users_cannot_connect_through_the_bot,
             blocks::block_racing_links_ends_blocked_and_unlinked,
             blocks::concurrent_unblocks_one_winner,
-            miniapp::session_and_claim_are_written_together,
-            miniapp::blocked_users_get_no_session_and_burn_nothing,
-            miniapp::only_active_unexpired_sessions_link,
-            miniapp::one_initdata_one_session_under_concurrency,
-            miniapp::claim_and_link_outcomes,
-            miniapp::claim_and_link_one_winner_of_sixteen,
-            miniapp::a_session_links_one_user_and_dies_with_the_link,
-            miniapp::a_block_ends_every_session_even_after_the_unblock,
-            miniapp::initdata_standing_reads_block_and_claim,
             signins::exchange_starts_a_session_and_uses_the_initdata,
             signins::refresh_rotates_and_a_rotated_token_ends_the_session,
             signins::thirty_two_concurrent_refreshes_one_success,

@@ -10,7 +10,7 @@ use super::{
     DynamoStore,
     item::{Item, corrupt, get_n, get_s, get_time, n, s},
     keys,
-    links::{bump_session_epoch, delete_link_items, parse_link},
+    links::{delete_link_items, parse_link},
     signins::{mirror_block, mirror_unblock},
     tx::{CondHandle, Expr, Tx, TxError, absent, retry_on_conflict},
 };
@@ -79,7 +79,6 @@ impl DynamoStore {
             }
         }
         // The sessions made before the block end with it; the sign-in record says blocked.
-        bump_session_epoch(&mut tx, id);
         mirror_block(&mut tx, id);
         // A failed condition: the block or the link changed since the read (look again).
         tx.run().await?;

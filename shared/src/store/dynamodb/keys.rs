@@ -4,12 +4,10 @@
 //! | --- | --- | --- |
 //! | link, by Telegram user | `TGUSER#<id>` | `LINK` |
 //! | link, by app user | `USER#<id>` | `TGLINK` |
-//! | session epoch | `TGUSER#<id>` | `SESSIONS` |
 //! | block | `TGBLOCK#<id>` | `BLOCK` |
 //! | sign-in record (sessions, initData claims, link and block mirrors) | `TGSIGNIN#<id>` | `SIGNIN` |
 //! | claim | `CLAIM#<kind>#<key>` | `CLAIM` |
 //! | connect token | `CONNECT#<hash>` | `CONNECT` |
-//! | Mini App session | `SESSION#<hash>` | `SESSION` |
 //! | credentials | `VAULT#<id>` | `CREDENTIALS` |
 //! | worker token (listing) | `VAULT#<id>` | `WORKERTOKEN#<id>` |
 //! | registration pointer | `REGISTRATION#<hash>` | `REGISTRATION` |
@@ -21,9 +19,10 @@
 //! `template.yaml` may touch only the prefixes it uses, so a kind of item that one function
 //! must not touch never shares a prefix with one it uses. The vault (`VAULT#`: credentials and
 //! worker tokens, settings and worker-credentials only) does not share `USER#` with links,
-//! blocks (written by the admin routes only) do not share `TGUSER#` with links, and claims
-//! carry their kind (`CLAIM#update#…` for the webhook, `CLAIM#initdata#…` for Mini App
-//! initData). A new kind of item gets a prefix of its own and a row in the IAM matrix of
+//! blocks (written by the admin routes only) do not share `TGUSER#` with links, claims carry
+//! their kind (`CLAIM#update#…` for the webhook), and the sign-in record (`TGSIGNIN#`: sessions,
+//! initData claims, link and block mirrors) has a prefix of its own, so the token endpoint
+//! touches no link item. A new kind of item gets a prefix of its own and a row in the IAM matrix of
 //! `tests/tests/deploy/iam.rs`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -86,29 +85,12 @@ pub(super) fn signin(id: TelegramUserId) -> Key {
     Key::new(format!("TGSIGNIN#{id}"), "SIGNIN")
 }
 
-/// The Telegram user's Mini App session epoch (`epoch`, a number; absent = 0).
-pub(super) fn session_epoch(id: TelegramUserId) -> Key {
-    Key::new(telegram_pk(id), "SESSIONS")
-}
-
 pub(super) fn claim(key: &ClaimKey) -> Key {
     Key::new(format!("CLAIM#{}", key.as_str()), "CLAIM")
 }
 
 pub(super) fn connect_token(hash: &TokenHash) -> Key {
     Key::new(format!("CONNECT#{}", hash.as_str()), "CONNECT")
-}
-
-const SESSION_PREFIX: &str = "SESSION#";
-
-pub(super) fn session(hash: &TokenHash) -> Key {
-    Key::new(format!("{SESSION_PREFIX}{}", hash.as_str()), "SESSION")
-}
-
-/// The session hash of a session item's `pk`.
-pub(super) fn session_hash(pk: &str) -> Option<TokenHash> {
-    pk.strip_prefix(SESSION_PREFIX)
-        .map(|hash| TokenHash::from_stored(hash.to_owned()))
 }
 
 pub(super) fn credentials(user: &UserId) -> Key {
@@ -179,7 +161,5 @@ mod tests {
             pair(registration_by_token(&hash)).0,
             format!("REGISTRATION#{}", hash.as_str())
         );
-        assert_eq!(session_hash(&session(&hash).pk), Some(hash));
-        assert_eq!(session_hash("CONNECT#x"), None);
     }
 }

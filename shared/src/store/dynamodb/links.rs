@@ -85,23 +85,9 @@ pub(super) fn put_link_items(tx: &mut Tx<'_>, link: &Link, replacing: Replacing)
     }
 }
 
-/// Adds "bump the Telegram user's session epoch" to `tx`: every Mini App session made before
-/// it stops linking (`TGUSER#<id>` / `SESSIONS`, created at 1 when absent).
-pub(super) fn bump_session_epoch(tx: &mut Tx<'_>, id: TelegramUserId) {
-    tx.update(
-        keys::session_epoch(id),
-        Expr::new("ADD #epoch :one")
-            .name("#epoch", "epoch")
-            .value(":one", n(1)),
-        None,
-    );
-}
-
 /// Deletes both items of `link` if they still describe it, and ends every session of the
-/// Telegram user on its sign-in record (the link mirror goes too), and bumps the Telegram
-/// user's session epoch (the old Mini App sessions end with it).
+/// Telegram user on its sign-in record (the link mirror goes too).
 pub(super) fn delete_link(tx: &mut Tx<'_>, link: &Link, found_by: LinkSide) {
-    bump_session_epoch(tx, link.telegram_user_id);
     signins::mirror_unlink(tx, link.telegram_user_id);
     delete_link_items(tx, link, found_by);
 }

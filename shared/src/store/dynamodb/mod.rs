@@ -14,8 +14,6 @@ mod connect_flow;
 mod connect_tokens;
 mod credentials;
 mod links;
-mod miniapp_flow;
-mod miniapp_sessions;
 mod registrations;
 mod signing_keys;
 mod signins;

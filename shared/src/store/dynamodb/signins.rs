@@ -512,7 +512,8 @@ impl DynamoStore {
             Some(
                 Expr::new(
                     "contains(sids, :sid) AND #s.expires_at > :now \
-                     AND attribute_not_exists(#s.linked) AND attribute_not_exists(blocked)",
+                     AND (attribute_not_exists(#s.linked) OR #s.linked = :uid) \
+                     AND attribute_not_exists(blocked)",
                 )
                 .value(":sid", s(sid.to_string()))
                 .value(":now", n(now.secs())),

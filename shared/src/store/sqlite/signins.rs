@@ -365,8 +365,13 @@ fn link_with_session(
     if blocks::is_blocked(&tx, id)? {
         return Ok(TokenLinkOutcome::Blocked);
     }
-    let live =
-        read(&tx, id, sid)?.is_some_and(|row| row.session.expires_at > now && row.linked.is_none());
+    let live = read(&tx, id, sid)?.is_some_and(|row| {
+        row.session.expires_at > now
+            && row
+                .linked
+                .as_deref()
+                .is_none_or(|linked| linked == user.as_str())
+    });
     if !live {
         return Ok(TokenLinkOutcome::Invalid);
     }
