@@ -538,3 +538,141 @@ async fn bad_input_gets_documented_errors() {
     log.assert_free_of(&[secret, &data]);
     let _: Value = Value::Null;
 }
+
+/// JWTs presented to `POST /api/telegram/link` that are not valid tglink access tokens: each is
+/// `401 access_token_invalid`, never a 500, and never echoed.
+async fn bad_access_tokens_are_refused_by_link(backend: Backend) {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    let log = logs::capture();
+    let app = spawn_app(backend).await;
+    let api = &app.api;
+    let (good, _) = pair(&exchange(api, &init_data(&app, 7501, "J1")).await);
+    let valid = claims(&app, &good).await;
+    let startup = Startup::new(app.env.clone(), Platform::Local)
+        .await
+        .unwrap();
+    let signer = startup.token_signer().await.unwrap();
+    let now = UnixTime::now().secs() as i64;
+    let signed = |edit: &dyn Fn(&mut AccessTokenClaims)| {
+        let mut c = valid.clone();
+        c.iat = now;
+        c.exp = now + 300;
+        edit(&mut c);
+        let signer = signer.clone();
+        async move { signer.sign(&c).await.unwrap() }
+    };
+    let expired = signed(&|c| {
+        c.iat = now - 1_000;
+        c.exp = now - 600;
+    })
+    .await;
+    let other_issuer = signed(&|c| c.iss = "https://evil.example".into()).await;
+    let other_audience = signed(&|c| c.aud = "someone-else".into()).await;
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(good.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let kid = header["kid"].as_str().unwrap().to_owned();
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&valid).unwrap());
+    let none = format!(
+        "{}.{payload}.",
+        URL_SAFE_NO_PAD
+            .encode(serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": kid}).to_string())
+    );
+    let key = startup
+        .store()
+        .await
+        .unwrap()
+        .signing_keys()
+        .key_set()
+        .await
+        .unwrap()
+        .keys
+        .into_iter()
+        .find(|k| k.kid == kid)
+        .unwrap();
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.typ = Some("at+jwt".into());
+    hs.kid = Some(kid.clone());
+    let public_jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": key.x, "y": key.y});
+    let hs256_with_public_key = jsonwebtoken::encode(
+        &hs,
+        &valid,
+        &EncodingKey::from_secret(public_jwk.to_string().as_bytes()),
+    )
+    .unwrap();
+    let hs256_with_x =
+        jsonwebtoken::encode(&hs, &valid, &EncodingKey::from_secret(key.x.as_bytes())).unwrap();
+    let mut forged = good.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let mut unknown_kid = good.split('.').map(str::to_owned).collect::<Vec<_>>();
+    unknown_kid[0] = URL_SAFE_NO_PAD
+        .encode(serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": "nope"}).to_string());
+    let unknown_kid = unknown_kid.join(".");
+    let payload_swapped = {
+        let mut c = valid.clone();
+        c.sub = "1".into();
+        let mut parts = good.split('.').map(str::to_owned).collect::<Vec<_>>();
+        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
+        parts.join(".")
+    };
+    let jwt = app.jwt("user-75");
+    let cases = [
+        ("expired", expired.as_str()),
+        ("other issuer", other_issuer.as_str()),
+        ("other audience", other_audience.as_str()),
+        ("alg none", none.as_str()),
+        ("HS256 with the public JWK", hs256_with_public_key.as_str()),
+        ("HS256 with x", hs256_with_x.as_str()),
+        ("forged signature", forged.as_str()),
+        ("unknown kid", unknown_kid.as_str()),
+        ("payload swapped", payload_swapped.as_str()),
+        ("garbage", "not-a-jwt"),
+        ("empty parts", ".."),
+    ];
+    for (what, token) in cases {
+        let resp = api
+            .post(
+                "/api/telegram/link",
+                Some(&jwt),
+                Some(&serde_json::json!({"access_token": token})),
+            )
+            .await;
+        resp.assert_problem(401, "access_token_invalid");
+        assert!(!resp.text.contains(token), "{what} echoed");
+    }
+    assert_eq!(
+        app.store()
+            .await
+            .links()
+            .get_by_telegram(TelegramUserId::new(7501).unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    // The genuine token links (once).
+    let resp = api
+        .post(
+            "/api/telegram/link",
+            Some(&jwt),
+            Some(&serde_json::json!({"access_token": good})),
+        )
+        .await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    log.assert_free_of(&[&good, &forged, &none, &hs256_with_public_key]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_access_tokens_are_refused_by_link_sqlite() {
+    bad_access_tokens_are_refused_by_link(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_access_tokens_are_refused_by_link_dynamodb() {
+    bad_access_tokens_are_refused_by_link(Backend::DynamoDb).await;
+}
