@@ -2,7 +2,8 @@
 //! KMS (moto), with every request the app sends to AWS counted by the SDK configuration it was
 //! built with (`tglink_tests::aws_calls`). The design's budgets are asserted here (a count, not
 //! a time): connect-link 1; webhook `/start` ≤ 2 and no outbound Telegram call; verify 1;
-//! worker-credentials 1 DynamoDB + ≤ 1 KMS, and 0 KMS on 304. The other endpoints' costs are
+//! worker-credentials 1 DynamoDB + ≤ 1 KMS, and 0 KMS on 304; the oauth token exchange and
+//! refresh 1 DynamoDB + 0 KMS on a warm function. The other endpoints' costs are
 //! recorded for the benchmark report (`TGLINK_BENCH_OUT`), pinned so a change is noticed.
 //!
 //! Only the DynamoDB/KMS adapters make AWS calls, so these tests run on that backend alone.
@@ -649,4 +650,128 @@ async fn verify_costs_one_call() {
     );
     assert_eq!(tally.total(), 0, "{:?}", tally.names());
     c.write("verify");
+}
+
+/// `POST /oauth/token` and `/oauth/revoke` (issue 14). The first token of a cold process loads
+/// (here: creates) the signing key; after that, warm: an initData exchange is 1 DynamoDB call
+/// (one `UpdateItem` of the sign-in record) and 0 KMS, a refresh 1 DynamoDB and 0 KMS, a
+/// revoke by refresh token 1 DynamoDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_exchange_and_refresh_cost_one_call_and_no_kms() {
+    use tglink_shared::telegram::initdata::signing::sign_hmac;
+
+    let c = counted().await;
+    let bot_token = c.app.env.var("TELEGRAM_BOT_TOKEN").unwrap();
+    let init_data = |query_id: &str| {
+        let user = json!({"id": 4711, "first_name": "Ann", "username": "ann4711"}).to_string();
+        sign_hmac(
+            &[
+                ("query_id", query_id),
+                ("user", &user),
+                ("auth_date", &UnixTime::now().secs().to_string()),
+            ],
+            &bot_token,
+        )
+    };
+    let form = |pairs: &[(&str, &str)]| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    };
+    let post = |path: &'static str, body: String| {
+        let api = &c.app.api;
+        api.send(
+            api.request(Method::POST, path)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+    };
+    let exchange = |data: String| {
+        form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            (
+                "subject_token_type",
+                "urn:tglink:params:oauth:token-type:telegram-init-data",
+            ),
+            ("subject_token", &data),
+        ])
+    };
+
+    // Cold: the first token also creates and seals the deployment's first signing key.
+    let resp = post("/oauth/token", exchange(init_data("OC1"))).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    c.record(
+        "oauth",
+        "POST /oauth/token",
+        "initData exchange, cold (first signing key created)",
+        &resp,
+    );
+
+    // Warm exchange: one UpdateItem, no KMS.
+    let resp = post("/oauth/token", exchange(init_data("OC2"))).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let refresh = resp.json["refresh_token"].as_str().unwrap().to_owned();
+    let cost = c.record_budget(
+        "oauth",
+        "POST /oauth/token",
+        "initData exchange, warm",
+        &resp,
+        "1 DynamoDB + 0 KMS",
+        |t, _| t.count("DynamoDB") == 1 && t.count("KMS") == 0 && t.total() == 1,
+    );
+    assert!(cost.met, "{:?}", cost.tally.names());
+    assert_eq!(cost.tally.operations("DynamoDB"), ["UpdateItem"]);
+
+    // Refresh: one UpdateItem, no KMS.
+    let resp = post(
+        "/oauth/token",
+        form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let next = resp.json["refresh_token"].as_str().unwrap().to_owned();
+    let cost = c.record_budget(
+        "oauth",
+        "POST /oauth/token",
+        "refresh",
+        &resp,
+        "1 DynamoDB + 0 KMS",
+        |t, _| t.count("DynamoDB") == 1 && t.count("KMS") == 0 && t.total() == 1,
+    );
+    assert!(cost.met, "{:?}", cost.tally.names());
+    assert_eq!(cost.tally.operations("DynamoDB"), ["UpdateItem"]);
+
+    // Reuse of the rotated token: the refused rotation, then the session's end.
+    let resp = post(
+        "/oauth/token",
+        form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]),
+    )
+    .await;
+    assert_eq!(resp.status, 400, "{}", resp.text);
+    let (tally, _) = c.record("oauth", "POST /oauth/token", "refresh token reuse", &resp);
+    assert_eq!(tally.operations("DynamoDB"), ["UpdateItem", "UpdateItem"]);
+
+    // Revoke by refresh token: one UpdateItem.
+    let resp = post("/oauth/revoke", form(&[("token", &next)])).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let (tally, _) = c.record("oauth", "POST /oauth/revoke", "refresh token", &resp);
+    assert_eq!(tally.operations("DynamoDB"), ["UpdateItem"]);
+    assert_eq!(tally.count("KMS"), 0);
+
+    // Malformed: refused before the store.
+    let resp = post("/oauth/token", form(&[("grant_type", "password")])).await;
+    assert_eq!(resp.status, 400, "{}", resp.text);
+    let (tally, _) = c.record(
+        "oauth",
+        "POST /oauth/token",
+        "unsupported grant (400)",
+        &resp,
+    );
+    assert_eq!(tally.total(), 0, "{:?}", tally.names());
+    c.write("oauth");
 }
