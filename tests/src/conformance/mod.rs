@@ -12,6 +12,7 @@ pub mod links;
 pub mod miniapp;
 pub mod registrations;
 pub mod seal;
+pub mod signing_keys;
 pub mod worker_tokens;
 
 /// Expands to one `#[tokio::test]` per suite function, for the given [`Backend`](crate::fixtures::Backend).
@@ -82,6 +83,10 @@ macro_rules! conformance_suite {
             miniapp::a_session_links_one_user_and_dies_with_the_link,
             miniapp::a_block_ends_every_session_even_after_the_unblock,
             miniapp::initdata_standing_reads_block_and_claim,
+            signing_keys::the_first_key_is_created_once_under_concurrency,
+            signing_keys::a_rotation_retires_the_current_key_and_both_stay_published,
+            signing_keys::adding_a_key_is_conditional_on_the_current_one,
+            signing_keys::the_private_key_is_stored_sealed_for_its_purpose,
         );
     };
     (@tests $backend:expr; $($module:ident :: $name:ident),+ $(,)?) => {
