@@ -53,6 +53,8 @@ functions! {
     "worker-credentials" => worker_credentials::WorkerCredentials,
     "initdata-verify" => initdata_verify::InitDataVerify,
     "link" => link::LinkFunction,
+    "oidc" => oidc::Oidc,
+    "signing-keys" => signing_keys::SigningKeysFunction,
 }
 
 /// The function called `name`.

@@ -61,6 +61,20 @@ impl SigningKeySet {
         self.keys.iter().find(|k| k.kid == kid)
     }
 
+    /// The key that signs at `now`: the newest key created at least `activation_secs` before
+    /// `now` — so a new key is published (JWKS, verifiers' caches) before any token carries
+    /// its `kid` — or, when no key is that old (the first key of a new deployment), the oldest.
+    pub fn signing_key(&self, now: UnixTime, activation_secs: u64) -> Option<&SigningKeyRecord> {
+        let order = |a: &&SigningKeyRecord, b: &&SigningKeyRecord| {
+            a.created_at.cmp(&b.created_at).then(a.kid.cmp(&b.kid))
+        };
+        self.keys
+            .iter()
+            .filter(|k| k.created_at.plus_secs(activation_secs) <= now)
+            .max_by(order)
+            .or_else(|| self.keys.iter().min_by(order))
+    }
+
     /// The keys a verifier must accept at `now`: the current one and every key retired less
     /// than `keep_secs` ago (a token it signed may still be live). Newest first.
     pub fn published(&self, now: UnixTime, keep_secs: u64) -> Vec<&SigningKeyRecord> {

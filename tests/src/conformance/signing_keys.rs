@@ -6,7 +6,9 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use tglink_shared::{
     ids::UserId,
-    oauth::{AccessTokenClaims, AccessTokenVerifier, TokenConfig, TokenSigner, keys},
+    oauth::{
+        AccessTokenClaims, AccessTokenVerifier, KEY_ACTIVATION_SECS, TokenConfig, TokenSigner, keys,
+    },
     seal::SealScope,
     store::{
         AddOutcome,
@@ -106,16 +108,23 @@ pub async fn a_rotation_retires_the_current_key_and_both_stay_published(backend:
     let keep = config().keep_retired_secs();
     assert_eq!(set.published(UnixTime(T0 + 11), keep).len(), 2);
     assert_eq!(set.published(UnixTime(T0 + 10 + keep), keep).len(), 1);
-    // A fresh instance signs with the new key; the old token still verifies there.
+    // A fresh instance signs with the old key until the new one has been published for
+    // KEY_ACTIVATION_SECS, then with the new one; the old token still verifies there.
     let second = fx.second_client().await;
-    let token = TokenSigner::new(second.signing_keys(), sealer.second_client().await)
+    let early = TokenSigner::new(second.signing_keys(), sealer.second_client().await)
         .sign(&claims(T0 + 20))
+        .await
+        .unwrap();
+    assert_eq!(kid_of(&early), kid_of(&old));
+    let t1 = T0 + 10 + KEY_ACTIVATION_SECS;
+    let token = TokenSigner::new(second.signing_keys(), sealer.second_client().await)
+        .sign(&claims(t1))
         .await
         .unwrap();
     assert_eq!(kid_of(&token), new_kid);
     let verifier = AccessTokenVerifier::new(config(), second.signing_keys());
-    verifier.verify(&old, UnixTime(T0 + 20)).await.unwrap();
-    verifier.verify(&token, UnixTime(T0 + 20)).await.unwrap();
+    verifier.verify(&old, UnixTime(t1)).await.unwrap();
+    verifier.verify(&token, UnixTime(t1)).await.unwrap();
 }
 
 pub async fn adding_a_key_is_conditional_on_the_current_one(backend: Backend) {
