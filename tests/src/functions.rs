@@ -85,11 +85,13 @@ pub fn route_key(route: &Route) -> (String, String) {
 
 /// The file name (without `.json`) of a route's event in `tests/events/<function>/`:
 /// the method in lower case, then the path without `/api/`, `/` → `-`, braces dropped.
-/// `DELETE /api/worker/tokens/{id}` → `delete-worker-tokens-id`.
+/// `DELETE /api/worker/tokens/{id}` → `delete-worker-tokens-id`; a path outside `/api/` loses
+/// its leading `/` (`GET /.well-known/jwks.json` → `get-.well-known-jwks.json`).
 pub fn event_slug(route: &Route) -> String {
     let path = route
         .pattern
         .trim_start_matches("/api/")
+        .trim_start_matches('/')
         .replace(['{', '}'], "")
         .replace('/', "-");
     format!("{}-{path}", route.method.to_ascii_lowercase())

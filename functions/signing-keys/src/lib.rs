@@ -57,7 +57,7 @@ pub struct SigningKeysFunction {
 pub struct Rotated {
     /// The new current key.
     pub kid: String,
-    /// Every published key, newest first.
+    /// Every published key, the current one first.
     pub published: Vec<String>,
 }
 

@@ -76,7 +76,8 @@ impl SigningKeySet {
     }
 
     /// The keys a verifier must accept at `now`: the current one and every key retired less
-    /// than `keep_secs` ago (a token it signed may still be live). Newest first.
+    /// than `keep_secs` ago (a token it signed may still be live). The current key first, then
+    /// the most recently retired.
     pub fn published(&self, now: UnixTime, keep_secs: u64) -> Vec<&SigningKeyRecord> {
         let mut keys: Vec<_> = self
             .keys
@@ -86,7 +87,13 @@ impl SigningKeySet {
                 Some(at) => at.plus_secs(keep_secs) > now,
             })
             .collect();
-        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.kid.cmp(&b.kid)));
+        // The current key first (no `retired_at`), then the most recently retired.
+        keys.sort_by(|a, b| match (a.retired_at, b.retired_at) {
+            (None, None) => a.kid.cmp(&b.kid),
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => y.cmp(&x).then(a.kid.cmp(&b.kid)),
+        });
         keys
     }
 }

@@ -9,5 +9,6 @@ mod aws_calls;
 mod connect_link;
 mod miniapp;
 mod registration;
+mod tokens;
 mod vault;
 mod webhook;
