@@ -681,4 +681,31 @@ async fn miniapp_scenario(s: &mut Session<'_>) {
         .await
         .expect(200, "admin unblock");
     assert_eq!(unblocked.json()["blocked"], false);
+
+    // oidc and signing-keys: the discovery document; the first rotation makes the first key
+    // (PutItem of the key and the pointer), the second rotates (PutItem + UpdateItem); the
+    // JWKS then publishes both.
+    let discovery = s
+        .call("oidc", "get-.well-known-openid-configuration", |_| {})
+        .await
+        .expect(200, "discovery document");
+    assert_eq!(
+        discovery.json()["jwks_uri"],
+        "http://127.0.0.1:8080/.well-known/jwks.json"
+    );
+    let first = s
+        .call("signing-keys", "post-admin-signing-keys-rotate", |_| {})
+        .await
+        .expect(200, "first signing key");
+    let second = s
+        .call("signing-keys", "post-admin-signing-keys-rotate", |_| {})
+        .await
+        .expect(200, "signing key rotation");
+    assert_eq!(second.json()["published"][1], first.json()["kid"]);
+    let jwks = s
+        .call("oidc", "get-.well-known-jwks.json", |_| {})
+        .await
+        .expect(200, "JWKS");
+    assert_eq!(jwks.json()["keys"][0]["kid"], second.json()["kid"]);
+    assert_eq!(jwks.json()["keys"][1]["kid"], first.json()["kid"]);
 }
