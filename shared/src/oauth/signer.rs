@@ -1,7 +1,8 @@
 //! [`TokenSigner`]: signs access tokens in-process with the current signing key.
 //!
 //! The key is loaded lazily, on the first token of a cold start: one store read (the key set)
-//! and one key unwrap (one KMS `Decrypt` in the cloud), then cached. Every token after that
+//! and one key unwrap (one KMS `Decrypt` in the cloud), then cached (the instance that
+//! creates the first key instead makes one data key, `GenerateDataKey`, and one write). Every token after that
 //! costs no AWS call; after [`KEY_REFRESH_SECS`] (measured on the tokens' `iat`) the signer
 //! reads the key set again (one store read, no unwrap unless the signing key changed). A new
 //! key signs once it is [`KEY_ACTIVATION_SECS`] old (published first, see
@@ -116,9 +117,8 @@ impl TokenSigner {
             if set.current.is_some() {
                 return Err(StoreError::Corrupt("current signing key missing".into()).into());
             }
-            let record = keys::new_record(&self.sealer, now).await?;
+            let (record, pkcs8) = keys::new_key(&self.sealer, now).await?;
             if self.keys.add_current(&record, None, now).await? == AddOutcome::Added {
-                let pkcs8 = keys::open_private(&self.sealer, &record).await?;
                 return Ok(CurrentKey {
                     kid: record.kid,
                     key: EncodingKey::from_ec_der(pkcs8.expose()),
