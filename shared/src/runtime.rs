@@ -254,3 +254,99 @@ async fn build<F: Function>(env: Arc<dyn Env>, platform: Platform) -> Result<F, 
     let startup = Startup::with_secrets(env, platform, F::secrets()).await?;
     F::build(&startup).await
 }
+
+/// The top-level key of a scheduled invocation's payload: `{"tglink_scheduled": "<job>"}`.
+/// `template.yaml`'s schedules send it as their target input. An API Gateway event never has
+/// this key (API Gateway builds its events), so only a principal allowed to invoke the function
+/// directly (the schedule's role) can send one.
+pub const SCHEDULED_KEY: &str = "tglink_scheduled";
+
+/// A function that also runs jobs on a schedule (EventBridge Scheduler invoking it with
+/// `{"tglink_scheduled": "<job>"}`).
+#[async_trait]
+pub trait ScheduledFunction: Function {
+    /// Runs `job`; the result is the invocation's answer (an error fails the invocation, so the
+    /// scheduler's retry policy applies).
+    async fn scheduled(&self, job: &str) -> Result<serde_json::Value, String>;
+}
+
+/// What a raw Lambda payload is.
+#[derive(Debug)]
+pub enum Invocation {
+    /// An HTTP event (API Gateway HTTP API, payload 2.0).
+    Http(Box<lambda_http::request::LambdaRequest>),
+    /// A scheduled job.
+    Scheduled(String),
+    /// Neither: refused.
+    Unknown,
+}
+
+impl Invocation {
+    pub fn classify(payload: serde_json::Value) -> Self {
+        if let Some(job) = payload.get(SCHEDULED_KEY) {
+            return match job.as_str() {
+                Some(job) if payload.as_object().is_some_and(|o| o.len() == 1) => {
+                    Self::Scheduled(job.to_owned())
+                }
+                _ => Self::Unknown,
+            };
+        }
+        match serde_json::from_value::<lambda_http::request::LambdaRequest>(payload) {
+            Ok(request) => Self::Http(Box::new(request)),
+            Err(_) => Self::Unknown,
+        }
+    }
+}
+
+/// Answers one raw invocation of `function`: an HTTP event through [`Function::handle`] (the
+/// answer as API Gateway expects it), a scheduled job through
+/// [`ScheduledFunction::scheduled`].
+pub async fn invoke<F: ScheduledFunction>(
+    function: Arc<F>,
+    event: lambda_http::LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, lambda_http::Error> {
+    use lambda_http::Service;
+    let lambda_http::LambdaEvent { payload, context } = event;
+    match Invocation::classify(payload) {
+        Invocation::Scheduled(job) => {
+            let result = function.scheduled(&job).await;
+            match &result {
+                Ok(_) => tracing::info!(job = %job, outcome = "done", "scheduled job"),
+                Err(e) => tracing::error!(job = %job, error = %e, "scheduled job failed"),
+            }
+            result.map_err(Into::into)
+        }
+        Invocation::Http(request) => {
+            let mut adapter = lambda_http::Adapter::from(service_fn(move |req: Request| {
+                let function = function.clone();
+                async move { Ok::<_, Infallible>(function.handle(req).await) }
+            }));
+            let response = adapter
+                .call(lambda_http::LambdaEvent::new(*request, context))
+                .await
+                .map_err(|e| match e {})?;
+            Ok(serde_json::to_value(response)?)
+        }
+        Invocation::Unknown => {
+            tracing::error!("refused an invocation that is neither an HTTP event nor a job");
+            Err("unknown invocation payload".into())
+        }
+    }
+}
+
+/// [`run_lambda`] for a [`ScheduledFunction`]: HTTP events and scheduled jobs.
+pub async fn run_scheduled_lambda<F: ScheduledFunction>() -> Result<(), lambda_http::Error> {
+    crate::logging::init();
+    let function = match build::<F>(Arc::new(ProcessEnv), Platform::Lambda).await {
+        Ok(f) => Arc::new(f),
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    lambda_http::lambda_runtime::run(service_fn(
+        move |event: lambda_http::LambdaEvent<serde_json::Value>| invoke(function.clone(), event),
+    ))
+    .await
+}

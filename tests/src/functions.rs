@@ -54,6 +54,8 @@ functions! {
     "initdata-verify" => initdata_verify::InitDataVerify,
     "link" => link::LinkFunction,
     "oauth" => oauth::OAuth,
+    "oidc" => oidc::Oidc,
+    "signing-keys" => signing_keys::SigningKeysFunction,
 }
 
 /// The function called `name`.
@@ -86,6 +88,9 @@ pub fn route_key(route: &Route) -> (String, String) {
 /// the method in lower case, then the path without `/api/` (or its leading `/`), `/` → `-`,
 /// braces dropped (`POST /oauth/token` → `post-oauth-token`).
 /// `DELETE /api/worker/tokens/{id}` → `delete-worker-tokens-id`.
+/// the method in lower case, then the path without `/api/`, `/` → `-`, braces dropped.
+/// `DELETE /api/worker/tokens/{id}` → `delete-worker-tokens-id`; a path outside `/api/` loses
+/// its leading `/` (`GET /.well-known/jwks.json` → `get-.well-known-jwks.json`).
 pub fn event_slug(route: &Route) -> String {
     let path = route
         .pattern

@@ -541,8 +541,40 @@ pub async fn run_scenario(s: &mut Session<'_>) {
         .expect(200, "registration status");
     assert_eq!(read.json()["status"], "completed", "{}", read.body);
 
+    token_service_scenario(s).await;
     miniapp_scenario(s).await;
     oauth_scenario(s).await;
+}
+
+/// oidc and signing-keys, before any token is signed (so the deployment's keys come from the
+/// rotation, and the token endpoint opens the current key with `kms:Decrypt`).
+async fn token_service_scenario(s: &mut Session<'_>) {
+    // oidc and signing-keys: the discovery document; the first rotation makes the first key
+    // (PutItem of the key and the pointer), the second rotates (PutItem + UpdateItem); the
+    // JWKS then publishes both.
+    let discovery = s
+        .call("oidc", "get-.well-known-openid-configuration", |_| {})
+        .await
+        .expect(200, "discovery document");
+    assert_eq!(
+        discovery.json()["jwks_uri"],
+        "http://127.0.0.1:8080/.well-known/jwks.json"
+    );
+    let first = s
+        .call("signing-keys", "post-admin-signing-keys-rotate", |_| {})
+        .await
+        .expect(200, "first signing key");
+    let second = s
+        .call("signing-keys", "post-admin-signing-keys-rotate", |_| {})
+        .await
+        .expect(200, "signing key rotation");
+    assert_eq!(second.json()["published"][1], first.json()["kid"]);
+    let jwks = s
+        .call("oidc", "get-.well-known-jwks.json", |_| {})
+        .await
+        .expect(200, "JWKS");
+    assert_eq!(jwks.json()["keys"][0]["kid"], second.json()["kid"]);
+    assert_eq!(jwks.json()["keys"][1]["kid"], first.json()["kid"]);
 }
 
 /// Makes an event's body the form `pairs`.

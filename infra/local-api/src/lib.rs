@@ -44,6 +44,8 @@ impl LocalApi {
             Arc::new(initdata_verify::InitDataVerify::build(startup).await?),
             Arc::new(link::LinkFunction::build(startup).await?),
             Arc::new(oauth::OAuth::build(startup).await?),
+            Arc::new(oidc::Oidc::build(startup).await?),
+            Arc::new(signing_keys::SigningKeysFunction::build(startup).await?),
         ];
         Ok(Self { functions })
     }

@@ -46,10 +46,11 @@ impl TokenConfig {
         format!("{}/{}", self.issuer, path.trim_start_matches('/'))
     }
 
-    /// How long a retired signing key stays published: a token it signed may be live that
-    /// long (its lifetime plus the clock-skew leeway).
+    /// How long a retired signing key stays published: it may still sign for
+    /// [`KEY_ACTIVATION_SECS`](super::KEY_ACTIVATION_SECS) after its retirement, and a token
+    /// it signed may be live for its lifetime plus the clock-skew leeway.
     pub fn keep_retired_secs(&self) -> u64 {
-        self.access_token_ttl.as_secs() + super::LEEWAY_SECS
+        self.access_token_ttl.as_secs() + super::LEEWAY_SECS + super::KEY_ACTIVATION_SECS
     }
 }
 
@@ -124,7 +125,7 @@ mod tests {
         let config = TokenConfig::from_env(&env("https://a.example")).unwrap();
         assert_eq!(config.access_token_ttl, Duration::from_secs(300));
         assert_eq!(config.url("/oauth/token"), "https://a.example/oauth/token");
-        assert_eq!(config.keep_retired_secs(), 330);
+        assert_eq!(config.keep_retired_secs(), 390);
         let capped = env("https://a.example").with("TGLINK_ACCESS_TOKEN_TTL_SEC", "31536001");
         assert!(TokenConfig::from_env(&capped).is_err());
         assert!(TokenConfig::from_env(&MapEnv::new().with("TGLINK_ISSUER", "https://a")).is_err());

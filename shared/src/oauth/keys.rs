@@ -116,6 +116,15 @@ pub fn seal_scope(kid: &str) -> SealScope {
 /// Generates a key and seals its private half (one data-key request to the sealer): the
 /// record to store.
 pub async fn new_record(sealer: &Sealer, now: UnixTime) -> Result<SigningKeyRecord, SigningError> {
+    Ok(new_key(sealer, now).await?.0)
+}
+
+/// Like [`new_record`], also answering the PKCS#8 private key (so the instance that made the
+/// key signs with it without opening it again).
+pub async fn new_key(
+    sealer: &Sealer,
+    now: UnixTime,
+) -> Result<(SigningKeyRecord, SecretBytes), SigningError> {
     let key = generate()?;
     let sealed = sealer
         .seal(
@@ -123,14 +132,17 @@ pub async fn new_record(sealer: &Sealer, now: UnixTime) -> Result<SigningKeyReco
             &[(PRIVATE_KEY_ATTRIBUTE, key.pkcs8.expose())],
         )
         .await?;
-    Ok(SigningKeyRecord {
-        kid: key.kid,
-        x: key.x,
-        y: key.y,
-        sealed,
-        created_at: now,
-        retired_at: None,
-    })
+    Ok((
+        SigningKeyRecord {
+            kid: key.kid,
+            x: key.x,
+            y: key.y,
+            sealed,
+            created_at: now,
+            retired_at: None,
+        },
+        key.pkcs8,
+    ))
 }
 
 /// Opens a stored key's private half (one key unwrap: one KMS `Decrypt` in the cloud).

@@ -34,6 +34,11 @@ pub const LEEWAY_SECS: u64 = 30;
 /// every warm instance within this interval.
 pub const KEY_REFRESH_SECS: u64 = 60;
 
+/// How long a new key is published before it signs: every warm verifier and discovery
+/// instance has re-read the key set by then, so no token carries a `kid` tglink does not
+/// serve. A retired key therefore still signs for up to this long.
+pub const KEY_ACTIVATION_SECS: u64 = KEY_REFRESH_SECS;
+
 /// The shortest interval between two reads of the key set forced by an unknown `kid` (a
 /// forged `kid` must not turn every request into a store read).
 pub const UNKNOWN_KID_REFETCH_SECS: u64 = 10;

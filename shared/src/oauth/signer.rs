@@ -1,10 +1,13 @@
 //! [`TokenSigner`]: signs access tokens in-process with the current signing key.
 //!
 //! The key is loaded lazily, on the first token of a cold start: one store read (the key set)
-//! and one key unwrap (one KMS `Decrypt` in the cloud), then cached. Every token after that
+//! and one key unwrap (one KMS `Decrypt` in the cloud), then cached (the instance that
+//! creates the first key instead makes one data key, `GenerateDataKey`, and one write). Every token after that
 //! costs no AWS call; after [`KEY_REFRESH_SECS`] (measured on the tokens' `iat`) the signer
-//! reads the key set again (one store read, no unwrap unless the current key changed), so a
-//! rotation reaches every warm instance within that interval. When the store holds no key
+//! reads the key set again (one store read, no unwrap unless the signing key changed). A new
+//! key signs once it is [`KEY_ACTIVATION_SECS`] old (published first, see
+//! [`crate::store::SigningKeySet::signing_key`]), so after a rotation every warm instance
+//! carries the new `kid` within activation + refresh (two minutes). When the store holds no key
 //! yet, the signer creates the first one with a conditional write; of concurrent cold starts
 //! one wins and the others use its key.
 
@@ -13,7 +16,7 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tokio::sync::Mutex;
 
-use super::{ACCESS_TOKEN_TYP, AccessTokenClaims, KEY_REFRESH_SECS, keys};
+use super::{ACCESS_TOKEN_TYP, AccessTokenClaims, KEY_ACTIVATION_SECS, KEY_REFRESH_SECS, keys};
 use crate::{
     seal::{SealError, Sealer},
     store::{AddOutcome, SigningKeys, StoreError},
@@ -97,7 +100,7 @@ impl TokenSigner {
     ) -> Result<CurrentKey, SigningError> {
         for _ in 0..FIRST_KEY_ATTEMPTS {
             let set = self.keys.key_set().await?;
-            if let Some(record) = set.current_key() {
+            if let Some(record) = set.signing_key(now, KEY_ACTIVATION_SECS) {
                 if let Some(cached) = cached.filter(|c| c.kid == record.kid) {
                     return Ok(CurrentKey {
                         checked_at: now.secs(),
@@ -114,9 +117,8 @@ impl TokenSigner {
             if set.current.is_some() {
                 return Err(StoreError::Corrupt("current signing key missing".into()).into());
             }
-            let record = keys::new_record(&self.sealer, now).await?;
+            let (record, pkcs8) = keys::new_key(&self.sealer, now).await?;
             if self.keys.add_current(&record, None, now).await? == AddOutcome::Added {
-                let pkcs8 = keys::open_private(&self.sealer, &record).await?;
                 return Ok(CurrentKey {
                     kid: record.kid,
                     key: EncodingKey::from_ec_der(pkcs8.expose()),

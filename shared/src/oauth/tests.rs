@@ -241,8 +241,22 @@ async fn after_a_rotation_old_tokens_verify_and_new_ones_carry_the_new_kid() {
         .await
         .unwrap();
     assert_ne!(new_kid, old_kid);
-    // Within the refresh interval the warm signer still uses the old key; after it, the new.
-    let t1 = T0 + KEY_REFRESH_SECS + 1;
+    // Until the new key is KEY_ACTIVATION_SECS old, it is published but does not sign.
+    let early = signer
+        .sign(&claims(T0 + KEY_REFRESH_SECS + 1))
+        .await
+        .unwrap();
+    assert_eq!(header_of(&early)["kid"], old_kid.as_str());
+    let set = world.store.key_set().await.unwrap();
+    let published: Vec<_> = set
+        .published(UnixTime(T0 + 6), config().keep_retired_secs())
+        .into_iter()
+        .map(|k| k.kid.clone())
+        .collect();
+    assert_eq!(published, [new_kid.clone(), old_kid.clone()]);
+    // The warm signer re-reads the set KEY_REFRESH_SECS after its last read (at T0 + 61).
+    let t1 = T0 + 2 * KEY_REFRESH_SECS + 2;
+    assert!(t1 >= T0 + 5 + KEY_ACTIVATION_SECS);
     let new = signer.sign(&claims(t1)).await.unwrap();
     assert_eq!(header_of(&new)["kid"], new_kid.as_str());
     // The warm verifier learns the new kid (unknown kid → one re-read).
@@ -253,6 +267,7 @@ async fn after_a_rotation_old_tokens_verify_and_new_ones_carry_the_new_kid() {
     let keep = config().keep_retired_secs();
     assert_eq!(set.published(UnixTime(t1), keep).len(), 2);
     let later = UnixTime(T0 + 5 + keep);
+    assert_eq!(keep, 300 + LEEWAY_SECS + KEY_ACTIVATION_SECS);
     let published = set.published(later, keep);
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].kid, new_kid);

@@ -61,8 +61,23 @@ impl SigningKeySet {
         self.keys.iter().find(|k| k.kid == kid)
     }
 
+    /// The key that signs at `now`: the newest key created at least `activation_secs` before
+    /// `now` — so a new key is published (JWKS, verifiers' caches) before any token carries
+    /// its `kid` — or, when no key is that old (the first key of a new deployment), the oldest.
+    pub fn signing_key(&self, now: UnixTime, activation_secs: u64) -> Option<&SigningKeyRecord> {
+        let order = |a: &&SigningKeyRecord, b: &&SigningKeyRecord| {
+            a.created_at.cmp(&b.created_at).then(a.kid.cmp(&b.kid))
+        };
+        self.keys
+            .iter()
+            .filter(|k| k.created_at.plus_secs(activation_secs) <= now)
+            .max_by(order)
+            .or_else(|| self.keys.iter().min_by(order))
+    }
+
     /// The keys a verifier must accept at `now`: the current one and every key retired less
-    /// than `keep_secs` ago (a token it signed may still be live). Newest first.
+    /// than `keep_secs` ago (a token it signed may still be live). The current key first, then
+    /// the most recently retired.
     pub fn published(&self, now: UnixTime, keep_secs: u64) -> Vec<&SigningKeyRecord> {
         let mut keys: Vec<_> = self
             .keys
@@ -72,7 +87,13 @@ impl SigningKeySet {
                 Some(at) => at.plus_secs(keep_secs) > now,
             })
             .collect();
-        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.kid.cmp(&b.kid)));
+        // The current key first (no `retired_at`), then the most recently retired.
+        keys.sort_by(|a, b| match (a.retired_at, b.retired_at) {
+            (None, None) => a.kid.cmp(&b.kid),
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => y.cmp(&x).then(a.kid.cmp(&b.kid)),
+        });
         keys
     }
 }

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod links;
 pub mod registrations;
 pub mod seal;
+pub mod signing_keys;
 pub mod signins;
 pub mod worker_tokens;
 
@@ -82,6 +83,10 @@ macro_rules! conformance_suite {
             signins::exchange_racing_block_ends_blocked_without_sessions,
             signins::revoke_by_refresh_token_or_session,
             signins::the_session_cap_evicts_the_oldest,
+            signing_keys::the_first_key_is_created_once_under_concurrency,
+            signing_keys::a_rotation_retires_the_current_key_and_both_stay_published,
+            signing_keys::adding_a_key_is_conditional_on_the_current_one,
+            signing_keys::the_private_key_is_stored_sealed_for_its_purpose,
         );
     };
     (@tests $backend:expr; $($module:ident :: $name:ident),+ $(,)?) => {

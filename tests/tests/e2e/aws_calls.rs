@@ -2,8 +2,9 @@
 //! KMS (moto), with every request the app sends to AWS counted by the SDK configuration it was
 //! built with (`tglink_tests::aws_calls`). The design's budgets are asserted here (a count, not
 //! a time): connect-link 1; webhook `/start` ≤ 2 and no outbound Telegram call; verify 1;
-//! worker-credentials 1 DynamoDB + ≤ 1 KMS, and 0 KMS on 304; the oauth token exchange and
-//! refresh 1 DynamoDB + 0 KMS on a warm function. The other endpoints' costs are
+//! worker-credentials 1 DynamoDB + ≤ 1 KMS, and 0 KMS on 304; the signing key 1 DynamoDB + 1 KMS
+//! once per cold start and 0 per token; JWKS and discovery 0 when warm; the oauth token
+//! exchange and refresh 1 DynamoDB + 0 KMS on a warm function. The other endpoints' costs are
 //! recorded for the benchmark report (`TGLINK_BENCH_OUT`), pinned so a change is noticed.
 //!
 //! Only the DynamoDB/KMS adapters make AWS calls, so these tests run on that backend alone.
@@ -774,4 +775,121 @@ async fn oauth_exchange_and_refresh_cost_one_call_and_no_kms() {
     );
     assert_eq!(tally.total(), 0, "{:?}", tally.names());
     c.write("oauth");
+}
+
+/// The token service: the signing key's load costs 1 DynamoDB + 1 KMS `Decrypt` once per cold
+/// start and nothing per token after; JWKS and discovery cost nothing per request on a warm
+/// instance (the JWKS reads the key set once, no KMS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_key_loads_once_and_discovery_costs_nothing_warm() {
+    use tglink_shared::{
+        config::Platform,
+        oauth::{AccessTokenClaims, TokenSigner},
+        runtime::Startup,
+    };
+
+    let c = counted().await;
+    let signer_at = |calls: &AwsCalls| {
+        let env = c.app.env.clone();
+        let calls = calls.clone();
+        async move {
+            let base = tglink_shared::aws::sdk_config(env.as_ref()).await.unwrap();
+            let startup = Startup::with_sdk_config(env, Platform::Local, calls.sdk_config(&base))
+                .await
+                .unwrap();
+            let config = startup.token_config().unwrap();
+            (startup.token_signer().await.unwrap(), config)
+        }
+    };
+    let sign = |signer: TokenSigner, config: tglink_shared::oauth::TokenConfig, n: i64| async move {
+        let now = UnixTime::now().secs() as i64;
+        let claims = AccessTokenClaims {
+            iss: config.issuer.clone(),
+            aud: config.audience.clone(),
+            sub: "4702".into(),
+            client_id: "tglink-miniapp".into(),
+            app_user_id: None,
+            sid: "sid".into(),
+            amr: vec!["telegram_miniapp".into()],
+            auth_time: now,
+            iat: now,
+            exp: now + 300,
+            jti: format!("jti-{n}"),
+            username: None,
+            first_name: None,
+            language_code: None,
+            is_premium: None,
+        };
+        signer.sign(&claims).await.unwrap()
+    };
+
+    // The very first token of the deployment creates the key: 1 Query + 1 TransactWriteItems
+    // + 1 GenerateDataKey, no Decrypt.
+    let first_calls = AwsCalls::default();
+    let (signer, config) = signer_at(&first_calls).await;
+    sign(signer, config, 0).await;
+    let tally = first_calls.take();
+    assert_eq!(tally.count("DynamoDB"), 2, "{:?}", tally.names());
+    assert_eq!(
+        tally.operations("KMS"),
+        ["GenerateDataKey"],
+        "{:?}",
+        tally.names()
+    );
+
+    // Another cold start: 1 DynamoDB + 1 KMS Decrypt on its first token, 0 on the next ones.
+    let cold = AwsCalls::default();
+    let (signer, config) = signer_at(&cold).await;
+    sign(signer.clone(), config.clone(), 1).await;
+    let tally = cold.take();
+    assert_eq!(tally.count("DynamoDB"), 1, "{:?}", tally.names());
+    assert_eq!(tally.operations("KMS"), ["Decrypt"], "{:?}", tally.names());
+    for n in 2..12 {
+        sign(signer.clone(), config.clone(), n).await;
+    }
+    let tally = cold.take();
+    assert_eq!(tally.total(), 0, "{:?}", tally.names());
+
+    // JWKS: the first request of the instance reads the key set (1 Query, no KMS); then 0.
+    c.skip();
+    let resp = c
+        .send(Method::GET, "/.well-known/jwks.json", None, None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["keys"].as_array().unwrap().len(), 1);
+    let (tally, _) = c.record(
+        "oidc",
+        "GET /.well-known/jwks.json",
+        "first of the instance",
+        &resp,
+    );
+    assert_eq!(tally.count("DynamoDB"), 1, "{:?}", tally.names());
+    assert_eq!(tally.count("KMS"), 0, "{:?}", tally.names());
+    let resp = c
+        .send(Method::GET, "/.well-known/jwks.json", None, None)
+        .await;
+    assert_eq!(resp.status, 200);
+    let warm = c.record_budget(
+        "oidc",
+        "GET /.well-known/jwks.json",
+        "warm",
+        &resp,
+        "0 AWS calls",
+        |t, _| t.total() == 0,
+    );
+    assert!(warm.met, "{:?}", warm.tally.names());
+    let resp = c
+        .send(Method::GET, "/.well-known/openid-configuration", None, None)
+        .await;
+    assert_eq!(resp.status, 200);
+    let doc = c.record_budget(
+        "oidc",
+        "GET /.well-known/openid-configuration",
+        "any",
+        &resp,
+        "0 AWS calls",
+        |t, _| t.total() == 0,
+    );
+    assert!(doc.met, "{:?}", doc.tally.names());
+    c.write("oidc");
 }

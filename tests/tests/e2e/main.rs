@@ -10,5 +10,6 @@ mod connect_link;
 mod miniapp;
 mod oauth;
 mod registration;
+mod tokens;
 mod vault;
 mod webhook;

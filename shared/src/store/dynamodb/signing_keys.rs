@@ -150,6 +150,10 @@ impl SigningKeys for DynamoStore {
         expected: Option<&str>,
         now: UnixTime,
     ) -> Result<AddOutcome, StoreError> {
+        if expected == Some(key.kid.as_str()) {
+            // Already stored (and one transaction may not name one item twice).
+            return Ok(AddOutcome::Superseded);
+        }
         match self.add_current_once(key, expected, now).await {
             Ok(outcome) => Ok(outcome),
             Err(TxError::Store(e)) => Err(e),
