@@ -40,7 +40,7 @@ use super::{
     item::{Item, corrupt, n, s},
     keys,
     links::{InTheWay, Replacing, put_link_items},
-    tx::{CondHandle, Expr, Tx, TxError, attempt_id, retry_on_conflict},
+    tx::{CondHandle, Expr, Tx, TxError, attempt_id, backoff, retry_on_conflict},
     unavailable,
 };
 use crate::{
@@ -299,7 +299,7 @@ impl DynamoStore {
             }
             text
         });
-        let out = self
+        let request = self
             .client()
             .update_item()
             .table_name(self.table())
@@ -313,17 +313,31 @@ impl DynamoStore {
             } else {
                 ReturnValue::None
             })
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match out {
-            Ok(out) => Ok(Updated::Done(out.attributes)),
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
-                    Ok(Updated::Refused(refused.item().cloned()))
-                }
-                _ => Err(unavailable(e)),
-            },
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        // A transaction on the same item in flight (a link, an unlink, a block) refuses a
+        // single-item write with `TransactionConflictException`: the write did not happen, so
+        // it is sent again (the same request: its attempt id makes a landed retry recognisable);
+        // after the last attempt it is a transient failure (503), never a 500.
+        let mut attempt = 0;
+        loop {
+            match request.clone().send().await {
+                Ok(out) => return Ok(Updated::Done(out.attributes)),
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                        return Ok(Updated::Refused(refused.item().cloned()));
+                    }
+                    Some(UpdateItemError::TransactionConflictException(_)) => {
+                        attempt += 1;
+                        if attempt >= 4 {
+                            return Err(StoreError::Unavailable(
+                                "the sign-in record is in a transaction".into(),
+                            ));
+                        }
+                        backoff(attempt).await;
+                    }
+                    _ => return Err(unavailable(e)),
+                },
+            }
         }
     }
 

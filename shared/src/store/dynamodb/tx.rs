@@ -320,7 +320,7 @@ where
 }
 
 /// A short, jittered pause before retrying after a conflict.
-async fn backoff(attempt: u32) {
+pub(super) async fn backoff(attempt: u32) {
     use aws_lc_rs::rand::SecureRandom;
     let mut jitter = [0u8; 1];
     let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut jitter);
