@@ -12,6 +12,7 @@ pub mod files;
 pub mod http;
 pub mod ids;
 pub mod logging;
+pub mod oauth;
 pub mod outbound;
 pub mod routes;
 pub mod runtime;

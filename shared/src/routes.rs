@@ -258,6 +258,11 @@ pub fn switched_off() -> Response<Body> {
     respond(Err(Problem::not_found()))
 }
 
+/// Where routes live: the API under `/api/`, and the paths standards fix — RFC 8615
+/// well-known documents (`/.well-known/jwks.json`, `/.well-known/openid-configuration`) and the
+/// OAuth endpoints (`/oauth/token`, `/oauth/revoke`) that the discovery document names.
+pub const ROUTE_ROOTS: &[&str] = &["/api/", "/.well-known/", "/oauth/"];
+
 /// Checks `Op`'s endpoint table for what the compiler cannot (call it from a unit test of the
 /// function): every route is unique, and a request on it (each `{name}` filled in) reaches
 /// that route's own endpoint, whose parse reads exactly the route's parameters.
@@ -273,8 +278,10 @@ pub fn check<Op: Operation>() {
             "{route:?}: not an HTTP method"
         );
         assert!(
-            route.pattern.starts_with("/api/"),
-            "{route:?}: not under /api/"
+            ROUTE_ROOTS
+                .iter()
+                .any(|root| route.pattern.starts_with(root)),
+            "{route:?}: not under {ROUTE_ROOTS:?}"
         );
         let path = route
             .pattern

@@ -19,6 +19,7 @@ use crate::{
         ConfigError, Env, Layered, Platform, ProcessEnv, SECRET_VARS, SealerConfig, StoreConfig,
     },
     http::{cors::Cors, route_path},
+    oauth::{AccessTokenVerifier, PublishedKeys, TokenConfig, TokenSigner},
     routes::Route,
     seal::{Sealer, kms::KmsKeys, local::LocalKeys},
     store::{Store, StoreError, dynamodb::DynamoStore, sqlite::SqliteStore},
@@ -79,6 +80,8 @@ pub struct Startup {
     sdk: OnceCell<SdkConfig>,
     store: OnceCell<Store>,
     sealer: OnceCell<Sealer>,
+    token_signer: OnceCell<TokenSigner>,
+    published_keys: OnceCell<PublishedKeys>,
 }
 
 impl Startup {
@@ -126,6 +129,8 @@ impl Startup {
             sdk,
             store: OnceCell::new(),
             sealer: OnceCell::new(),
+            token_signer: OnceCell::new(),
+            published_keys: OnceCell::new(),
         };
         let Some(prefix) = startup
             .env
@@ -193,6 +198,41 @@ impl Startup {
             })
             .await
             .cloned()
+    }
+
+    /// The token service's issuer, audience and access-token lifetime.
+    pub fn token_config(&self) -> Result<TokenConfig, StartupError> {
+        Ok(TokenConfig::from_env(self.env())?)
+    }
+
+    /// The access-token signer (one per process: functions served by one process share its
+    /// cached key). Nothing is read until the first token.
+    pub async fn token_signer(&self) -> Result<TokenSigner, StartupError> {
+        let store = self.store().await?;
+        let sealer = self.sealer().await?;
+        Ok(self
+            .token_signer
+            .get_or_init(|| async { TokenSigner::new(store.signing_keys(), sealer) })
+            .await
+            .clone())
+    }
+
+    /// The cached published key set (one per process), read lazily.
+    pub async fn published_keys(&self) -> Result<PublishedKeys, StartupError> {
+        let store = self.store().await?;
+        Ok(self
+            .published_keys
+            .get_or_init(|| async { PublishedKeys::new(store.signing_keys()) })
+            .await
+            .clone())
+    }
+
+    /// The access-token verifier, over [`published_keys`](Self::published_keys).
+    pub async fn access_token_verifier(&self) -> Result<AccessTokenVerifier, StartupError> {
+        Ok(AccessTokenVerifier::with_published(
+            self.token_config()?,
+            self.published_keys().await?,
+        ))
     }
 
     pub fn jwt(&self) -> Result<JwtVerifier, StartupError> {
@@ -288,4 +328,103 @@ mod tests {
         let ok = answer_within(deadline, async { Response::new(Body::Empty) }).await;
         assert_eq!(ok.status(), 200);
     }
+}
+
+/// The top-level key of a scheduled invocation's payload: `{"tglink_scheduled": "<job>"}`.
+/// `template.yaml`'s schedules send it as their target input. An API Gateway event never has
+/// this key (API Gateway builds its events), so only a principal allowed to invoke the function
+/// directly (the schedule's role) can send one.
+pub const SCHEDULED_KEY: &str = "tglink_scheduled";
+
+/// A function that also runs jobs on a schedule (EventBridge Scheduler invoking it with
+/// `{"tglink_scheduled": "<job>"}`).
+#[async_trait]
+pub trait ScheduledFunction: Function {
+    /// Runs `job`; the result is the invocation's answer (an error fails the invocation, so the
+    /// scheduler's retry policy applies).
+    async fn scheduled(&self, job: &str) -> Result<serde_json::Value, String>;
+}
+
+/// What a raw Lambda payload is.
+#[derive(Debug)]
+pub enum Invocation {
+    /// An HTTP event (API Gateway HTTP API, payload 2.0).
+    Http(Box<lambda_http::request::LambdaRequest>),
+    /// A scheduled job.
+    Scheduled(String),
+    /// Neither: refused.
+    Unknown,
+}
+
+impl Invocation {
+    pub fn classify(payload: serde_json::Value) -> Self {
+        if let Some(job) = payload.get(SCHEDULED_KEY) {
+            return match job.as_str() {
+                Some(job) if payload.as_object().is_some_and(|o| o.len() == 1) => {
+                    Self::Scheduled(job.to_owned())
+                }
+                _ => Self::Unknown,
+            };
+        }
+        match serde_json::from_value::<lambda_http::request::LambdaRequest>(payload) {
+            Ok(request) => Self::Http(Box::new(request)),
+            Err(_) => Self::Unknown,
+        }
+    }
+}
+
+/// Answers one raw invocation of `function`: an HTTP event through [`Function::handle`] (the
+/// answer as API Gateway expects it), a scheduled job through
+/// [`ScheduledFunction::scheduled`].
+pub async fn invoke<F: ScheduledFunction>(
+    function: Arc<F>,
+    cors: Arc<Cors>,
+    event: lambda_http::LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, lambda_http::Error> {
+    use lambda_http::Service;
+    let lambda_http::LambdaEvent { payload, context } = event;
+    match Invocation::classify(payload) {
+        Invocation::Scheduled(job) => {
+            let result = function.scheduled(&job).await;
+            match &result {
+                Ok(_) => tracing::info!(job = %job, outcome = "done", "scheduled job"),
+                Err(e) => tracing::error!(job = %job, error = %e, "scheduled job failed"),
+            }
+            result.map_err(Into::into)
+        }
+        Invocation::Http(request) => {
+            let mut adapter = lambda_http::Adapter::from(service_fn(move |req: Request| {
+                let (function, cors) = (function.clone(), cors.clone());
+                async move { Ok::<_, Infallible>(serve_request(function.as_ref(), &cors, req).await) }
+            }));
+            let response = adapter
+                .call(lambda_http::LambdaEvent::new(*request, context))
+                .await
+                .map_err(|e| match e {})?;
+            Ok(serde_json::to_value(response)?)
+        }
+        Invocation::Unknown => {
+            tracing::error!("refused an invocation that is neither an HTTP event nor a job");
+            Err("unknown invocation payload".into())
+        }
+    }
+}
+
+/// [`run_lambda`] for a [`ScheduledFunction`]: HTTP events and scheduled jobs.
+pub async fn run_scheduled_lambda<F: ScheduledFunction>() -> Result<(), lambda_http::Error> {
+    crate::logging::init();
+    let (function, cors) = match build::<F>(Arc::new(ProcessEnv), Platform::Lambda).await {
+        Ok((function, cors)) => (Arc::new(function), Arc::new(cors)),
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    lambda_http::lambda_runtime::run(service_fn(
+        move |event: lambda_http::LambdaEvent<serde_json::Value>| {
+            invoke(function.clone(), cors.clone(), event)
+        },
+    ))
+    .await
 }

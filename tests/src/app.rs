@@ -95,7 +95,11 @@ async fn spawn_in_with(
         }
     }
     .expect("startup");
-    let running = local_api::start_with(startup, "127.0.0.1:0")
+    // A fixed `LISTEN_ADDR` (e.g. so that the default `TGLINK_ISSUER` is this server's URL).
+    let listen = vars
+        .var("LISTEN_ADDR")
+        .unwrap_or_else(|| "127.0.0.1:0".to_owned());
+    let running = local_api::start_with(startup, &listen)
         .await
         .expect("local API starts");
     TestApp {

@@ -53,6 +53,9 @@ functions! {
     "worker-credentials" => worker_credentials::WorkerCredentials,
     "initdata-verify" => initdata_verify::InitDataVerify,
     "link" => link::LinkFunction,
+    "oauth" => oauth::OAuth,
+    "oidc" => oidc::Oidc,
+    "signing-keys" => signing_keys::SigningKeysFunction,
 }
 
 /// The function called `name`.
@@ -82,12 +85,17 @@ pub fn route_key(route: &Route) -> (String, String) {
 }
 
 /// The file name (without `.json`) of a route's event in `tests/events/<function>/`:
-/// the method in lower case, then the path without `/api/`, `/` → `-`, braces dropped.
+/// the method in lower case, then the path without `/api/` (or its leading `/`), `/` → `-`,
+/// braces dropped (`POST /oauth/token` → `post-oauth-token`).
 /// `DELETE /api/worker/tokens/{id}` → `delete-worker-tokens-id`.
+/// the method in lower case, then the path without `/api/`, `/` → `-`, braces dropped.
+/// `DELETE /api/worker/tokens/{id}` → `delete-worker-tokens-id`; a path outside `/api/` loses
+/// its leading `/` (`GET /.well-known/jwks.json` → `get-.well-known-jwks.json`).
 pub fn event_slug(route: &Route) -> String {
     let path = route
         .pattern
         .trim_start_matches("/api/")
+        .trim_start_matches('/')
         .replace(['{', '}'], "")
         .replace('/', "-");
     format!("{}-{path}", route.method.to_ascii_lowercase())

@@ -14,7 +14,7 @@
 //! that only exist at run time are placeholders the scenario replaces (the `*_PLACEHOLDER`
 //! constants), and the callback's signature is made afresh. The Mini App events carry initData
 //! signed with `dev.env`'s bot token (valid there for ten years, until June 2035); since initData is used up by
-//! a session or a link, the scenario signs fresh initData for those ([`fresh_init_data`]).
+//! a sign-in or a link, the scenario signs fresh initData for those ([`fresh_init_data`]).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -46,8 +46,8 @@ pub const DEV_TOTP_SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 pub const REGISTRATION_ID_PLACEHOLDER: &str = "0123456789abcdef0123456789abcdef";
 /// In `settings/delete-worker-tokens-id.json`.
 pub const WORKER_TOKEN_ID_PLACEHOLDER: &str = "wt_REPLACE_WITH_ID0";
-/// In `link/post-telegram-link.json`: the session token from `initdata-verify`'s session.
-pub const SESSION_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_session_token_FROM_session_000";
+/// In `link/post-telegram-link.json`: the access token from `oauth`'s token exchange.
+pub const ACCESS_TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_access_token_FROM_oauth_token";
 /// The Telegram user of the events' initData and of the admin events' path.
 pub const DEV_TELEGRAM_USER: i64 = 42;
 /// The `user` field of the events' initData (and of [`fresh_init_data`]).
@@ -154,7 +154,7 @@ pub fn sign_callback(event: &mut Value, secret: &str) {
 
 /// initData of [`DEV_TELEGRAM_USER`] signed now with `dev.env`'s `TELEGRAM_BOT_TOKEN`, as
 /// Telegram would sign it, with a random `query_id`: never seen before, so it can be used up
-/// (a session, a link) however often the scenario runs. The events' own initData can be used
+/// (a sign-in, a link) however often the scenario runs. The events' own initData can be used
 /// up once per replay window only.
 pub fn fresh_init_data() -> String {
     let query_id = format!("AAfresh{}", &OneTimeToken::mint().expose()[..16]);
@@ -562,15 +562,153 @@ pub async fn run_scenario(s: &mut Session<'_>) {
         verified.body
     );
 
+    token_service_scenario(s).await;
     miniapp_scenario(s).await;
+    oauth_scenario(s).await;
+}
+
+/// oidc and signing-keys, before any token is signed (so the deployment's keys come from the
+/// rotation, and the token endpoint opens the current key with `kms:Decrypt`).
+async fn token_service_scenario(s: &mut Session<'_>) {
+    // oidc and signing-keys: the discovery document; the first rotation makes the first key
+    // (PutItem of the key and the pointer), the second rotates (PutItem + UpdateItem); the
+    // JWKS then publishes both.
+    let discovery = s
+        .call("oidc", "get-.well-known-openid-configuration", |_| {})
+        .await
+        .expect(200, "discovery document");
+    assert_eq!(
+        discovery.json()["jwks_uri"],
+        "http://127.0.0.1:8080/.well-known/jwks.json"
+    );
+    let first = s
+        .call("signing-keys", "post-admin-signing-keys-rotate", |_| {})
+        .await
+        .expect(200, "first signing key");
+    let second = s
+        .call("signing-keys", "post-admin-signing-keys-rotate", |_| {})
+        .await
+        .expect(200, "signing key rotation");
+    assert_eq!(second.json()["published"][1], first.json()["kid"]);
+    let jwks = s
+        .call("oidc", "get-.well-known-jwks.json", |_| {})
+        .await
+        .expect(200, "JWKS");
+    assert_eq!(jwks.json()["keys"][0]["kid"], second.json()["kid"]);
+    assert_eq!(jwks.json()["keys"][1]["kid"], first.json()["kid"]);
+}
+
+/// Makes an event's body the form `pairs`.
+pub fn set_form(event: &mut Value, pairs: &[(&str, &str)]) {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        form.append_pair(name, value);
+    }
+    event["body"] = Value::String(form.finish());
+}
+
+/// Makes an event's body the token exchange of `init_data`.
+pub fn exchange_form(event: &mut Value, init_data: &str) {
+    set_form(
+        event,
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            (
+                "subject_token_type",
+                "urn:tglink:params:oauth:token-type:telegram-init-data",
+            ),
+            ("subject_token", init_data),
+        ],
+    )
+}
+
+/// oauth: revoke as it is (a placeholder token: `200`, RFC 7009), a token exchange of fresh
+/// initData (its replay refused), a refresh, the rotated-away token's reuse (refused; the
+/// session ends), and a logout by refresh token.
+async fn oauth_scenario(s: &mut Session<'_>) {
+    s.call("oauth", "post-oauth-revoke", |_| {})
+        .await
+        .expect(200, "oauth revoke, the event as it is");
+    let exchange = |init_data: String| move |e: &mut Value| exchange_form(e, &init_data);
+    let init_data = fresh_init_data();
+    let issued = s
+        .call("oauth", "post-oauth-token", exchange(init_data.clone()))
+        .await
+        .expect(200, "oauth token exchange");
+    assert_eq!(issued.json()["token_type"], "Bearer", "{}", issued.body);
+    let first = text_of(&issued, "/refresh_token");
+    let replayed = s
+        .call("oauth", "post-oauth-token", exchange(init_data))
+        .await
+        .expect(400, "oauth token exchange, the same initData again");
+    assert_eq!(replayed.json()["error"], "invalid_request");
+    let refresh = |token: String| {
+        move |e: &mut Value| {
+            set_form(
+                e,
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+            )
+        }
+    };
+    let rotated = s
+        .call("oauth", "post-oauth-token", refresh(first.clone()))
+        .await
+        .expect(200, "oauth refresh");
+    let second = text_of(&rotated, "/refresh_token");
+    let reused = s
+        .call("oauth", "post-oauth-token", refresh(first))
+        .await
+        .expect(400, "oauth refresh with a rotated-away token");
+    assert_eq!(reused.json()["error"], "invalid_grant");
+    s.call("oauth", "post-oauth-token", refresh(second))
+        .await
+        .expect(400, "oauth refresh of a session its reuse ended");
+    let issued = s
+        .call("oauth", "post-oauth-token", exchange(fresh_init_data()))
+        .await
+        .expect(200, "oauth token exchange again");
+    let token = text_of(&issued, "/refresh_token");
+    s.call("oauth", "post-oauth-revoke", |e| {
+        set_form(e, &[("token", &token)])
+    })
+    .await
+    .expect(200, "oauth revoke by refresh token");
+
+    // A block (of a user with no link now) ends every session; the unblock revives none.
+    let issued = s
+        .call("oauth", "post-oauth-token", exchange(fresh_init_data()))
+        .await
+        .expect(200, "oauth token exchange before a block");
+    let token = text_of(&issued, "/refresh_token");
+    s.call(
+        "link",
+        "post-admin-telegram-links-telegram_user_id-block",
+        |_| {},
+    )
+    .await
+    .expect(200, "admin block of an unlinked user");
+    s.call(
+        "link",
+        "post-admin-telegram-links-telegram_user_id-unblock",
+        |_| {},
+    )
+    .await
+    .expect(200, "admin unblock");
+    s.call("oauth", "post-oauth-token", refresh(token))
+        .await
+        .expect(400, "oauth refresh of a session a block ended");
 }
 
 fn code_of(outcome: &Outcome) -> String {
     text_of(outcome, "/code")
 }
 
-/// initdata-verify and link: the events as they are, then a session from fresh initData, a link
-/// by that session and one by initData, unlink, and the admin's revoke, block and unblock.
+/// initdata-verify, oauth and link: the events as they are, then a sign-in from fresh initData,
+/// a link by its access token and one by initData, unlink, and the admin's revoke, block and
+/// unblock.
 async fn miniapp_scenario(s: &mut Session<'_>) {
     // As they are: the events' initData (auth_date 2025) verifies under dev.env; nothing is
     // linked or blocked yet; the link event's session token is a placeholder.
@@ -589,7 +727,7 @@ async fn miniapp_scenario(s: &mut Session<'_>) {
         .call("link", "post-telegram-link", |_| {})
         .await
         .expect(401, "link, the event as it is");
-    assert_eq!(code_of(&placeholder), "session_invalid");
+    assert_eq!(code_of(&placeholder), "access_token_invalid");
     let none = s
         .call("link", "delete-telegram-link", |_| {})
         .await
@@ -614,30 +752,30 @@ async fn miniapp_scenario(s: &mut Session<'_>) {
         .expect(404, "admin unblock, the event as it is");
     assert_eq!(code_of(&none), "block_not_found");
 
-    // A session from fresh initData; the same initData again is a replay.
+    // A sign-in (oauth token exchange) from fresh initData; the same initData again is a
+    // replay, for a sign-in and for a link (one namespace).
     let init_data = fresh_init_data();
     let created = s
-        .call("initdata-verify", "post-telegram-miniapp-session", |e| {
-            set_init_data(e, &init_data)
+        .call("oauth", "post-oauth-token", |e| {
+            exchange_form(e, &init_data)
         })
         .await
-        .expect(201, "miniapp session");
-    assert_eq!(created.json()["user_id"], Value::Null, "{}", created.body);
-    let session_token = text_of(&created, "/session_token");
+        .expect(200, "oauth token exchange for linking");
+    let access_token = text_of(&created, "/access_token");
     let replayed = s
-        .call("initdata-verify", "post-telegram-miniapp-session", |e| {
+        .call("link", "post-telegram-link", |e| {
             set_init_data(e, &init_data)
         })
         .await
-        .expect(401, "miniapp session, the same initData again");
+        .expect(401, "link by an initData that signed in");
     assert_eq!(code_of(&replayed), "initdata_replayed");
 
-    // Link by the session (the session records the app user), read it, unlink.
-    let with_session = |e: &mut Value| replace_all(e, SESSION_TOKEN_PLACEHOLDER, &session_token);
+    // Link by the access token (its session records the app user), read it, unlink.
+    let with_token = |e: &mut Value| replace_all(e, ACCESS_TOKEN_PLACEHOLDER, &access_token);
     let linked = s
-        .call("link", "post-telegram-link", with_session)
+        .call("link", "post-telegram-link", with_token)
         .await
-        .expect(201, "link by session token");
+        .expect(201, "link by access token");
     assert_eq!(linked.json()["telegram_user_id"], DEV_TELEGRAM_USER);
     assert_eq!(linked.json()["user_id"], DEV_USER);
     assert_eq!(linked.json()["source"], "miniapp");
@@ -665,14 +803,17 @@ async fn miniapp_scenario(s: &mut Session<'_>) {
         .expect(200, "admin revoke");
     assert_eq!(revoked.json()["revoked"]["user_id"], DEV_USER);
 
-    // The unlink ended the session (issue 13: a session is not a reusable link ticket). Linked
+    // The unlink ended the session (issue 13: a token is not a reusable link ticket). Linked
     // again by fresh initData, then blocked: the block removes the link; a blocked user's
     // initData is refused; unblocked.
-    let with_session = |e: &mut Value| replace_all(e, SESSION_TOKEN_PLACEHOLDER, &session_token);
+    let with_token = |e: &mut Value| replace_all(e, ACCESS_TOKEN_PLACEHOLDER, &access_token);
     let ended = s
-        .call("link", "post-telegram-link", with_session)
+        .call("link", "post-telegram-link", with_token)
         .await
-        .expect(401, "link by a session its unlink ended");
+        .expect(
+            401,
+            "link by an access token whose session its unlink ended",
+        );
     assert_eq!(code_of(&ended), "session_invalid");
     let again = fresh_init_data();
     s.call("link", "post-telegram-link", |e| set_init_data(e, &again))

@@ -1,26 +1,23 @@
-//! `initdata-verify`: `POST /api/telegram/miniapp/verify` and `POST /api/telegram/miniapp/session`.
+//! `initdata-verify`: `POST /api/telegram/miniapp/verify`.
 //!
-//! Both take `{"init_data": "<Telegram.WebApp.initData>"}`, verified with
+//! Takes `{"init_data": "<Telegram.WebApp.initData>"}`, verified with
 //! [`tglink_shared::telegram::initdata`] (bot-token HMAC or Ed25519 third-party signature,
-//! `auth_date` bounded, bot users refused), and require a `user` in it.
+//! `auth_date` bounded, bot users refused), and requires a `user` in it.
 //!
-//! - `verify` is a pure check: `200` with the validated, typed data and `used` (whether this
-//!   initData's replay claim is live: it was exchanged for a session or a link already), after
-//!   one store read (the block and the claim together). It writes nothing and does **not** use
-//!   the initData up, so a Mini App can check its initData and then exchange it for a session;
-//!   a host using verify as a login check must refuse `"used": true`.
-//! - `session` exchanges the initData for a session: `201` with a 43-character
-//!   `session_token` (stored only hashed), its `expires_at`, the Telegram user and the app user
-//!   it is linked to (or `null`), read together with the Telegram user's session epoch (a
-//!   session dies with the link: see [`tglink_shared::store::miniapp_sessions`]). The initData's
-//!   replay claim (kept at least until the initData expires) and the session are written in one
-//!   transaction (see [`MiniAppSessions::create`]), so the same initData gets at most one
-//!   session per replay window, across every instance, and a failure burns nothing.
+//! `verify` is a pure check: `200` with the validated, typed data and `used` (whether this
+//! initData's replay claim is live: it was exchanged for tokens at `POST /oauth/token` or used
+//! to link already), after one read of the Telegram user's sign-in record (the block mirror and
+//! the claims together). It writes nothing and does **not** use the initData up, so a Mini App
+//! can check its initData and then exchange it; a host using verify as a login check must
+//! refuse `"used": true` (better: use the token exchange, which uses the initData up).
+//!
+//! `POST /api/telegram/miniapp/session` is gone (issue 14): the one way in is the token
+//! exchange of function `oauth`.
 //!
 //! Refusals are `401` problems (`initdata_malformed`, `initdata_signature_invalid`,
-//! `initdata_expired`, `initdata_replayed`, `bot_user_rejected`, `telegram_user_blocked`);
-//! with `TELEGRAM_FEATURE_ENABLED` or `TELEGRAM_MINIAPP_ENABLED` off every route is `404`. The
-//! initData, its `hash`/`signature` and session tokens never reach a log line or an error.
+//! `initdata_expired`, `bot_user_rejected`, `telegram_user_blocked`); with
+//! `TELEGRAM_FEATURE_ENABLED` or `TELEGRAM_MINIAPP_ENABLED` off the route is `404`. The
+//! initData and its `hash`/`signature` never reach a log line or an error.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -29,32 +26,26 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use tglink_shared::{
     http::{Problem, json, parse_json},
-    ids::{TelegramUserId, UserId},
+    ids::TelegramUserId,
     routes::{Endpoint, Operation, Route, dispatch, routes, switched_off},
     runtime::{Function, Startup, StartupError},
-    store::{MiniAppSession, MiniAppSessions, SessionOutcome},
+    store::SignIns,
     telegram::{
         initdata::{InitData, WebAppChat, WebAppUser},
         miniapp::{Flags, MiniAppConfig, MiniAppError, RawInitData, Verified},
     },
     time::{Clock, UnixTime},
-    token::OneTimeToken,
 };
 
 pub const VERIFY: Route = Route::new("POST", "/api/telegram/miniapp/verify");
-pub const SESSION: Route = Route::new("POST", "/api/telegram/miniapp/session");
 
 /// What `initdata-verify` does: one operation per route.
 enum MiniAppOp {
     Verify,
-    Session,
 }
 
 impl Operation for MiniAppOp {
-    const ENDPOINTS: &'static [Endpoint<Self>] = &[
-        Endpoint::new(VERIFY, |_| Self::Verify),
-        Endpoint::new(SESSION, |_| Self::Session),
-    ];
+    const ENDPOINTS: &'static [Endpoint<Self>] = &[Endpoint::new(VERIFY, |_| Self::Verify)];
 }
 
 pub const ROUTES: &[Route] = &routes::<MiniAppOp, { MiniAppOp::ENDPOINTS.len() }>();
@@ -62,7 +53,7 @@ pub const ROUTES: &[Route] = &routes::<MiniAppOp, { MiniAppOp::ENDPOINTS.len() }
 pub struct InitDataVerify {
     /// `None` when the Mini App endpoints are switched off (every route is then `404`).
     pub config: Option<MiniAppConfig>,
-    pub sessions: Arc<dyn MiniAppSessions>,
+    pub signins: Arc<dyn SignIns>,
     pub clock: Clock,
 }
 
@@ -77,7 +68,7 @@ pub struct InitDataBody {
 #[derive(Debug, Serialize)]
 pub struct Verification<'a> {
     pub telegram_user_id: TelegramUserId,
-    /// Whether this initData was used already (for a session or a link): its replay claim is
+    /// Whether this initData was used already (a token exchange or a link): its replay claim is
     /// live. A host using verify as a login check refuses `true`.
     pub used: bool,
     pub init_data: InitDataView<'a>,
@@ -125,16 +116,6 @@ impl<'a> From<&'a InitData> for InitDataView<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct SessionCreated {
-    pub session_token: String,
-    /// Unix seconds.
-    pub expires_at: u64,
-    pub telegram_user_id: TelegramUserId,
-    /// The app user this Telegram user is linked to, if any.
-    pub user_id: Option<UserId>,
-}
-
 #[async_trait]
 impl Function for InitDataVerify {
     fn secrets() -> &'static [&'static str] {
@@ -151,7 +132,7 @@ impl Function for InitDataVerify {
         let store = startup.store().await?;
         Ok(Self {
             config,
-            sessions: store.miniapp_sessions(),
+            signins: store.signins(),
             clock: Clock::system(),
         })
     }
@@ -171,7 +152,6 @@ pub async fn handle(deps: &InitDataVerify, req: Request) -> Response<Body> {
     };
     dispatch(&req, async |op| match op {
         MiniAppOp::Verify => verify(deps, config, &req).await,
-        MiniAppOp::Session => create_session(deps, config, &req).await,
     })
     .await
 }
@@ -206,10 +186,9 @@ async fn verify(
     let now = deps.clock.now();
     let verified = verified(config, req, now, "miniapp verify")?;
     let id = verified.telegram_user_id;
-    let replay = config.replay_claim(&verified, now);
     let standing = deps
-        .sessions
-        .initdata_standing(id, &replay.key, now)
+        .signins
+        .standing(id, &verified.data.replay_key(), now)
         .await?;
     if standing.blocked {
         return Err(refused(MiniAppError::Blocked, Some(id), "miniapp verify"));
@@ -226,56 +205,6 @@ async fn verify(
             telegram_user_id: id,
             used: standing.used,
             init_data: InitDataView::from(&verified.data),
-        },
-    ))
-}
-
-async fn create_session(
-    deps: &InitDataVerify,
-    config: &MiniAppConfig,
-    req: &Request,
-) -> Result<Response<Body>, Problem> {
-    let now = deps.clock.now();
-    let verified = verified(config, req, now, "miniapp session")?;
-    let id = verified.telegram_user_id;
-    let basis = deps.sessions.basis(id).await?;
-    let token = OneTimeToken::mint();
-    let session = MiniAppSession {
-        hash: token.hash(),
-        telegram_user_id: id,
-        username: verified.user.username.clone(),
-        user_id: basis.user_id,
-        epoch: basis.epoch,
-        initdata_fingerprint: verified.data.replay_key(),
-        auth_date: UnixTime(verified.data.auth_date),
-        created_at: now,
-        expires_at: now.plus_secs(config.session_ttl_secs),
-        active: true,
-    };
-    let replay = config.replay_claim(&verified, now);
-    match deps.sessions.create(&session, &replay).await? {
-        SessionOutcome::Created => {}
-        SessionOutcome::Replayed => {
-            return Err(refused(MiniAppError::Replayed, Some(id), "miniapp session"));
-        }
-        SessionOutcome::Blocked => {
-            return Err(refused(MiniAppError::Blocked, Some(id), "miniapp session"));
-        }
-    }
-    tracing::info!(
-        telegram_user_id = id.get(),
-        user_id = session.user_id.as_ref().map(UserId::as_str),
-        expires_at = session.expires_at.secs(),
-        outcome = "created",
-        "miniapp session"
-    );
-    Ok(json(
-        StatusCode::CREATED,
-        &SessionCreated {
-            session_token: token.expose().to_owned(),
-            expires_at: session.expires_at.secs(),
-            telegram_user_id: id,
-            user_id: session.user_id,
         },
     ))
 }

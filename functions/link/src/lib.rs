@@ -3,16 +3,19 @@
 //! App JWT (the user id is always the JWT's `sub`, never a body field):
 //!
 //! - `GET /api/telegram/link`: the caller's link, or `404 link_not_found`.
-//! - `POST /api/telegram/link` with exactly one of `{"session_token"}` (from
-//!   `POST /api/telegram/miniapp/session`) or `{"init_data"}`: links the caller to the Telegram
-//!   user the Mini App proved. `201` for a new link, `200` when this pair was linked already,
+//! - `POST /api/telegram/link` with exactly one of `{"access_token"}` (a tglink access token
+//!   from `POST /oauth/token`) or `{"init_data"}`: links the caller to the Telegram user the
+//!   Mini App proved. `201` for a new link, `200` when this pair was linked already,
 //!   `409 link_conflict` when either side is linked elsewhere. The `init_data` form uses the
-//!   initData up and writes the link in one transaction ([`MiniAppFlow::claim_and_link`]); the
-//!   `session_token` form links through [`MiniAppFlow::link_session`]: a session links only the
-//!   app user it names (the one linked when it was made, or the first it links) and only until
-//!   the Telegram user's link is removed (unlink, revoke, `/disconnect`) or it is blocked — then
-//!   `401 session_invalid`, also after an unblock. Both refuse a blocked Telegram user inside
-//!   the same transaction as the link.
+//!   initData up (the sign-in record's replay claims: an initData that signed in cannot link)
+//!   and writes the link in one transaction ([`SignIns::link_with_initdata`]). The
+//!   `access_token` form is verified ([`AccessTokenVerifier`]: ES256 only, `typ: at+jwt`, a
+//!   published `kid`, issuer, audience, expiry; anything else is `401 access_token_invalid`),
+//!   then links through [`SignIns::link_with_session`]: its session (`sub` + `sid`) must still
+//!   be live and must not have linked before, checked in the link's own transaction — an
+//!   ended session (unlink, revoke, `/disconnect`, block, logout) is `401 session_invalid`, also
+//!   after an unblock. Only the app user of the request's app JWT is linked. Both forms refuse a
+//!   blocked Telegram user inside the same transaction as the link.
 //! - `DELETE /api/telegram/link`: removes the caller's link (both items, atomically): `204`, or
 //!   `404 link_not_found`.
 //!
@@ -38,15 +41,15 @@ use tglink_shared::{
     auth::{AppUser, JwtVerifier},
     http::{Problem, empty, json, parse_json},
     ids::{TelegramUserId, UserId},
+    oauth::{AccessTokenError, AccessTokenVerifier},
     routes::{Endpoint, Operation, PathParam, Route, dispatch, routes, switched_off},
     runtime::{Function, Startup, StartupError},
     store::{
-        Block, Blocks, Link, LinkSide, LinkSource, Links, MiniAppFlow, MiniAppLinkOutcome,
-        SessionLinkOutcome, StoreError,
+        Block, Blocks, Link, LinkSide, LinkSource, Links, SignIns, StoreError,
+        signins::{InitDataLinkOutcome, SessionId, TokenLinkOutcome},
     },
     telegram::miniapp::{Flags, MiniAppConfig, MiniAppError, RawInitData},
     time::{Clock, UnixTime},
-    token::OneTimeToken,
 };
 
 pub const LINK_GET: Route = Route::new("GET", "/api/telegram/link");
@@ -92,7 +95,8 @@ pub struct LinkFunction {
     pub miniapp: Option<MiniAppConfig>,
     pub auth: JwtVerifier,
     pub links: Arc<dyn Links>,
-    pub flow: Arc<dyn MiniAppFlow>,
+    pub signins: Arc<dyn SignIns>,
+    pub verifier: AccessTokenVerifier,
     pub blocks: Arc<dyn Blocks>,
     pub clock: Clock,
 }
@@ -102,19 +106,19 @@ pub struct LinkFunction {
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     #[serde(default)]
-    pub session_token: Option<SessionToken>,
+    pub access_token: Option<AccessToken>,
     #[serde(default)]
     pub init_data: Option<RawInitData>,
 }
 
-/// A session token as presented. Never logged: `Debug` is redacted.
+/// An access token as presented. Never logged: `Debug` is redacted.
 #[derive(Deserialize)]
 #[serde(transparent)]
-pub struct SessionToken(String);
+pub struct AccessToken(String);
 
-impl std::fmt::Debug for SessionToken {
+impl std::fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionToken(<redacted>)")
+        f.write_str("AccessToken(<redacted>)")
     }
 }
 
@@ -172,13 +176,15 @@ pub struct Unblocked {
 /// Why a link request was refused. Mapped to HTTP in one place (`From` below).
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("send exactly one of session_token or init_data")]
+    #[error("send exactly one of access_token or init_data")]
     ProofMissing,
     #[error(
-        "the session token is unknown, expired or inactive, belongs to another account, or ended \
-         with an unlink, revoke or block; open the Mini App again"
+        "the access token's session ended (unlink, revoke, block or logout), expired, or linked \
+         before; sign in again"
     )]
     SessionInvalid,
+    #[error(transparent)]
+    AccessToken(#[from] AccessTokenError),
     #[error(transparent)]
     MiniApp(#[from] MiniAppError),
     #[error("linked elsewhere")]
@@ -202,6 +208,7 @@ impl From<LinkError> for Problem {
                     .detail(err.to_string())
             }
             LinkError::MiniApp(e) => e.into(),
+            LinkError::AccessToken(e) => e.into(),
             LinkError::Conflict(side) => {
                 Problem::new(StatusCode::CONFLICT, "link_conflict", "Link conflict").detail(
                     match side {
@@ -250,7 +257,8 @@ impl Function for LinkFunction {
             miniapp,
             auth: startup.jwt()?,
             links: store.links(),
-            flow: store.miniapp_flow(),
+            signins: store.signins(),
+            verifier: startup.access_token_verifier().await?,
             blocks: store.blocks(),
             clock: Clock::system(),
         })
@@ -316,8 +324,8 @@ async fn create(
     let user = deps.auth.authenticate(req)?;
     let body: LinkRequest = parse_json(req)?;
     let now = deps.clock.now();
-    let result = match (body.session_token, body.init_data) {
-        (Some(token), None) => link_session(deps, &user, &token, now).await,
+    let result = match (body.access_token, body.init_data) {
+        (Some(token), None) => link_access_token(deps, &user, &token, now).await,
         (None, Some(raw)) => link_init_data(deps, config, &user, &raw, now).await,
         _ => Err(LinkError::ProofMissing),
     };
@@ -339,27 +347,34 @@ async fn create(
     }
 }
 
-/// `{"session_token"}`: the session's Telegram user, in one transaction that also checks the
-/// session (its app user, its epoch) and names the app user on it ([`MiniAppFlow::link_session`]).
-async fn link_session(
+/// `{"access_token"}`: verified, then its session (`sub` + `sid`) links the caller, in one
+/// transaction that also checks the session is live and has not linked before
+/// ([`SignIns::link_with_session`]).
+async fn link_access_token(
     deps: &LinkFunction,
     user: &AppUser,
-    token: &SessionToken,
+    token: &AccessToken,
     now: UnixTime,
 ) -> Result<(Link, bool), LinkError> {
-    let token = OneTimeToken::parse(&token.0).map_err(|_| LinkError::SessionInvalid)?;
+    let claims = deps.verifier.verify(&token.0, now).await?;
+    let (Ok(id), Some(sid)) = (
+        TelegramUserId::parse(&claims.sub),
+        SessionId::parse(&claims.sid),
+    ) else {
+        return Err(AccessTokenError::Invalid("no Telegram session").into());
+    };
     let (link, created) = match deps
-        .flow
-        .link_session(&token.hash(), &user.user_id, now)
+        .signins
+        .link_with_session(id, sid, &user.user_id, claims.username.clone(), now)
         .await?
     {
-        SessionLinkOutcome::Linked(link) => (link, true),
-        SessionLinkOutcome::AlreadyLinked(link) => (link, false),
-        SessionLinkOutcome::Invalid => return Err(LinkError::SessionInvalid),
-        SessionLinkOutcome::Conflict(side) => return Err(LinkError::Conflict(side)),
-        SessionLinkOutcome::Blocked => return Err(MiniAppError::Blocked.into()),
+        TokenLinkOutcome::Linked(link) => (link, true),
+        TokenLinkOutcome::AlreadyLinked(link) => (link, false),
+        TokenLinkOutcome::Invalid => return Err(LinkError::SessionInvalid),
+        TokenLinkOutcome::Conflict(side) => return Err(LinkError::Conflict(side)),
+        TokenLinkOutcome::Blocked => return Err(MiniAppError::Blocked.into()),
     };
-    log_linked(&link, created, "session_token");
+    log_linked(&link, created, "access_token");
     Ok((link, created))
 }
 
@@ -380,20 +395,20 @@ async fn link_init_data(
         source: LinkSource::MiniApp,
         linked_at: now,
     };
-    let replay = config.replay_claim(&verified, now);
-    let (link, created) = match deps.flow.claim_and_link(&link, &replay).await? {
-        MiniAppLinkOutcome::Linked(link) => (link, true),
-        MiniAppLinkOutcome::AlreadyLinked(link) => (link, false),
+    let use_ = config.initdata_use(&verified, now);
+    let (link, created) = match deps.signins.link_with_initdata(&link, &use_).await? {
+        InitDataLinkOutcome::Linked(link) => (link, true),
+        InitDataLinkOutcome::AlreadyLinked(link) => (link, false),
         // Used up already: by this very request, when it is retried after an answer that was
         // lost or a 503 that came after the write (the pair is linked: "linked already").
-        MiniAppLinkOutcome::Replayed => match deps.links.get_by_user(&link.user_id).await? {
+        InitDataLinkOutcome::Replayed => match deps.links.get_by_user(&link.user_id).await? {
             Some(existing) if existing.telegram_user_id == link.telegram_user_id => {
                 (existing, false)
             }
             _ => return Err(MiniAppError::Replayed.into()),
         },
-        MiniAppLinkOutcome::Blocked => return Err(MiniAppError::Blocked.into()),
-        MiniAppLinkOutcome::Conflict(side) => return Err(LinkError::Conflict(side)),
+        InitDataLinkOutcome::Blocked => return Err(MiniAppError::Blocked.into()),
+        InitDataLinkOutcome::Conflict(side) => return Err(LinkError::Conflict(side)),
     };
     log_linked(&link, created, "init_data");
     Ok((link, created))
@@ -583,7 +598,15 @@ mod tests {
             miniapp: None,
             auth: JwtVerifier::new(&config).unwrap(),
             links: store.links(),
-            flow: store.miniapp_flow(),
+            signins: store.signins(),
+            verifier: tglink_shared::oauth::AccessTokenVerifier::new(
+                tglink_shared::oauth::TokenConfig {
+                    issuer: "http://127.0.0.1".into(),
+                    audience: "unit".into(),
+                    access_token_ttl: std::time::Duration::from_secs(300),
+                },
+                store.signing_keys(),
+            ),
             blocks: store.blocks(),
             clock: Clock::system(),
         };
@@ -668,8 +691,8 @@ mod tests {
     }
 
     #[test]
-    fn session_tokens_are_redacted() {
-        let token: SessionToken = serde_json::from_str(r#""abc-secret""#).unwrap();
+    fn access_tokens_are_redacted() {
+        let token: AccessToken = serde_json::from_str(r#""abc-secret""#).unwrap();
         assert!(!format!("{token:?}").contains("abc-secret"));
     }
 }

@@ -46,6 +46,9 @@ impl LocalApi {
             Arc::new(worker_credentials::WorkerCredentials::build(startup).await?),
             Arc::new(initdata_verify::InitDataVerify::build(startup).await?),
             Arc::new(link::LinkFunction::build(startup).await?),
+            Arc::new(oauth::OAuth::build(startup).await?),
+            Arc::new(oidc::Oidc::build(startup).await?),
+            Arc::new(signing_keys::SigningKeysFunction::build(startup).await?),
         ];
         let cors = Cors::from_env(startup.env())?;
         Ok(Self { functions, cors })
@@ -113,6 +116,9 @@ pub fn local_env(process: Arc<dyn Env>) -> Result<Arc<dyn Env>, ConfigError> {
         .with("APP_JWT_AUDIENCE", "tglink-local")
         .with("TELEGRAM_BOT_USERNAME", "tglink_dev_bot")
         .with("BACKEND_URL", format!("http://{listen}"))
+        // The token service: this process issues and verifies the tokens.
+        .with("TGLINK_ISSUER", format!("http://{listen}"))
+        .with("TGLINK_TOKEN_AUDIENCE", "tglink-local")
         .with(
             "TGLINK_LOCAL_KEY_PATH",
             data_dir.join("master.key").display().to_string(),

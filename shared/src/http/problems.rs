@@ -11,7 +11,13 @@
 use http::StatusCode;
 
 use super::Problem;
-use crate::{auth::AuthError, seal::SealError, store::StoreError, telegram::miniapp::MiniAppError};
+use crate::{
+    auth::AuthError,
+    oauth::{AccessTokenError, SigningError},
+    seal::SealError,
+    store::StoreError,
+    telegram::miniapp::MiniAppError,
+};
 
 impl From<StoreError> for Problem {
     fn from(err: StoreError) -> Self {
@@ -54,6 +60,31 @@ impl From<MiniAppError> for Problem {
     /// `401` without `WWW-Authenticate`: the Telegram proof was refused, not the app JWT.
     fn from(err: MiniAppError) -> Self {
         Problem::new(StatusCode::UNAUTHORIZED, err.code(), "Unauthorized").detail(err.to_string())
+    }
+}
+
+impl From<SigningError> for Problem {
+    fn from(err: SigningError) -> Self {
+        match err {
+            SigningError::Store(e) => e.into(),
+            SigningError::Seal(e) => e.into(),
+            SigningError::Key(_) => Problem::internal().cause(err.to_string()),
+        }
+    }
+}
+
+impl From<AccessTokenError> for Problem {
+    /// `401 access_token_invalid`; the detail never quotes the token.
+    fn from(err: AccessTokenError) -> Self {
+        match err {
+            AccessTokenError::Invalid(why) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "access_token_invalid",
+                "Unauthorized",
+            )
+            .detail(format!("the access token is not valid: {why}")),
+            AccessTokenError::Store(e) => e.into(),
+        }
     }
 }
 

@@ -13,9 +13,9 @@ pub mod connect_tokens;
 pub mod credentials;
 pub mod dynamodb;
 pub mod links;
-pub mod miniapp_flow;
-pub mod miniapp_sessions;
 pub mod registrations;
+pub mod signing_keys;
+pub mod signins;
 pub mod sqlite;
 pub mod worker_tokens;
 
@@ -27,11 +27,9 @@ pub use connect_flow::{ConnectAttempt, ConnectFlow, ConnectOutcome};
 pub use connect_tokens::{ConnectTokenRecord, ConnectTokens};
 pub use credentials::{Credentials, CredentialsRecord};
 pub use links::{Link, LinkOutcome, LinkSide, LinkSource, Links};
-pub use miniapp_flow::{MiniAppFlow, MiniAppLinkOutcome, SessionLinkOutcome};
-pub use miniapp_sessions::{
-    InitDataStanding, MiniAppSession, MiniAppSessions, ReplayClaim, SessionBasis, SessionOutcome,
-};
 pub use registrations::Registrations;
+pub use signing_keys::{AddOutcome, SigningKeyRecord, SigningKeySet, SigningKeys};
+pub use signins::SignIns;
 pub use worker_tokens::{InsertOutcome, WorkerTokenRecord, WorkerTokens};
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +79,6 @@ port_accessors! {
     worker_tokens: WorkerTokens,
     registrations: Registrations,
     blocks: Blocks,
-    miniapp_sessions: MiniAppSessions,
-    miniapp_flow: MiniAppFlow,
+    signins: SignIns,
+    signing_keys: SigningKeys,
 }

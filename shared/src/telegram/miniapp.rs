@@ -20,7 +20,7 @@ use super::initdata::{InitData, InitDataError, MAX_FUTURE_SKEW_SECS, Validator, 
 use crate::{
     config::{ConfigError, Env, flag, positive_or},
     ids::TelegramUserId,
-    store::ReplayClaim,
+    store::signins::InitDataUse,
     time::UnixTime,
 };
 
@@ -118,14 +118,16 @@ impl MiniAppConfig {
         })
     }
 
-    /// The claim that uses `verified` up: kept for the replay window, and in any case until its
-    /// initData can no longer be accepted ([`Self::replay_retain_secs`]).
-    pub fn replay_claim(&self, verified: &Verified, now: UnixTime) -> ReplayClaim {
-        ReplayClaim::initdata(
-            &verified.data.replay_key(),
-            self.replay_retain_secs(verified.data.auth_date, now),
+    /// The use of `verified` (its replay claim on the sign-in record): kept for the replay
+    /// window, and in any case until its initData can no longer be accepted
+    /// ([`Self::replay_retain_secs`]).
+    pub fn initdata_use(&self, verified: &Verified, now: UnixTime) -> InitDataUse {
+        InitDataUse {
+            telegram_user_id: verified.telegram_user_id,
+            fingerprint: verified.data.replay_key(),
+            retain_until: now.plus_secs(self.replay_retain_secs(verified.data.auth_date, now)),
             now,
-        )
+        }
     }
 
     /// How long, from `now`, the claim of initData dated `auth_date` is kept: the replay window,
@@ -313,8 +315,8 @@ mod tests {
             let Ok(verified) = c.verify(&raw, now) else {
                 return Ok(());
             };
-            let claim = c.replay_claim(&verified, now);
-            let expires_at = claim.now.secs() + claim.retain_secs;
+            let claim = c.initdata_use(&verified, now);
+            let expires_at = claim.retain_until.secs();
             // The last second the initData is accepted, and the first it is not.
             let last = UnixTime(auth_date + max_age);
             proptest::prop_assert!(c.verify(&raw, last).is_ok());
@@ -323,7 +325,7 @@ mod tests {
                 expires_at > last.secs(),
                 "accepted until {last:?} but the claim ends at {expires_at}"
             );
-            proptest::prop_assert!(claim.retain_secs >= c.replay_window_secs);
+            proptest::prop_assert!(expires_at - now.secs() >= c.replay_window_secs);
         }
     }
 
@@ -348,13 +350,11 @@ mod tests {
         let verified = c.verify(&RawInitData::new(ok.clone()), NOW).unwrap();
         assert_eq!(verified.telegram_user_id.get(), 42);
         assert_eq!(verified.user.username.as_deref(), Some("ann"));
-        let claim = c.replay_claim(&verified, NOW);
+        let claim = c.initdata_use(&verified, NOW);
         // Dated now: kept past the initData's last accepted second (a day), not just the window.
-        assert_eq!(claim.retain_secs, 86_401);
-        assert_eq!(
-            claim.key.as_str(),
-            format!("initdata#{}", verified.data.replay_key().as_str())
-        );
+        assert_eq!(claim.retain_until, NOW.plus_secs(86_401));
+        assert_eq!(claim.fingerprint, verified.data.replay_key());
+        assert_eq!(claim.telegram_user_id, verified.telegram_user_id);
 
         let no_user = sign_hmac(&[("auth_date", "1700000000"), ("query_id", "q")], TOKEN);
         let err = c.verify(&RawInitData::new(no_user), NOW).unwrap_err();

@@ -9,9 +9,10 @@ pub mod connect_flow;
 pub mod connect_tokens;
 pub mod credentials;
 pub mod links;
-pub mod miniapp;
 pub mod registrations;
 pub mod seal;
+pub mod signing_keys;
+pub mod signins;
 pub mod worker_tokens;
 
 /// Expands to one `#[tokio::test]` per suite function, for the given [`Backend`](crate::fixtures::Backend).
@@ -77,15 +78,19 @@ macro_rules! conformance_suite {
             blocks::blocked_users_cannot_connect_through_the_bot,
             blocks::block_racing_links_ends_blocked_and_unlinked,
             blocks::concurrent_unblocks_one_winner,
-            miniapp::session_and_claim_are_written_together,
-            miniapp::blocked_users_get_no_session_and_burn_nothing,
-            miniapp::only_active_unexpired_sessions_link,
-            miniapp::one_initdata_one_session_under_concurrency,
-            miniapp::claim_and_link_outcomes,
-            miniapp::claim_and_link_one_winner_of_sixteen,
-            miniapp::a_session_links_one_user_and_dies_with_the_link,
-            miniapp::a_block_ends_every_session_even_after_the_unblock,
-            miniapp::initdata_standing_reads_block_and_claim,
+            signins::exchange_starts_a_session_and_uses_the_initdata,
+            signins::refresh_rotates_and_a_rotated_token_ends_the_session,
+            signins::thirty_two_concurrent_refreshes_one_success,
+            signins::unlink_and_block_end_every_session,
+            signins::a_link_is_seen_by_the_next_refresh_and_a_session_links_once,
+            signins::concurrent_links_with_one_session_link_once,
+            signins::exchange_racing_block_ends_blocked_without_sessions,
+            signins::revoke_by_refresh_token_or_session,
+            signins::the_session_cap_evicts_the_oldest,
+            signing_keys::the_first_key_is_created_once_under_concurrency,
+            signing_keys::a_rotation_retires_the_current_key_and_both_stay_published,
+            signing_keys::adding_a_key_is_conditional_on_the_current_one,
+            signing_keys::the_private_key_is_stored_sealed_for_its_purpose,
         );
     };
     (@tests $backend:expr; $($module:ident :: $name:ident),+ $(,)?) => {

@@ -28,6 +28,12 @@ fn response<'a>(spec: &'a Value, operation: &'a Value, status: &str) -> &'a Valu
     }
 }
 
+/// Public, unauthenticated documents (no 401), and whether each reads the store (a 503).
+const PUBLIC_DOCUMENTS: &[(&str, bool)] = &[
+    ("GET /.well-known/jwks.json", true),
+    ("GET /.well-known/openid-configuration", false),
+];
+
 #[test]
 fn operations_are_exactly_the_functions_routes() {
     let spec = openapi::load();
@@ -93,11 +99,33 @@ fn operations_are_exactly_the_functions_routes() {
             .map(|p| p["name"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(in_path, declared, "{at}: path parameters");
-        // A success, and errors as problem+json (401 and 503 at least: every route
-        // authenticates, and every route uses the store).
+        // A success, and errors as problem+json (401 and 503 at least: every route that
+        // authenticates refuses with 401, and every route that uses the store can answer 503;
+        // the public discovery documents do neither, or only the second). The OAuth endpoints
+        // answer errors as RFC 6749 JSON instead (but for the 404 of a switched-off feature).
         let statuses: Vec<&String> = operation["responses"].as_object().unwrap().keys().collect();
         assert!(statuses.iter().any(|s| s.starts_with('2')), "{at}: a 2xx");
-        for status in ["401", "503"] {
+        let public_document = PUBLIC_DOCUMENTS.iter().find(|(p, _)| *p == at);
+        if path.starts_with("/oauth/") {
+            for status in statuses
+                .iter()
+                .filter(|s| (s.starts_with('4') || s.starts_with('5')) && **s != "404")
+            {
+                let r = response(&spec, operation, status);
+                assert!(
+                    r["content"]["application/json"]["schema"].is_object(),
+                    "{at}: {status} must be an RFC 6749 error (application/json)"
+                );
+            }
+            continue;
+        }
+        let required: &[&str] = match public_document {
+            Some((_, true)) => &["503"],
+            Some((_, false)) => &[],
+            None => &["401", "503"],
+        };
+        for status in required {
+            let status = *status;
             let r = response(&spec, operation, status);
             assert!(
                 r["content"]["application/problem+json"]["schema"].is_object(),

@@ -2,8 +2,10 @@
 //! KMS (moto), with every request the app sends to AWS counted by the SDK configuration it was
 //! built with (`tglink_tests::aws_calls`). The design's budgets are asserted here (a count, not
 //! a time): connect-link 1; webhook `/start` ≤ 2 and no outbound Telegram call; verify 1;
-//! worker-credentials 1 DynamoDB + ≤ 1 KMS, and 0 KMS on 304; 2FA verify ≤ 2 DynamoDB + 1 KMS.
-//! The other endpoints' costs are
+//! worker-credentials 1 DynamoDB + ≤ 1 KMS, and 0 KMS on 304; 2FA verify ≤ 2 DynamoDB + 1 KMS;
+//! the signing key 1 DynamoDB + 1 KMS once per cold start and 0 per token; JWKS and discovery 0
+//! when warm; the oauth token exchange and refresh 1 DynamoDB + 0 KMS on a warm function. The
+//! other endpoints' costs are
 //! recorded for the benchmark report (`TGLINK_BENCH_OUT`), pinned so a change is noticed.
 //!
 //! Only the DynamoDB/KMS adapters make AWS calls, so these tests run on that backend alone.
@@ -778,4 +780,245 @@ async fn totp_verify_costs_at_most_2_dynamodb_and_1_kms() {
     );
     assert_eq!(cost.tally.names(), ["DynamoDB.GetItem"]);
     c.write("totp");
+}
+
+/// `POST /oauth/token` and `/oauth/revoke` (issue 14). The first token of a cold process loads
+/// (here: creates) the signing key; after that, warm: an initData exchange is 1 DynamoDB call
+/// (one `UpdateItem` of the sign-in record) and 0 KMS, a refresh 1 DynamoDB and 0 KMS, a
+/// revoke by refresh token 1 DynamoDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_exchange_and_refresh_cost_one_call_and_no_kms() {
+    use tglink_shared::telegram::initdata::signing::sign_hmac;
+
+    let c = counted().await;
+    let bot_token = c.app.env.var("TELEGRAM_BOT_TOKEN").unwrap();
+    let init_data = |query_id: &str| {
+        let user = json!({"id": 4711, "first_name": "Ann", "username": "ann4711"}).to_string();
+        sign_hmac(
+            &[
+                ("query_id", query_id),
+                ("user", &user),
+                ("auth_date", &UnixTime::now().secs().to_string()),
+            ],
+            &bot_token,
+        )
+    };
+    let form = |pairs: &[(&str, &str)]| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    };
+    let post = |path: &'static str, body: String| {
+        let api = &c.app.api;
+        api.send(
+            api.request(Method::POST, path)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+    };
+    let exchange = |data: String| {
+        form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            (
+                "subject_token_type",
+                "urn:tglink:params:oauth:token-type:telegram-init-data",
+            ),
+            ("subject_token", &data),
+        ])
+    };
+
+    // Cold: the first token also creates and seals the deployment's first signing key.
+    let resp = post("/oauth/token", exchange(init_data("OC1"))).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    c.record(
+        "oauth",
+        "POST /oauth/token",
+        "initData exchange, cold (first signing key created)",
+        &resp,
+    );
+
+    // Warm exchange: one UpdateItem, no KMS.
+    let resp = post("/oauth/token", exchange(init_data("OC2"))).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let refresh = resp.json["refresh_token"].as_str().unwrap().to_owned();
+    let cost = c.record_budget(
+        "oauth",
+        "POST /oauth/token",
+        "initData exchange, warm",
+        &resp,
+        "1 DynamoDB + 0 KMS",
+        |t, _| t.count("DynamoDB") == 1 && t.count("KMS") == 0 && t.total() == 1,
+    );
+    assert!(cost.met, "{:?}", cost.tally.names());
+    assert_eq!(cost.tally.operations("DynamoDB"), ["UpdateItem"]);
+
+    // Refresh: one UpdateItem, no KMS.
+    let resp = post(
+        "/oauth/token",
+        form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let next = resp.json["refresh_token"].as_str().unwrap().to_owned();
+    let cost = c.record_budget(
+        "oauth",
+        "POST /oauth/token",
+        "refresh",
+        &resp,
+        "1 DynamoDB + 0 KMS",
+        |t, _| t.count("DynamoDB") == 1 && t.count("KMS") == 0 && t.total() == 1,
+    );
+    assert!(cost.met, "{:?}", cost.tally.names());
+    assert_eq!(cost.tally.operations("DynamoDB"), ["UpdateItem"]);
+
+    // Reuse of the rotated token: the refused rotation, then the session's end.
+    let resp = post(
+        "/oauth/token",
+        form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]),
+    )
+    .await;
+    assert_eq!(resp.status, 400, "{}", resp.text);
+    let (tally, _) = c.record("oauth", "POST /oauth/token", "refresh token reuse", &resp);
+    assert_eq!(tally.operations("DynamoDB"), ["UpdateItem", "UpdateItem"]);
+
+    // Revoke by refresh token: one UpdateItem.
+    let resp = post("/oauth/revoke", form(&[("token", &next)])).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let (tally, _) = c.record("oauth", "POST /oauth/revoke", "refresh token", &resp);
+    assert_eq!(tally.operations("DynamoDB"), ["UpdateItem"]);
+    assert_eq!(tally.count("KMS"), 0);
+
+    // Malformed: refused before the store.
+    let resp = post("/oauth/token", form(&[("grant_type", "password")])).await;
+    assert_eq!(resp.status, 400, "{}", resp.text);
+    let (tally, _) = c.record(
+        "oauth",
+        "POST /oauth/token",
+        "unsupported grant (400)",
+        &resp,
+    );
+    assert_eq!(tally.total(), 0, "{:?}", tally.names());
+    c.write("oauth");
+}
+
+/// The token service: the signing key's load costs 1 DynamoDB + 1 KMS `Decrypt` once per cold
+/// start and nothing per token after; JWKS and discovery cost nothing per request on a warm
+/// instance (the JWKS reads the key set once, no KMS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_key_loads_once_and_discovery_costs_nothing_warm() {
+    use tglink_shared::{
+        config::Platform,
+        oauth::{AccessTokenClaims, TokenSigner},
+        runtime::Startup,
+    };
+
+    let c = counted().await;
+    let signer_at = |calls: &AwsCalls| {
+        let env = c.app.env.clone();
+        let calls = calls.clone();
+        async move {
+            let base = tglink_shared::aws::sdk_config(env.as_ref()).await.unwrap();
+            let startup = Startup::with_sdk_config(env, Platform::Local, calls.sdk_config(&base))
+                .await
+                .unwrap();
+            let config = startup.token_config().unwrap();
+            (startup.token_signer().await.unwrap(), config)
+        }
+    };
+    let sign = |signer: TokenSigner, config: tglink_shared::oauth::TokenConfig, n: i64| async move {
+        let now = UnixTime::now().secs() as i64;
+        let claims = AccessTokenClaims {
+            iss: config.issuer.clone(),
+            aud: config.audience.clone(),
+            sub: "4702".into(),
+            client_id: "tglink-miniapp".into(),
+            app_user_id: None,
+            sid: "sid".into(),
+            amr: vec!["telegram_miniapp".into()],
+            auth_time: now,
+            iat: now,
+            exp: now + 300,
+            jti: format!("jti-{n}"),
+            username: None,
+            first_name: None,
+            language_code: None,
+            is_premium: None,
+        };
+        signer.sign(&claims).await.unwrap()
+    };
+
+    // The very first token of the deployment creates the key: 1 Query + 1 TransactWriteItems
+    // + 1 GenerateDataKey, no Decrypt.
+    let first_calls = AwsCalls::default();
+    let (signer, config) = signer_at(&first_calls).await;
+    sign(signer, config, 0).await;
+    let tally = first_calls.take();
+    assert_eq!(tally.count("DynamoDB"), 2, "{:?}", tally.names());
+    assert_eq!(
+        tally.operations("KMS"),
+        ["GenerateDataKey"],
+        "{:?}",
+        tally.names()
+    );
+
+    // Another cold start: 1 DynamoDB + 1 KMS Decrypt on its first token, 0 on the next ones.
+    let cold = AwsCalls::default();
+    let (signer, config) = signer_at(&cold).await;
+    sign(signer.clone(), config.clone(), 1).await;
+    let tally = cold.take();
+    assert_eq!(tally.count("DynamoDB"), 1, "{:?}", tally.names());
+    assert_eq!(tally.operations("KMS"), ["Decrypt"], "{:?}", tally.names());
+    for n in 2..12 {
+        sign(signer.clone(), config.clone(), n).await;
+    }
+    let tally = cold.take();
+    assert_eq!(tally.total(), 0, "{:?}", tally.names());
+
+    // JWKS: the first request of the instance reads the key set (1 Query, no KMS); then 0.
+    c.skip();
+    let resp = c
+        .send(Method::GET, "/.well-known/jwks.json", None, None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["keys"].as_array().unwrap().len(), 1);
+    let (tally, _) = c.record(
+        "oidc",
+        "GET /.well-known/jwks.json",
+        "first of the instance",
+        &resp,
+    );
+    assert_eq!(tally.count("DynamoDB"), 1, "{:?}", tally.names());
+    assert_eq!(tally.count("KMS"), 0, "{:?}", tally.names());
+    let resp = c
+        .send(Method::GET, "/.well-known/jwks.json", None, None)
+        .await;
+    assert_eq!(resp.status, 200);
+    let warm = c.record_budget(
+        "oidc",
+        "GET /.well-known/jwks.json",
+        "warm",
+        &resp,
+        "0 AWS calls",
+        |t, _| t.total() == 0,
+    );
+    assert!(warm.met, "{:?}", warm.tally.names());
+    let resp = c
+        .send(Method::GET, "/.well-known/openid-configuration", None, None)
+        .await;
+    assert_eq!(resp.status, 200);
+    let doc = c.record_budget(
+        "oidc",
+        "GET /.well-known/openid-configuration",
+        "any",
+        &resp,
+        "0 AWS calls",
+        |t, _| t.total() == 0,
+    );
+    assert!(doc.met, "{:?}", doc.tally.names());
+    c.write("oidc");
 }

@@ -51,11 +51,6 @@ fn routes_with_bodies() -> Vec<(Method, &'static str, Value)> {
         ),
         (
             Method::POST,
-            "/api/telegram/miniapp/session",
-            json!({"init_data": "auth_date=1&hash=00"}),
-        ),
-        (
-            Method::POST,
             "/api/telegram/link",
             json!({"init_data": "auth_date=1&hash=00"}),
         ),

@@ -66,9 +66,13 @@ impl Cluster {
             request = request.header(*name, value);
         }
         if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body);
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            {
+                request = request.header("content-type", "application/json");
+            }
+            request = request.body(body);
         }
         let resp = request.send().await.ok()?;
         let status = resp.status().as_u16();
@@ -337,7 +341,7 @@ async fn client(
                     .await;
                 assert_eq!(made.status, 201, "{}", made.json);
             }
-            // A Mini App session, then a link with it.
+            // A Mini App sign-in (the token exchange), then a link with its access token.
             _ => {
                 let telegram = telegram_base + 5_000_000 + n;
                 let user_json = json!({"id": telegram, "first_name": "C"}).to_string();
@@ -349,19 +353,36 @@ async fn client(
                     ],
                     &cluster.secret("TELEGRAM_BOT_TOKEN"),
                 );
+                let form = form_urlencoded::Serializer::new(String::new())
+                    .append_pair(
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    )
+                    .append_pair(
+                        "subject_token_type",
+                        "urn:tglink:params:oauth:token-type:telegram-init-data",
+                    )
+                    .append_pair("subject_token", &init_data)
+                    .finish();
                 let session = cluster
                     .until_answered(
                         &mut rng,
                         Method::POST,
-                        "/api/telegram/miniapp/session",
+                        "/oauth/token",
                         None,
-                        &[],
-                        json_body(json!({"init_data": init_data})),
+                        &[(
+                            "content-type",
+                            "application/x-www-form-urlencoded".to_owned(),
+                        )],
+                        || Some(form.clone().into_bytes()),
                     )
                     .await;
-                match (session.status, session.json["code"].as_str()) {
-                    (201, _) => {
-                        let token = session.json["session_token"].as_str().unwrap().to_owned();
+                let replayed = session.json["error_description"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("initdata_replayed:"));
+                match (session.status, replayed) {
+                    (200, _) => {
+                        let token = session.json["access_token"].as_str().unwrap().to_owned();
                         let linked = cluster
                             .until_answered(
                                 &mut rng,
@@ -369,7 +390,7 @@ async fn client(
                                 "/api/telegram/link",
                                 bearer,
                                 &[],
-                                json_body(json!({"session_token": token})),
+                                json_body(json!({"access_token": token})),
                             )
                             .await;
                         assert!(
@@ -381,8 +402,8 @@ async fn client(
                         );
                     }
                     // The first attempt's answer was lost with its process (documented).
-                    (401, Some("initdata_replayed")) => {}
-                    (status, _) => panic!("miniapp session: {status} {}", session.json),
+                    (400, true) => {}
+                    (status, _) => panic!("token exchange: {status} {}", session.json),
                 }
             }
         }

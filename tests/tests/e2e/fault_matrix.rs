@@ -57,7 +57,7 @@ enum Row {
     WorkerTokenCreate,
     WorkerTokenRevoke,
     WorkerTokensRevokeAll,
-    MiniAppSession,
+    TokenExchange,
     LinkPost,
     LinkDelete,
     AdminRevoke,
@@ -78,7 +78,7 @@ const ROWS: [Row; 18] = [
     Row::WorkerTokenCreate,
     Row::WorkerTokenRevoke,
     Row::WorkerTokensRevokeAll,
-    Row::MiniAppSession,
+    Row::TokenExchange,
     Row::LinkPost,
     Row::LinkDelete,
     Row::AdminRevoke,
@@ -448,7 +448,7 @@ impl Row {
             Row::WorkerTokenRevoke | Row::WorkerTokensRevokeAll => {
                 case.ctx = rig.create_worker_token(&case).await;
             }
-            Row::MiniAppSession | Row::LinkPost => {
+            Row::TokenExchange | Row::LinkPost => {
                 case.ctx = json!({"init_data": rig.init_data(case.telegram)});
             }
             Row::RegistrationCallback => {
@@ -526,12 +526,23 @@ impl Row {
                 rig.call(Method::DELETE, "/api/worker/tokens", jwt, None)
                     .await
             }
-            Row::MiniAppSession => {
-                rig.call(
-                    Method::POST,
-                    "/api/telegram/miniapp/session",
-                    None,
-                    Some(json!({"init_data": case.ctx["init_data"]})),
+            Row::TokenExchange => {
+                let body = form_urlencoded::Serializer::new(String::new())
+                    .append_pair(
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    )
+                    .append_pair(
+                        "subject_token_type",
+                        "urn:tglink:params:oauth:token-type:telegram-init-data",
+                    )
+                    .append_pair("subject_token", case.ctx["init_data"].as_str().unwrap())
+                    .finish();
+                let api = &rig.app.api;
+                api.send(
+                    api.request(Method::POST, "/oauth/token")
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(body),
                 )
                 .await
             }
@@ -583,10 +594,7 @@ impl Row {
     /// The statuses of success.
     fn success(self) -> &'static [u16] {
         match self {
-            Row::ConnectLink
-            | Row::WorkerTokenCreate
-            | Row::MiniAppSession
-            | Row::RegistrationSetup => &[201],
+            Row::ConnectLink | Row::WorkerTokenCreate | Row::RegistrationSetup => &[201],
             Row::LinkPost => &[201, 200],
             Row::SessionDelete | Row::WorkerTokenRevoke | Row::LinkDelete => &[204],
             _ => &[200],
@@ -603,7 +611,7 @@ impl Row {
             // handed out again (its token is only ever shown once, and is not kept); the
             // retry is told the initData was used, and the Mini App is opened again. The
             // session left behind is held by no one.
-            Row::MiniAppSession => &[(401, "initdata_replayed")],
+            Row::TokenExchange => &[(400, "initdata_replayed")],
             _ => &[],
         }
     }
@@ -687,15 +695,17 @@ impl Row {
                     format!("token not revoked: {tokens:?}"),
                 )
             }
-            Row::MiniAppSession if last.status == 401 => Ok(()),
-            Row::MiniAppSession => {
-                let session = last.json["session_token"].as_str().ok_or("no session")?;
+            Row::TokenExchange if last.status == 400 => Ok(()),
+            Row::TokenExchange => {
+                let token = last.json["access_token"]
+                    .as_str()
+                    .ok_or("no access token")?;
                 let resp = rig
                     .call_until_answered(
                         Method::POST,
                         "/api/telegram/link",
                         Some(&case.jwt),
-                        Some(json!({"session_token": session})),
+                        Some(json!({"access_token": token})),
                     )
                     .await;
                 expect(
@@ -744,6 +754,19 @@ async fn run_case(rig: &Rig, row: Row, inject: impl Fn(&Rig)) -> Step {
     converge(rig, row, case, resp, false).await
 }
 
+/// A refusal's stable code: problem+json's `code`, or for an OAuth error (RFC 6749 JSON) the
+/// tglink code its description starts with (`initdata_replayed: …`), else its `error`.
+fn code_of(resp: &ApiResponse) -> &str {
+    if let Some(code) = resp.json["code"].as_str() {
+        return code;
+    }
+    let description = resp.json["error_description"].as_str().unwrap_or("");
+    match description.split_once(':') {
+        Some((lead, _)) if lead.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => lead,
+        _ => resp.json["error"].as_str().unwrap_or(""),
+    }
+}
+
 /// The client's retries from `resp` on, then the state check.
 async fn converge(
     rig: &Rig,
@@ -754,7 +777,7 @@ async fn converge(
 ) -> Step {
     for _ in 0..if rig.soak { 12 } else { 4 } {
         let status = resp.status;
-        let code = resp.json["code"].as_str().unwrap_or("");
+        let code = code_of(&resp);
         if row.success().contains(&status) {
             break;
         }
@@ -769,7 +792,7 @@ async fn converge(
             return Step::Later(case, Duration::from_secs(secs));
         }
         let transient = (status == 503
-            && code == "service_unavailable"
+            && (code == "service_unavailable" || code == "temporarily_unavailable")
             && resp.header("retry-after").is_some())
             || (status == 502 && code == "telegram_unreachable" && row == Row::BotToken);
         if !transient {
@@ -783,7 +806,7 @@ async fn converge(
         resp = row.request(rig, &case).await;
     }
     let status = resp.status;
-    let code = resp.json["code"].as_str().unwrap_or("");
+    let code = code_of(&resp);
     let converged = row.success().contains(&status)
         || (retried && row.done_already().contains(&(status, code)));
     if !converged {

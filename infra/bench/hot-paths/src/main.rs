@@ -218,6 +218,61 @@ fn hot_paths(c: &mut Criterion) {
             .iter(|| sealer.open(&scope, black_box(&sealed)))
     });
     g.finish();
+
+    access_tokens(c, &runtime, &sealer);
+}
+
+/// Local ES256 signing and verification of an access token (the signer's key and the
+/// verifier's key set cached, as on a warm instance: no store or KMS call per token).
+fn access_tokens(c: &mut Criterion, runtime: &tokio::runtime::Runtime, sealer: &Sealer) {
+    use tglink_shared::{
+        oauth::{AccessTokenClaims, AccessTokenVerifier, TokenConfig, TokenSigner},
+        store::{SigningKeys, sqlite::SqliteStore},
+    };
+    let dir = std::env::temp_dir().join(format!("tglink-bench-{}", std::process::id()));
+    let store = Arc::new(SqliteStore::open(dir.join("bench.db")).expect("sqlite store"));
+    let keys: Arc<dyn SigningKeys> = store;
+    let config = TokenConfig {
+        issuer: "https://auth.example".into(),
+        audience: "app".into(),
+        access_token_ttl: Duration::from_secs(300),
+    };
+    let iat = UnixTime::now().secs() as i64;
+    let claims = AccessTokenClaims {
+        iss: config.issuer.clone(),
+        aud: config.audience.clone(),
+        sub: "279058397".into(),
+        client_id: "tglink-miniapp".into(),
+        app_user_id: Some("user-0f6c2a9e".into()),
+        sid: "3q2-7wE9rLQ8xVZ4b1YkTn5mA0cJdHfP6uGsXoIiKlM".into(),
+        amr: vec!["telegram_miniapp".into()],
+        auth_time: iat,
+        iat,
+        exp: iat + 300,
+        jti: "b5b7f1c0e2d94a7c8e6f3a1d2c4b6a8e".into(),
+        username: Some("vdkfrost".into()),
+        first_name: Some("Vladislav".into()),
+        language_code: Some("en".into()),
+        is_premium: Some(true),
+    };
+    let signer = TokenSigner::new(keys.clone(), sealer.clone());
+    let verifier = AccessTokenVerifier::new(config, keys);
+    let now = UnixTime(iat as u64);
+    let token = runtime.block_on(signer.sign(&claims)).expect("sign");
+    runtime
+        .block_on(verifier.verify(&token, now))
+        .expect("verify");
+    let mut g = c.benchmark_group("access_token");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("es256_sign", |b| {
+        b.to_async(runtime).iter(|| signer.sign(black_box(&claims)))
+    });
+    g.bench_function("es256_verify", |b| {
+        b.to_async(runtime)
+            .iter(|| verifier.verify(black_box(&token), now))
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn config() -> Criterion {

@@ -10,7 +10,8 @@ use super::{
     DynamoStore,
     item::{Item, corrupt, get_n, get_s, get_time, n, s},
     keys,
-    links::{bump_session_epoch, delete_link, parse_link},
+    links::{delete_link_items, parse_link},
+    signins::{mirror_block, mirror_unblock},
     tx::{CondHandle, Expr, Tx, TxError, absent, retry_on_conflict},
 };
 use crate::{
@@ -71,14 +72,14 @@ impl DynamoStore {
         };
         match &link {
             // Both items of the link that was read (the app user's may be missing).
-            Some(l) => delete_link(&mut tx, l, LinkSide::Telegram),
-            // Still not linked (a link landing meanwhile must be removed too); the sessions
-            // made before the block end with it (a new block: `existing` is `None` here).
+            Some(l) => delete_link_items(&mut tx, l, LinkSide::Telegram),
+            // Still not linked (a link landing meanwhile must be removed too).
             None => {
                 tx.check(keys::link_by_telegram(id), absent());
-                bump_session_epoch(&mut tx, id);
             }
         }
+        // The sessions made before the block end with it; the sign-in record says blocked.
+        mirror_block(&mut tx, id);
         // A failed condition: the block or the link changed since the read (look again).
         tx.run().await?;
         Ok(BlockOutcome {
@@ -97,6 +98,7 @@ impl DynamoStore {
         };
         let mut tx = Tx::new(self);
         tx.delete(keys::block(id), still(&block));
+        mirror_unblock(&mut tx, id);
         tx.run().await?;
         Ok(Some(block))
     }

@@ -15,8 +15,7 @@ use super::{
 };
 use crate::{
     store::{
-        ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims,
-        ReplayClaim, StoreError,
+        ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims, StoreError,
     },
     time::UnixTime,
 };
@@ -57,16 +56,6 @@ pub(super) fn put_completed(
     tx.put(
         completed_item(key, expires_at, &attempt),
         claimable(now, &attempt),
-    )
-}
-
-/// Adds to `tx` the replay claim written with a Mini App session or link.
-pub(super) fn put_replay(tx: &mut Tx<'_>, replay: &ReplayClaim) -> CondHandle {
-    put_completed(
-        tx,
-        &replay.key,
-        replay.now,
-        replay.now.plus_secs(replay.retain_secs),
     )
 }
 

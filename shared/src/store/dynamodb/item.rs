@@ -84,13 +84,6 @@ pub(super) fn opt_b<'a>(item: &'a Item, name: &str) -> Result<Option<&'a [u8]>, 
     }
 }
 
-pub(super) fn get_bool(item: &Item, name: &str) -> Result<bool, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::Bool(b)) => Ok(*b),
-        _ => Err(corrupt(format_args!("attribute {name} not a boolean"))),
-    }
-}
-
 /// Whether the string set `name` holds `value`.
 pub(super) fn set_holds(item: &Item, name: &str, value: &str) -> bool {
     matches!(item.get(name), Some(AttributeValue::Ss(set)) if set.iter().any(|v| v == value))
@@ -115,6 +108,5 @@ mod tests {
         assert!(get_s(&item, "absent").is_err());
         assert!(opt_n::<i64>(&item, "name").is_err());
         assert!(opt_s(&item, "count").is_err());
-        assert!(get_bool(&item, "name").is_err());
     }
 }

@@ -4,24 +4,26 @@
 //! | --- | --- | --- |
 //! | link, by Telegram user | `TGUSER#<id>` | `LINK` |
 //! | link, by app user | `USER#<id>` | `TGLINK` |
-//! | session epoch | `TGUSER#<id>` | `SESSIONS` |
 //! | block | `TGBLOCK#<id>` | `BLOCK` |
+//! | sign-in record (sessions, initData claims, link and block mirrors) | `TGSIGNIN#<id>` | `SIGNIN` |
 //! | claim | `CLAIM#<kind>#<key>` | `CLAIM` |
 //! | connect token | `CONNECT#<hash>` | `CONNECT` |
-//! | Mini App session | `SESSION#<hash>` | `SESSION` |
 //! | credentials | `VAULT#<id>` | `CREDENTIALS` |
 //! | worker token (listing) | `VAULT#<id>` | `WORKERTOKEN#<id>` |
 //! | registration pointer | `REGISTRATION#<hash>` | `REGISTRATION` |
 //! | registration state | `REGISTRATIONID#<id>` | `REGISTRATION` |
 //! | TOTP verification state | `TOTP#<user id>` | `TOTP` |
+//! | current signing key (pointer) | `SIGNKEY#set` | `CURRENT` |
+//! | signing key | `SIGNKEY#set` | `KEY#<kid>` |
 //!
 //! The `pk` prefix is what IAM sees (`dynamodb:LeadingKeys`): each function's role in
 //! `template.yaml` may touch only the prefixes it uses, so a kind of item that one function
 //! must not touch never shares a prefix with one it uses. The vault (`VAULT#`: credentials and
 //! worker tokens, settings and worker-credentials only) does not share `USER#` with links,
-//! blocks (written by the admin routes only) do not share `TGUSER#` with links, and claims
-//! carry their kind (`CLAIM#update#…` for the webhook, `CLAIM#initdata#…` for Mini App
-//! initData). A new kind of item gets a prefix of its own and a row in the IAM matrix of
+//! blocks (written by the admin routes only) do not share `TGUSER#` with links, claims carry
+//! their kind (`CLAIM#update#…` for the webhook), and the sign-in record (`TGSIGNIN#`: sessions,
+//! initData claims, link and block mirrors) has a prefix of its own, so the token endpoint
+//! touches no link item. A new kind of item gets a prefix of its own and a row in the IAM matrix of
 //! `tests/tests/deploy/iam.rs`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -79,9 +81,9 @@ pub(super) fn block(id: TelegramUserId) -> Key {
     Key::new(format!("TGBLOCK#{id}"), "BLOCK")
 }
 
-/// The Telegram user's Mini App session epoch (`epoch`, a number; absent = 0).
-pub(super) fn session_epoch(id: TelegramUserId) -> Key {
-    Key::new(telegram_pk(id), "SESSIONS")
+/// The Telegram user's sign-in record (see `signins.rs`).
+pub(super) fn signin(id: TelegramUserId) -> Key {
+    Key::new(format!("TGSIGNIN#{id}"), "SIGNIN")
 }
 
 pub(super) fn claim(key: &ClaimKey) -> Key {
@@ -90,18 +92,6 @@ pub(super) fn claim(key: &ClaimKey) -> Key {
 
 pub(super) fn connect_token(hash: &TokenHash) -> Key {
     Key::new(format!("CONNECT#{}", hash.as_str()), "CONNECT")
-}
-
-const SESSION_PREFIX: &str = "SESSION#";
-
-pub(super) fn session(hash: &TokenHash) -> Key {
-    Key::new(format!("{SESSION_PREFIX}{}", hash.as_str()), "SESSION")
-}
-
-/// The session hash of a session item's `pk`.
-pub(super) fn session_hash(pk: &str) -> Option<TokenHash> {
-    pk.strip_prefix(SESSION_PREFIX)
-        .map(|hash| TokenHash::from_stored(hash.to_owned()))
 }
 
 pub(super) fn credentials(user: &UserId) -> Key {
@@ -130,6 +120,17 @@ pub(super) fn totp(user: &UserId) -> Key {
     Key::new(format!("TOTP#{}", user.as_str()), "TOTP")
 }
 
+/// The one partition of the signing keys: one `Query` reads the whole set.
+pub(super) const SIGNING_KEYS_PK: &str = "SIGNKEY#set";
+
+pub(super) fn signing_key_current() -> Key {
+    Key::new(SIGNING_KEYS_PK.to_owned(), "CURRENT")
+}
+
+pub(super) fn signing_key(kid: &str) -> Key {
+    Key::new(SIGNING_KEYS_PK.to_owned(), format!("KEY#{kid}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +150,7 @@ mod tests {
             ("USER#user#1".into(), "TGLINK".into())
         );
         assert_eq!(pair(block(tg)), ("TGBLOCK#42".into(), "BLOCK".into()));
+        assert_eq!(pair(signin(tg)), ("TGSIGNIN#42".into(), "SIGNIN".into()));
         assert_eq!(
             pair(credentials(&user)),
             ("VAULT#user#1".into(), "CREDENTIALS".into())
@@ -166,7 +168,5 @@ mod tests {
             format!("REGISTRATION#{}", hash.as_str())
         );
         assert_eq!(pair(totp(&user)), ("TOTP#user#1".into(), "TOTP".into()));
-        assert_eq!(session_hash(&session(&hash).pk), Some(hash));
-        assert_eq!(session_hash("CONNECT#x"), None);
     }
 }

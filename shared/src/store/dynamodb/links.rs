@@ -9,6 +9,7 @@ use super::{
     blocks::not_blocked,
     item::{Item, corrupt, get_n, get_s, get_time, n, opt_n, opt_s, s},
     keys::{self, Key},
+    signins,
     tx::{CondHandle, Expr, Tx, TxError, absent, retry_on_conflict},
 };
 use crate::{
@@ -58,8 +59,14 @@ pub(super) struct LinkConditions {
     pub by_user: CondHandle,
 }
 
-/// Puts both items of `link`.
+/// Puts both items of `link` and records the link on the Telegram user's sign-in record.
 pub(super) fn put_link(tx: &mut Tx<'_>, link: &Link, replacing: Replacing) -> LinkConditions {
+    signins::mirror_link(tx, link.telegram_user_id, &link.user_id);
+    put_link_items(tx, link, replacing)
+}
+
+/// Puts both items of `link` only (the caller writes the sign-in record itself).
+pub(super) fn put_link_items(tx: &mut Tx<'_>, link: &Link, replacing: Replacing) -> LinkConditions {
     let (by_telegram, by_user) = match replacing {
         Replacing::Nothing => (absent(), absent()),
         Replacing::SamePair => (
@@ -78,24 +85,17 @@ pub(super) fn put_link(tx: &mut Tx<'_>, link: &Link, replacing: Replacing) -> Li
     }
 }
 
-/// Adds "bump the Telegram user's session epoch" to `tx`: every Mini App session made before
-/// it stops linking (`TGUSER#<id>` / `SESSIONS`, created at 1 when absent).
-pub(super) fn bump_session_epoch(tx: &mut Tx<'_>, id: TelegramUserId) {
-    tx.update(
-        keys::session_epoch(id),
-        Expr::new("ADD #epoch :one")
-            .name("#epoch", "epoch")
-            .value(":one", n(1)),
-        None,
-    );
+/// Deletes both items of `link` if they still describe it, and ends every session of the
+/// Telegram user on its sign-in record (the link mirror goes too).
+pub(super) fn delete_link(tx: &mut Tx<'_>, link: &Link, found_by: LinkSide) {
+    signins::mirror_unlink(tx, link.telegram_user_id);
+    delete_link_items(tx, link, found_by);
 }
 
-/// Deletes both items of `link` if they still describe it, and bumps the Telegram user's
-/// session epoch (the link's sessions end with it). The item it was read from (`found_by`)
-/// must exist, so of concurrent unlinkers exactly one succeeds; its counterpart may be
-/// missing, so a half-written link can still be removed.
-pub(super) fn delete_link(tx: &mut Tx<'_>, link: &Link, found_by: LinkSide) {
-    bump_session_epoch(tx, link.telegram_user_id);
+/// Deletes both items of `link` if they still describe it. The item it was read from
+/// (`found_by`) must exist, so of concurrent unlinkers exactly one succeeds; its counterpart
+/// may be missing, so a half-written link can still be removed.
+pub(super) fn delete_link_items(tx: &mut Tx<'_>, link: &Link, found_by: LinkSide) {
     let (by_telegram, by_user) = match found_by {
         LinkSide::Telegram => (
             "user_id = :uid",

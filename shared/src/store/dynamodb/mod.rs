@@ -14,9 +14,9 @@ mod connect_flow;
 mod connect_tokens;
 mod credentials;
 mod links;
-mod miniapp_flow;
-mod miniapp_sessions;
 mod registrations;
+mod signing_keys;
+mod signins;
 mod worker_tokens;
 
 use aws_sdk_dynamodb::{

@@ -70,6 +70,12 @@ impl Expr {
         }
     }
 
+    /// The same names and values with another text (for expressions built piece by piece).
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = text.into();
+        self
+    }
+
     pub fn name(mut self, placeholder: &str, attribute: &str) -> Self {
         self.names
             .insert(placeholder.to_owned(), attribute.to_owned());
@@ -314,7 +320,7 @@ where
 }
 
 /// A short, jittered pause before retrying after a conflict.
-async fn backoff(attempt: u32) {
+pub(super) async fn backoff(attempt: u32) {
     use aws_lc_rs::rand::SecureRandom;
     let mut jitter = [0u8; 1];
     let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut jitter);

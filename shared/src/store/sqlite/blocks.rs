@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SqliteStore, immediate, links, miniapp_sessions, sql_error};
+use super::{SqliteStore, immediate, links, signins, sql_error};
 use crate::{
     ids::{TelegramUserId, UserId},
     store::{Block, BlockOutcome, Blocks, StoreError},
@@ -71,7 +71,7 @@ impl Blocks for SqliteStore {
             let existing = get(&tx, id)?;
             if existing.is_none() {
                 // The sessions made before the block end with it (also after an unblock).
-                miniapp_sessions::bump_epoch(&tx, id)?;
+                signins::end_all(&tx, id)?;
                 tx.execute(
                     &format!("INSERT INTO telegram_blocks ({COLUMNS}) VALUES (?1, ?2, ?3)"),
                     params![

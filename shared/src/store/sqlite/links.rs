@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{SqliteStore, blocks, immediate, miniapp_sessions, sql_error};
+use super::{SqliteStore, blocks, immediate, signins, sql_error};
 use crate::{
     ids::{TelegramUserId, UserId},
     store::{Link, LinkOutcome, LinkSource, Links, StoreError},
@@ -115,7 +115,7 @@ fn delete_returning(
         .map(to_link)
         .transpose()?;
     if let Some(link) = &deleted {
-        miniapp_sessions::bump_epoch(conn, link.telegram_user_id)?;
+        signins::end_all(conn, link.telegram_user_id)?;
     }
     Ok(deleted)
 }

@@ -8,9 +8,9 @@ mod connect_flow;
 mod connect_tokens;
 mod credentials;
 mod links;
-mod miniapp_flow;
-mod miniapp_sessions;
 mod registrations;
+mod signing_keys;
+mod signins;
 mod worker_tokens;
 
 use std::{
@@ -33,7 +33,8 @@ const SCHEMA: &[&str] = &[
     credentials::SCHEMA,
     worker_tokens::SCHEMA,
     blocks::SCHEMA,
-    miniapp_sessions::SCHEMA,
+    signins::SCHEMA,
+    signing_keys::SCHEMA,
 ];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
@@ -43,7 +44,9 @@ const PURGE: &[&str] = &[
     registrations::PURGE,
     claims::PURGE,
     worker_tokens::PURGE,
-    miniapp_sessions::PURGE,
+    signins::PURGE[0],
+    signins::PURGE[1],
+    signins::PURGE[2],
 ];
 
 /// How long a writer waits for another process's lock before the store counts as unavailable.
@@ -89,7 +92,12 @@ impl SqliteStore {
         for statement in SCHEMA {
             conn.execute_batch(statement).map_err(sql_error)?;
         }
-        miniapp_sessions::migrate(&conn)?;
+        // The Mini App sessions and session epochs of before issue 14 (replaced by the
+        // sign-in record): their sessions cannot be used any more.
+        conn.execute_batch(
+            "DROP TABLE IF EXISTS miniapp_sessions; DROP TABLE IF EXISTS telegram_session_epochs;",
+        )
+        .map_err(sql_error)?;
         for statement in connect_tokens::MIGRATIONS
             .iter()
             .chain(registrations::MIGRATIONS)
