@@ -292,7 +292,7 @@ async fn client(
                 assert_eq!(created.status, 201, "{}", created.json);
                 let token = created.json["token"].as_str().unwrap().to_owned();
                 let secret = cluster.secret("REGISTRATION_CALLBACK_SECRET");
-                let body = serde_json::to_vec(&json!({"token": token, "status": "completed", "seed_id": "s-1", "totp_seed": "JBSWY3DPEHPK3PXP"})).unwrap();
+                let body = serde_json::to_vec(&json!({"token": token, "status": "completed", "seed_id": "s-1", "totp_seed": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"})).unwrap();
                 // The signature covers the time: each attempt signs afresh, so it goes in a
                 // header per attempt; the simplest is one request loop here.
                 let mut answer = None;
