@@ -20,7 +20,7 @@ use crate::{
     },
     routes::Route,
     seal::{Sealer, kms::KmsKeys, local::LocalKeys},
-    store::{Store, StoreError, dynamodb::DynamoStore, sqlite::SqliteStore},
+    store::{Store, StoreError, dynamodb::DynamoStore},
 };
 
 /// Why a process could not start. Printed as one line.
@@ -134,8 +134,9 @@ impl Startup {
                     StoreConfig::DynamoDb { table } => {
                         Store::DynamoDb(Arc::new(DynamoStore::from_sdk(self.sdk().await, table)))
                     }
+                    #[cfg(feature = "sqlite")]
                     StoreConfig::Sqlite { path } => {
-                        Store::Sqlite(Arc::new(SqliteStore::open(path)?))
+                        Store::Sqlite(Arc::new(crate::store::sqlite::SqliteStore::open(path)?))
                     }
                 })
             })

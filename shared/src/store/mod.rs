@@ -16,6 +16,7 @@ pub mod links;
 pub mod miniapp_flow;
 pub mod miniapp_sessions;
 pub mod registrations;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod worker_tokens;
 
@@ -53,6 +54,8 @@ pub enum StoreError {
 #[derive(Clone)]
 pub enum Store {
     DynamoDb(Arc<dynamodb::DynamoStore>),
+    /// Only with the `sqlite` feature (local API, tests): the deployed Lambdas have no SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(Arc<sqlite::SqliteStore>),
 }
 
@@ -64,6 +67,7 @@ macro_rules! port_accessors {
                 pub fn $accessor(&self) -> Arc<dyn $port> {
                     match self {
                         Self::DynamoDb(s) => s.clone(),
+                        #[cfg(feature = "sqlite")]
                         Self::Sqlite(s) => s.clone(),
                     }
                 }
