@@ -74,9 +74,11 @@ build: venv
 
 # Every function on the Lambda runtime emulator; invoke with
 # cargo lambda invoke <function> --data-file tests/events/<function>/<event>.json
+# dev.env uses SQLite: the functions are built with tglink-shared's `sqlite` feature here (the
+# deployed builds leave it out).
 watch: venv
 	cargo lambda watch --invoke-address ::1 --invoke-port $(WATCH_PORT) \
-		--env-file tests/events/dev.env
+		--features tglink-shared/sqlite --env-file tests/events/dev.env
 
 # The SAM CLI is large (~350 MB): it has its own venv, installed only for deploying.
 deploy-venv: $(DEPLOY_VENV)/.installed

@@ -198,14 +198,30 @@ pub enum Platform {
     Local,
 }
 
+/// Whether this build has the SQLite adapter (`tglink-shared`'s `sqlite` feature): the local
+/// API, the tests and `make watch` have it; the deployed Lambdas do not.
+pub const SQLITE_BUILT: bool = cfg!(feature = "sqlite");
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreConfig {
-    DynamoDb { table: String },
-    Sqlite { path: PathBuf },
+    DynamoDb {
+        table: String,
+    },
+    /// Only with the `sqlite` feature: without it `TGLINK_STORE=sqlite` is a configuration
+    /// error (the cold start fails with one line saying so).
+    #[cfg(feature = "sqlite")]
+    Sqlite {
+        path: PathBuf,
+    },
 }
+
+/// The problem of `TGLINK_STORE=sqlite` in a build without the SQLite adapter.
+pub const SQLITE_NOT_BUILT: &str = "is sqlite, but this build has no SQLite adapter \
+     (deployed Lambdas are built without tglink-shared's `sqlite` feature): use dynamodb";
 
 impl StoreConfig {
     pub fn from_env(env: &dyn Env, platform: Platform) -> Result<Self, ConfigError> {
+        Self::check_built(env, platform, SQLITE_BUILT)?;
         let kind = env.var("TGLINK_STORE").unwrap_or_else(|| {
             match platform {
                 Platform::Lambda => "dynamodb",
@@ -217,6 +233,7 @@ impl StoreConfig {
             "dynamodb" => Ok(Self::DynamoDb {
                 table: required(env, "TGLINK_TABLE")?,
             }),
+            #[cfg(feature = "sqlite")]
             "sqlite" => Ok(Self::Sqlite {
                 path: env
                     .var("TGLINK_SQLITE_PATH")
@@ -228,6 +245,24 @@ impl StoreConfig {
                 "is malformed: expected dynamodb or sqlite",
             )),
         }
+    }
+
+    /// Refuses SQLite (`TGLINK_STORE=sqlite`, or unset on [`Platform::Local`]) when the build
+    /// has no SQLite adapter (`sqlite_built` false): [`from_env`](Self::from_env) passes
+    /// [`SQLITE_BUILT`]; a parameter so that tests of either build can check both answers.
+    pub fn check_built(
+        env: &dyn Env,
+        platform: Platform,
+        sqlite_built: bool,
+    ) -> Result<(), ConfigError> {
+        let sqlite = match env.var("TGLINK_STORE") {
+            Some(kind) => kind == "sqlite",
+            None => platform == Platform::Local,
+        };
+        if sqlite && !sqlite_built {
+            return Err(ConfigError::new("TGLINK_STORE", SQLITE_NOT_BUILT));
+        }
+        Ok(())
     }
 }
 
@@ -430,6 +465,7 @@ mod tests {
             StoreConfig::from_env(&env, Platform::Lambda).unwrap(),
             StoreConfig::DynamoDb { table: "t".into() }
         );
+        #[cfg(feature = "sqlite")]
         assert_eq!(
             StoreConfig::from_env(&env, Platform::Local).unwrap(),
             StoreConfig::Sqlite {
@@ -448,6 +484,40 @@ mod tests {
                 .unwrap_err()
                 .var,
             "TGLINK_TABLE"
+        );
+    }
+
+    #[test]
+    fn sqlite_is_refused_in_one_line_by_a_build_without_it() {
+        let sqlite = MapEnv::new().with("TGLINK_STORE", "sqlite");
+        for (env, platform) in [
+            (&sqlite, Platform::Lambda),
+            (&sqlite, Platform::Local),
+            (&MapEnv::new(), Platform::Local),
+        ] {
+            let err = StoreConfig::check_built(env, platform, false).unwrap_err();
+            assert_eq!(err.var, "TGLINK_STORE");
+            let line = err.to_string();
+            assert_eq!(
+                line,
+                "configuration error: TGLINK_STORE is sqlite, but this build has no SQLite \
+                 adapter (deployed Lambdas are built without tglink-shared's `sqlite` feature): \
+                 use dynamodb"
+            );
+            assert!(!line.contains('\n'));
+            assert!(StoreConfig::check_built(env, platform, true).is_ok());
+        }
+        let dynamodb = MapEnv::new()
+            .with("TGLINK_STORE", "dynamodb")
+            .with("TGLINK_TABLE", "t");
+        for platform in [Platform::Lambda, Platform::Local] {
+            assert!(StoreConfig::check_built(&dynamodb, platform, false).is_ok());
+        }
+        assert!(StoreConfig::check_built(&MapEnv::new(), Platform::Lambda, false).is_ok());
+        // This build's answer is the feature's.
+        assert_eq!(
+            StoreConfig::from_env(&sqlite, Platform::Lambda).is_ok(),
+            cfg!(feature = "sqlite")
         );
     }
 

@@ -22,7 +22,7 @@ use crate::{
     oauth::{AccessTokenVerifier, PublishedKeys, TokenConfig, TokenSigner},
     routes::Route,
     seal::{Sealer, kms::KmsKeys, local::LocalKeys},
-    store::{Store, StoreError, dynamodb::DynamoStore, sqlite::SqliteStore},
+    store::{Store, StoreError, dynamodb::DynamoStore},
 };
 
 /// Every request is answered within this: a handler still running then (its dependencies
@@ -174,8 +174,9 @@ impl Startup {
                     StoreConfig::DynamoDb { table } => {
                         Store::DynamoDb(Arc::new(DynamoStore::from_sdk(self.sdk().await, table)))
                     }
+                    #[cfg(feature = "sqlite")]
                     StoreConfig::Sqlite { path } => {
-                        Store::Sqlite(Arc::new(SqliteStore::open(path)?))
+                        Store::Sqlite(Arc::new(crate::store::sqlite::SqliteStore::open(path)?))
                     }
                 })
             })

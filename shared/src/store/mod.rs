@@ -16,6 +16,7 @@ pub mod links;
 pub mod registrations;
 pub mod signing_keys;
 pub mod signins;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod worker_tokens;
 
@@ -51,6 +52,8 @@ pub enum StoreError {
 #[derive(Clone)]
 pub enum Store {
     DynamoDb(Arc<dynamodb::DynamoStore>),
+    /// Only with the `sqlite` feature (local API, tests): the deployed Lambdas have no SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(Arc<sqlite::SqliteStore>),
 }
 
@@ -62,6 +65,7 @@ macro_rules! port_accessors {
                 pub fn $accessor(&self) -> Arc<dyn $port> {
                     match self {
                         Self::DynamoDb(s) => s.clone(),
+                        #[cfg(feature = "sqlite")]
                         Self::Sqlite(s) => s.clone(),
                     }
                 }
