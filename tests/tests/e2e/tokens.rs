@@ -3,8 +3,10 @@
 //! `.venv`, `tests/py/verify_with_jwks.py`) with nothing but the issuer URL, key rotation
 //! through the admin route and the scheduled invocation, and no key material in logs.
 //!
-//! Until the token endpoint exists the tokens are made in-process by [`TokenSigner`] over the
-//! same store and sealer the local API serves (the script takes any producer's token).
+//! The rotation test makes its tokens in-process by [`TokenSigner`] over the same store and
+//! sealer the local API serves (to sign with a key before and after a rotation at will);
+//! [`pyjwt_verifies_a_token_from_the_token_endpoint`] takes one from `POST /oauth/token`, as a
+//! host app would (the script takes any producer's token).
 
 use std::{net::TcpListener, sync::Arc};
 
@@ -403,4 +405,66 @@ async fn scheduled_and_http_invocations_are_told_apart() {
         .await
         .unwrap();
     assert_eq!(set.keys.len(), 2);
+}
+
+/// A token from `POST /oauth/token` (an initData exchange, as a Mini App does), verified by
+/// PyJWT with nothing but the issuer URL (discovery → `jwks_uri` → the key); its claims are the
+/// ones the initData proved.
+async fn pyjwt_verifies_a_token_from_the_token_endpoint(backend: Backend) {
+    use tglink_shared::{config::Env, telegram::initdata::signing::sign_hmac};
+    let app = spawn(backend).await;
+    let config = startup(&app).await.token_config().unwrap();
+    let bot_token = app.env.var("TELEGRAM_BOT_TOKEN").unwrap();
+    let user =
+        json!({"id": 5151, "first_name": "Ann", "username": "ann5151", "language_code": "en"})
+            .to_string();
+    let init_data = sign_hmac(
+        &[
+            ("query_id", "PYJWT1"),
+            ("user", &user),
+            ("auth_date", &now().to_string()),
+        ],
+        &bot_token,
+    );
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair(
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        )
+        .append_pair(
+            "subject_token_type",
+            "urn:tglink:params:oauth:token-type:telegram-init-data",
+        )
+        .append_pair("subject_token", &init_data)
+        .finish();
+    let api = &app.api;
+    let resp = api
+        .send(
+            api.request(http::Method::POST, "/oauth/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let token = resp.json["access_token"].as_str().unwrap();
+    let verified = pyjwt_verify(&config.issuer, &config.audience, token)
+        .await
+        .unwrap_or_else(|e| panic!("PyJWT refused a token of the token endpoint: {e}"));
+    let claims = &verified["claims"];
+    assert_eq!(claims["sub"], "5151");
+    assert_eq!(claims["username"], "ann5151");
+    assert_eq!(claims["language_code"], "en");
+    assert_eq!(claims["amr"], json!(["telegram_miniapp"]));
+    assert!(claims["sid"].is_string() && claims["jti"].is_string());
+    assert!(claims.get("app_user_id").is_none(), "not linked: {claims}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyjwt_verifies_a_token_from_the_token_endpoint_sqlite() {
+    pyjwt_verifies_a_token_from_the_token_endpoint(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyjwt_verifies_a_token_from_the_token_endpoint_dynamodb() {
+    pyjwt_verifies_a_token_from_the_token_endpoint(Backend::DynamoDb).await;
 }
