@@ -76,7 +76,7 @@ const ACCESS: &[(&str, &[(&str, Access)])] = &[
             ("SIGNKEY#", R),
         ],
     ),
-    ("oauth", &[("TGSIGNIN#", W), ("SIGNKEY#", R)]),
+    ("oauth", &[("TGSIGNIN#", W), ("SIGNKEY#", W)]),
     ("oidc", &[("SIGNKEY#", R)]),
     ("signing-keys", &[("SIGNKEY#", W)]),
 ];
@@ -124,7 +124,13 @@ const KMS_USE: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     ("worker-credentials", &[("kms:Decrypt", "credentials")]),
-    ("oauth", &[("kms:Decrypt", "signing-key")]),
+    (
+        "oauth",
+        &[
+            ("kms:Decrypt", "signing-key"),
+            ("kms:GenerateDataKey", "signing-key"),
+        ],
+    ),
     ("signing-keys", &[("kms:GenerateDataKey", "signing-key")]),
 ];
 const KMS_ACTIONS: &[&str] = &[
