@@ -3,20 +3,31 @@
 
 use tracing_subscriber::{filter::Targets, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
-/// Installs the process-wide JSON subscriber (level from `RUST_LOG`, default `info`).
-/// Calling it again is harmless.
+/// Installs the process-wide JSON subscriber of a Lambda (level from `RUST_LOG`, default
+/// `info`), without timestamps: CloudWatch stamps every line itself. Calling it again is
+/// harmless.
 pub fn init() {
+    install(false);
+}
+
+/// [`init`] for the local API, whose lines go to a terminal or a file: each carries its
+/// `timestamp` (RFC 3339, UTC).
+pub fn init_local() {
+    install(true);
+}
+
+fn install(timestamps: bool) {
     let filter = filter(std::env::var("RUST_LOG").ok().as_deref());
-    let _ = tracing_subscriber::registry()
-        .with(
-            fmt::layer()
-                .json()
-                .with_current_span(false)
-                .with_target(true)
-                .without_time(),
-        )
-        .with(filter)
-        .try_init();
+    let layer = fmt::layer()
+        .json()
+        .with_current_span(false)
+        .with_target(true);
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = if timestamps {
+        registry.with(layer).try_init()
+    } else {
+        registry.with(layer.without_time()).try_init()
+    };
 }
 
 /// `RUST_LOG` as a list of `level` and `target=level` directives (e.g. `info`,

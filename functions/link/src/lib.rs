@@ -339,10 +339,12 @@ async fn create(
             Ok(json(status, &LinkView::from(link)))
         }
         Err(err) => {
-            if !matches!(err, LinkError::Store(_)) {
-                tracing::info!(user_id = %user.user_id, outcome = ?err, "link refused");
+            let problem = Problem::from(err);
+            if problem.status.is_client_error() {
+                // The outcome is the problem's stable code, never Rust `Debug` text.
+                tracing::info!(user_id = %user.user_id, outcome = problem.code, "link refused");
             }
-            Err(err.into())
+            Err(problem)
         }
     }
 }

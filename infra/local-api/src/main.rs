@@ -4,7 +4,7 @@ use tglink_shared::config::{Env, ProcessEnv};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tglink_shared::logging::init();
+    tglink_shared::logging::init_local();
     let env = match local_api::local_env(Arc::new(ProcessEnv)) {
         Ok(env) => env,
         Err(e) => {

@@ -166,6 +166,18 @@ fn restart_of_the_process_keeps_tokens() {
     let token = resp.json["token"].as_str().unwrap().to_owned();
     let output = first.stop();
     assert!(!output.contains(&token), "the token must not be logged");
+    // The local API's log lines carry their time (Lambda's do not: CloudWatch stamps them).
+    let logged: Vec<&str> = output.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!logged.is_empty(), "{output}");
+    for line in logged {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            line["timestamp"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("20")),
+            "{line}"
+        );
+    }
 
     // A new process on the same .data/: the dev secrets and the token survived.
     let second = LocalApiProcess::start(&env);

@@ -276,6 +276,23 @@ async fn verify_session_link_read_unlink(backend: Backend) {
     let resp = link_with(api, &jwt1, json!({"init_data": data5})).await;
     resp.assert_problem(409, "link_conflict");
     seen.add(&resp);
+    // The refusal is logged by its stable code, not as Rust `Debug` text.
+    let refused: Vec<String> = log
+        .contents()
+        .lines()
+        .filter(|l| l.contains("link refused") && l.contains("\"user_id\":\"user-1\""))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|l| l.contains("\"outcome\":\"link_conflict\"")),
+        "{refused:?}"
+    );
+    assert!(
+        refused.iter().all(|l| !l.contains("Conflict(")),
+        "{refused:?}"
+    );
     assert_eq!(stored_link(&store, 4002).await, None);
     assert_eq!(
         store.links().get_by_user(&uid("user-2")).await.unwrap(),
