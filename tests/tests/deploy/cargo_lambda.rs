@@ -167,16 +167,35 @@ impl Drop for Watch {
     }
 }
 
-/// `cargo lambda invoke <function> --data-file <event> --output-format json`.
+/// `cargo lambda invoke <function> --data-file <event> --output-format json`, against the
+/// emulator it owns.
 struct CargoLambdaInvoke {
-    port: u16,
-    log: PathBuf,
+    watch: Watch,
+    env_file: PathBuf,
+    /// The logs of the emulators stopped for a cold start.
+    earlier_logs: String,
     dir: PathBuf,
     count: usize,
 }
 
+impl CargoLambdaInvoke {
+    /// Every function's log lines so far.
+    fn log_text(&self) -> String {
+        format!("{}{}", self.earlier_logs, self.watch.log_text())
+    }
+}
+
 #[async_trait]
 impl Invoker for CargoLambdaInvoke {
+    /// The emulator keeps a function's process: a cold start is a new emulator (every
+    /// function starts cold again; the binaries are built already).
+    async fn cold_start(&mut self, _function: &str) {
+        let log = self.dir.join(format!("watch-{}.log", self.count));
+        let mut old = std::mem::replace(&mut self.watch, Watch::start(&self.env_file, log));
+        self.earlier_logs.push_str(&old.log_text());
+        assert!(old.stop(), "cargo lambda watch left processes behind");
+    }
+
     async fn invoke(&mut self, function: &str, event: &Value) -> Outcome {
         self.count += 1;
         let file = self.dir.join(format!("{:02}-{function}.json", self.count));
@@ -192,7 +211,7 @@ impl Invoker for CargoLambdaInvoke {
             "127.0.0.1",
         ])
         .arg("--invoke-port")
-        .arg(self.port.to_string())
+        .arg(self.watch.port.to_string())
         .arg("--data-file")
         .arg(&file)
         .args(["--output-format", "json"])
@@ -206,7 +225,7 @@ impl Invoker for CargoLambdaInvoke {
             out.status.success(),
             "cargo lambda invoke {function} failed: {}\n{stdout}\n--- watch log ---\n{}",
             String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&self.log).unwrap_or_default()
+            self.log_text()
         );
         let response: Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("cargo lambda invoke {function}: not JSON ({e}): {stdout}"));
@@ -247,10 +266,11 @@ async fn every_event_through_cargo_lambda_watch_and_invoke() {
     let text: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     std::fs::write(&env_file, text).expect("write the env file");
 
-    let mut watch = Watch::start(&env_file, dir.path().join("watch.log"));
+    let watch = Watch::start(&env_file, dir.path().join("watch.log"));
     let mut invoker = CargoLambdaInvoke {
-        port: watch.port,
-        log: watch.log.clone(),
+        watch,
+        env_file: env_file.clone(),
+        earlier_logs: String::new(),
         dir: dir.path().to_owned(),
         count: 0,
     };
@@ -261,7 +281,6 @@ async fn every_event_through_cargo_lambda_watch_and_invoke() {
     // What the real binaries answered, as API Gateway would relay it, matches openapi.yaml.
     tglink_tests::openapi::check_responses(&session.responses_jsonl());
     drop(session);
-    drop(invoker);
 
     for function in FUNCTIONS {
         for route in function.routes {
@@ -286,7 +305,7 @@ async fn every_event_through_cargo_lambda_watch_and_invoke() {
     );
 
     // The functions' logs (JSON lines through the emulator) carry none of the secrets.
-    let log = watch.log_text();
+    let log = invoker.log_text();
     assert!(
         log.contains("connect link minted"),
         "function logs reach the watch log"
@@ -298,6 +317,9 @@ async fn every_event_through_cargo_lambda_watch_and_invoke() {
         );
     }
 
-    assert!(watch.stop(), "cargo lambda watch left processes behind");
+    assert!(
+        invoker.watch.stop(),
+        "cargo lambda watch left processes behind"
+    );
     cloud.recorder.stop().await;
 }
