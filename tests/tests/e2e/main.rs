@@ -14,6 +14,7 @@ mod cors;
 mod crash_soak;
 mod fault_matrix;
 mod faults;
+mod integrate;
 mod miniapp;
 mod oauth;
 mod registration;
