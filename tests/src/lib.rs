@@ -21,6 +21,7 @@ pub mod loopback;
 pub mod moto;
 pub mod openapi;
 pub mod process;
+pub mod snippets;
 pub mod template;
 
 /// The workspace root (where `.venv/` and `target/` live).

@@ -14,14 +14,18 @@ use std::{path::PathBuf, process::Stdio};
 use http::Method;
 use serde_json::{Value, json};
 use tglink_shared::{config::MapEnv, telegram::initdata::signing::sign_hmac, time::UnixTime};
-use tglink_tests::{app::spawn_app_with, fixtures::Backend, workspace_root};
+use tglink_tests::{
+    app::spawn_app_with,
+    fixtures::Backend,
+    snippets::{self, Snippet},
+    workspace_root,
+};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
 };
 
 const GUIDE: &str = "docs/integrate.md";
-const MARKER: &str = "<!-- snippet: ";
 
 /// Every snippet the guide may hold; each is run by [`the_integration_guide_runs_end_to_end`].
 const RUN: &[&str] = &[
@@ -34,104 +38,32 @@ const RUN: &[&str] = &[
     "bot-forward",
 ];
 
-#[derive(Debug, Clone)]
-struct Snippet {
-    name: String,
-    lang: String,
-    code: String,
-}
-
-/// The guide's snippets, in order. Panics on a marker not followed by a fence.
-fn snippets(text: &str) -> Vec<Snippet> {
-    let mut out = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let Some(rest) = line.strip_prefix(MARKER) else {
-            continue;
-        };
-        let name = rest
-            .strip_suffix(" -->")
-            .unwrap_or_else(|| panic!("malformed marker: {line}"))
-            .to_owned();
-        let fence = lines.next().unwrap_or_default();
-        let lang = fence
-            .strip_prefix("```")
-            .filter(|l| !l.is_empty())
-            .unwrap_or_else(|| panic!("snippet {name}: a fenced block with a language follows"))
-            .to_owned();
-        let code: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
-        out.push(Snippet {
-            name,
-            lang,
-            code: code.join("\n") + "\n",
-        });
-    }
-    out
-}
-
-fn guide() -> Vec<Snippet> {
-    snippets(&std::fs::read_to_string(workspace_root().join(GUIDE)).expect("the guide exists"))
-}
-
 fn snippet(name: &str) -> Snippet {
-    guide()
-        .into_iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("{GUIDE} has no snippet {name}"))
+    snippets::named(GUIDE, "snippet", name)
 }
 
 #[test]
 fn every_code_block_in_the_guide_is_a_run_snippet_or_a_diagram() {
-    let text = std::fs::read_to_string(workspace_root().join(GUIDE)).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let mut open = false;
-    for (i, line) in lines.iter().enumerate() {
-        let Some(lang) = line.strip_prefix("```") else {
-            continue;
-        };
-        if open {
-            open = false;
-            continue;
-        }
-        open = true;
-        if lang == "text" {
-            continue;
-        }
-        assert!(
-            i > 0 && lines[i - 1].starts_with(MARKER),
-            "{GUIDE}:{}: a ```{lang} block that no test runs: mark it `<!-- snippet: NAME -->` and run it in e2e integrate::",
-            i + 1
-        );
-    }
-    let names: Vec<String> = guide().into_iter().map(|s| s.name).collect();
-    let mut sorted = names.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(
-        sorted.len(),
-        names.len(),
-        "snippet names are unique: {names:?}"
+    let unmarked = snippets::unmarked(&workspace_root().join(GUIDE), "snippet", &["text"]);
+    assert!(
+        unmarked.is_empty(),
+        "{GUIDE}: code blocks (line, language) that no test runs: {unmarked:?} — mark each \
+         `<!-- snippet: NAME -->` and run it in e2e integrate::"
     );
+    let names: Vec<String> = snippets::in_file(GUIDE, "snippet")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     for name in &names {
         assert!(RUN.contains(&name.as_str()), "snippet {name} is not run");
     }
     for name in RUN {
-        assert!(
-            names.iter().any(|n| n == name),
-            "{GUIDE} lost snippet {name}"
+        assert_eq!(
+            names.iter().filter(|n| n == name).count(),
+            1,
+            "{GUIDE} has snippet {name} exactly once"
         );
     }
-}
-
-#[test]
-fn the_snippet_parser_finds_marked_blocks_only() {
-    let text =
-        "x\n<!-- snippet: a -->\n```js\nlet a = 1;\nlet b = 2;\n```\n```text\nnot one\n```\n";
-    let found = snippets(text);
-    assert_eq!(found.len(), 1);
-    assert_eq!(found[0].name, "a");
-    assert_eq!(found[0].lang, "js");
-    assert_eq!(found[0].code, "let a = 1;\nlet b = 2;\n");
 }
 
 /// A snippet as a program: `prelude`, the snippet, `epilogue`.
