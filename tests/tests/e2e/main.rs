@@ -21,5 +21,6 @@ mod registration;
 mod tokens;
 mod totp;
 mod vault;
+mod walkthrough;
 mod webhook;
 mod worker_client;
