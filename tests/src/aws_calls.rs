@@ -77,13 +77,7 @@ pub struct AwsCalls(Arc<Mutex<Vec<AwsCall>>>);
 impl AwsCalls {
     /// `base` with its HTTP client (or the SDK's default one) wrapped in this counter.
     pub fn sdk_config(&self, base: &SdkConfig) -> SdkConfig {
-        let inner = base.http_client().unwrap_or_else(default_http_client);
-        base.to_builder()
-            .http_client(CountingClient {
-                inner,
-                calls: self.clone(),
-            })
-            .build()
+        Intercept::sdk_config(self, base)
     }
 
     /// The calls since the last `take`, and forgets them.
@@ -136,21 +130,46 @@ impl Tally {
     }
 }
 
-#[derive(Debug)]
-struct CountingClient {
-    inner: SharedHttpClient,
-    calls: AwsCalls,
+/// What a wrapped connector does with each request to AWS: pass it to `inner` (after
+/// recording it, or instead of answering it with an injected fault, …).
+pub(crate) trait Intercept: fmt::Debug + Clone + Send + Sync + 'static {
+    fn call(&self, inner: &SharedHttpConnector, request: HttpRequest) -> HttpConnectorFuture;
+
+    /// `base` with its HTTP client (or the SDK's default one) wrapped in this interceptor.
+    fn sdk_config(&self, base: &SdkConfig) -> SdkConfig {
+        let inner = base.http_client().unwrap_or_else(default_http_client);
+        base.to_builder()
+            .http_client(Intercepting {
+                inner,
+                with: self.clone(),
+            })
+            .build()
+    }
 }
 
-impl HttpClient for CountingClient {
+impl Intercept for AwsCalls {
+    fn call(&self, inner: &SharedHttpConnector, request: HttpRequest) -> HttpConnectorFuture {
+        self.record(AwsCall::of(&request));
+        inner.call(request)
+    }
+}
+
+/// An HTTP client (and its connectors) whose every request goes through `with`.
+#[derive(Debug)]
+struct Intercepting<I, Inner = SharedHttpClient> {
+    inner: Inner,
+    with: I,
+}
+
+impl<I: Intercept> HttpClient for Intercepting<I> {
     fn http_connector(
         &self,
         settings: &HttpConnectorSettings,
         components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        SharedHttpConnector::new(CountingConnector {
+        SharedHttpConnector::new(Intercepting {
             inner: self.inner.http_connector(settings, components),
-            calls: self.calls.clone(),
+            with: self.with.clone(),
         })
     }
 
@@ -172,16 +191,9 @@ impl HttpClient for CountingClient {
     }
 }
 
-#[derive(Debug)]
-struct CountingConnector {
-    inner: SharedHttpConnector,
-    calls: AwsCalls,
-}
-
-impl HttpConnector for CountingConnector {
+impl<I: Intercept> HttpConnector for Intercepting<I, SharedHttpConnector> {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        self.calls.record(AwsCall::of(&request));
-        self.inner.call(request)
+        self.with.call(&self.inner, request)
     }
 }
 

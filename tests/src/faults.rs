@@ -23,21 +23,16 @@ use std::{
 
 use aws_config::SdkConfig;
 use aws_smithy_runtime_api::{
-    box_error::BoxError,
     client::{
-        http::{
-            HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings,
-            SharedHttpClient, SharedHttpConnector,
-        },
+        http::{HttpConnector, HttpConnectorFuture, SharedHttpConnector},
         orchestrator::{HttpRequest, HttpResponse},
         result::ConnectorError,
-        runtime_components::{RuntimeComponents, RuntimeComponentsBuilder},
     },
     http::StatusCode,
 };
-use aws_smithy_types::{body::SdkBody, byte_stream::ByteStream, config_bag::ConfigBag};
+use aws_smithy_types::{body::SdkBody, byte_stream::ByteStream};
 
-use crate::aws_calls::{AwsCall, default_http_client};
+use crate::aws_calls::{AwsCall, Intercept};
 
 /// A real AWS error answer: what DynamoDB or KMS sends for a transient failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,13 +201,7 @@ pub struct AwsFaults(Arc<Mutex<State>>);
 impl AwsFaults {
     /// `base` with its HTTP client (or the SDK's default one) wrapped in this injector.
     pub fn sdk_config(&self, base: &SdkConfig) -> SdkConfig {
-        let inner = base.http_client().unwrap_or_else(default_http_client);
-        base.to_builder()
-            .http_client(FaultyClient {
-                inner,
-                faults: self.clone(),
-            })
-            .build()
+        Intercept::sdk_config(self, base)
     }
 
     /// Replaces the rules (and restarts the call count `Match::Nth` uses).
@@ -294,56 +283,14 @@ pub fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-#[derive(Debug)]
-struct FaultyClient {
-    inner: SharedHttpClient,
-    faults: AwsFaults,
-}
-
-impl HttpClient for FaultyClient {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        SharedHttpConnector::new(FaultyConnector {
-            inner: self.inner.http_connector(settings, components),
-            faults: self.faults.clone(),
-        })
-    }
-
-    fn validate_base_client_config(
-        &self,
-        runtime_components: &RuntimeComponentsBuilder,
-        cfg: &ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.inner
-            .validate_base_client_config(runtime_components, cfg)
-    }
-
-    fn validate_final_config(
-        &self,
-        runtime_components: &RuntimeComponents,
-        cfg: &ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.inner.validate_final_config(runtime_components, cfg)
-    }
-}
-
-#[derive(Debug)]
-struct FaultyConnector {
-    inner: SharedHttpConnector,
-    faults: AwsFaults,
-}
-
-impl HttpConnector for FaultyConnector {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        match self.faults.choose(&AwsCall::of(&request)) {
-            None => self.inner.call(request),
+impl Intercept for AwsFaults {
+    fn call(&self, inner: &SharedHttpConnector, request: HttpRequest) -> HttpConnectorFuture {
+        match self.choose(&AwsCall::of(&request)) {
+            None => inner.call(request),
             Some(AwsFault::Error(kind)) => HttpConnectorFuture::ready(Ok(kind.response())),
             Some(AwsFault::Hang) => HttpConnectorFuture::new(std::future::pending()),
             Some(AwsFault::LoseResponse) => {
-                let exchange = self.inner.call(request);
+                let exchange = inner.call(request);
                 HttpConnectorFuture::new(async move {
                     let response = exchange.await?;
                     // Read the whole answer: the service has done its work.
