@@ -303,3 +303,31 @@ impl Intercept for AwsFaults {
         }
     }
 }
+
+/// A bounded soak's knobs: how long it runs (`<PREFIX>_SECS`, default 30) and the seed of its
+/// randomness (`<PREFIX>_SEED`, default from the clock). Printed, so a failure can be replayed.
+#[derive(Debug, Clone, Copy)]
+pub struct SoakKnobs {
+    pub secs: u64,
+    pub seed: u64,
+}
+
+impl SoakKnobs {
+    /// Reads `<prefix>_SECS` / `<prefix>_SEED` and prints the line that replays this run.
+    pub fn from_env(name: &str, prefix: &str) -> Self {
+        let var = |suffix: &str| {
+            std::env::var(format!("{prefix}_{suffix}"))
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+        };
+        let secs = var("SECS").unwrap_or(30);
+        let seed = var("SEED").unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64
+        });
+        eprintln!("{name}: seed {seed} ({prefix}_SEED={seed} {prefix}_SECS={secs} replays)");
+        Self { secs, seed }
+    }
+}

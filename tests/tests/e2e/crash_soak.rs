@@ -412,22 +412,8 @@ async fn client(
 
 #[test]
 fn two_processes_on_one_sqlite_file_survive_sigkill() {
-    let secs: u64 = std::env::var("TGLINK_CRASH_SOAK_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
-    let seed: u64 = std::env::var("TGLINK_CRASH_SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!(
-        "crash soak: seed {seed} (TGLINK_CRASH_SOAK_SEED={seed} TGLINK_CRASH_SOAK_SECS={secs})"
-    );
+    let tglink_tests::faults::SoakKnobs { secs, seed } =
+        tglink_tests::faults::SoakKnobs::from_env("crash soak", "TGLINK_CRASH_SOAK");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()

@@ -1052,22 +1052,8 @@ async fn every_write_endpoint_converges_under_every_fault() {
 async fn randomized_faults_soak() {
     use tglink_tests::faults::{AwsErrorKind, splitmix};
 
-    let secs: u64 = std::env::var("TGLINK_FAULT_SOAK_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
-    let seed: u64 = std::env::var("TGLINK_FAULT_SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!(
-        "fault soak: seed {seed} (TGLINK_FAULT_SOAK_SEED={seed} TGLINK_FAULT_SOAK_SECS={secs} replays)"
-    );
+    let tglink_tests::faults::SoakKnobs { secs, seed } =
+        tglink_tests::faults::SoakKnobs::from_env("fault soak", "TGLINK_FAULT_SOAK");
     let rig = Arc::new(Rig::start(99, true).await);
     let mut kinds = vec![AwsFault::LoseResponse; 4];
     kinds.extend(
