@@ -155,6 +155,10 @@ async fn widget_sign_in_and_attacks(backend: Backend) {
         &exchange(api, &reordered.join("&")).await,
         "widget_replayed",
     );
+    // The claim is in the store: a second process sharing it refuses the replay too.
+    let second = spawn_app_with(backend, app.vars.clone()).await;
+    refused(&exchange(&second.api, &data).await, "widget_replayed");
+    second.stop().await;
 
     // Hash wrong (another bot's token; a flipped digit) or missing.
     let id = "8102".to_owned();
