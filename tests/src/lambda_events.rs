@@ -169,6 +169,27 @@ pub fn fresh_init_data() -> String {
     )
 }
 
+/// Login Widget data of [`DEV_TELEGRAM_USER`] (the query string of the widget's `data-auth-url`
+/// redirect) signed now with `dev.env`'s `TELEGRAM_BOT_TOKEN`, as Telegram would sign it, with
+/// a random `photo_url`: never seen before, so it can be used up however often the scenario runs.
+pub fn fresh_widget_data() -> String {
+    let photo = format!(
+        "https://t.me/i/userpic/320/{}.jpg",
+        &OneTimeToken::mint().expose()[..16]
+    );
+    let auth_date = UnixTime::now().secs().to_string();
+    tglink_shared::telegram::login_widget::signing::sign_widget(
+        &[
+            ("id", &DEV_TELEGRAM_USER.to_string()),
+            ("first_name", "Ann"),
+            ("username", "ann"),
+            ("photo_url", &photo),
+            ("auth_date", &auth_date),
+        ],
+        &dev_var("TELEGRAM_BOT_TOKEN"),
+    )
+}
+
 /// Makes an event's body `{"init_data": <init_data>}`.
 pub fn set_init_data(event: &mut Value, init_data: &str) {
     event["body"] = Value::String(serde_json::json!({ "init_data": init_data }).to_string());
@@ -659,9 +680,28 @@ pub fn exchange_form(event: &mut Value, init_data: &str) {
     )
 }
 
+/// Makes an event's body the Login Widget token exchange of `widget` (the widget's fields as
+/// its redirect's query string).
+pub fn widget_form(event: &mut Value, widget: &str) {
+    set_form(
+        event,
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            (
+                "subject_token_type",
+                "urn:tglink:params:oauth:token-type:telegram-login-widget",
+            ),
+            ("subject_token", widget),
+        ],
+    )
+}
+
 /// oauth: revoke as it is (a placeholder token: `200`, RFC 7009), a token exchange of fresh
 /// initData (its replay refused), a refresh, the rotated-away token's reuse (refused; the
-/// session ends), and a logout by refresh token.
+/// session ends), and a logout by refresh token; a Login Widget exchange (its replay refused).
 async fn oauth_scenario(s: &mut Session<'_>) {
     s.call("oauth", "post-oauth-revoke", |_| {})
         .await
@@ -710,6 +750,30 @@ async fn oauth_scenario(s: &mut Session<'_>) {
     })
     .await
     .expect(200, "oauth revoke by refresh token");
+
+    // The Login Widget exchange: a session (amr telegram_widget); the same data again refused.
+    let widget = fresh_widget_data();
+    let signed_in = s
+        .call("oauth", "post-oauth-token", |e| widget_form(e, &widget))
+        .await
+        .expect(200, "oauth Login Widget exchange");
+    assert_eq!(
+        signed_in.json()["token_type"],
+        "Bearer",
+        "{}",
+        signed_in.body
+    );
+    let replayed = s
+        .call("oauth", "post-oauth-token", |e| widget_form(e, &widget))
+        .await
+        .expect(400, "oauth Login Widget exchange, the same data again");
+    assert!(
+        replayed.json()["error_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("widget_replayed")),
+        "{}",
+        replayed.body
+    );
 
     // A block (of a user with no link now) ends every session; the unblock revives none.
     let issued = s

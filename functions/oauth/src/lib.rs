@@ -22,9 +22,16 @@
 //! [`DEFAULT_CLIENT_ID`]. Client authentication (`Authorization` header, `client_secret`) is
 //! refused with `401 invalid_client`, since no client has a secret.
 //!
-//! With `TELEGRAM_FEATURE_ENABLED` or `TELEGRAM_MINIAPP_ENABLED` off every route is `404` (the
-//! Mini App is the only sign-in yet). Tokens, initData and keys never reach a log line or a body
-//! other than the token response itself.
+//! - The Login Widget's exchange (`subject_token_type=urn:tglink:params:oauth:token-type:
+//!   telegram-login-widget`) is in [`widget`]: the same one write, `amr` `telegram_widget`.
+//!
+//! Each sign-in method has its flag (`TELEGRAM_MINIAPP_ENABLED`,
+//! `TELEGRAM_LOGIN_WIDGET_ENABLED`); a switched-off method's exchange is `400 invalid_request`
+//! `sign_in_method_disabled`, and the routes are `404` only when no method is on (or
+//! `TELEGRAM_FEATURE_ENABLED` is off). Tokens, initData, widget data and keys never reach a log
+//! line or a body other than the token response itself.
+
+mod widget;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -44,11 +51,14 @@ use tglink_shared::{
     store::{
         SignIns, StoreError,
         signins::{
-            Amr, DEFAULT_SESSIONS_MAX, NewSession, Profile, RefreshKey, RefreshOutcome,
-            RefreshToken, SessionId, SignedIn, StartOutcome,
+            Amr, DEFAULT_SESSIONS_MAX, InitDataUse, NewSession, Profile, RefreshKey,
+            RefreshOutcome, RefreshToken, SessionId, SignedIn, StartOutcome,
         },
     },
-    telegram::miniapp::{Flags, MiniAppConfig, MiniAppError, RawInitData},
+    telegram::{
+        login_widget::WidgetConfig,
+        miniapp::{Flags, MiniAppConfig, MiniAppError, RawInitData},
+    },
     time::{Clock, UnixTime},
     token::OneTimeToken,
 };
@@ -59,6 +69,7 @@ pub const REVOKE: Route = Route::new("POST", "/oauth/revoke");
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 pub const REFRESH_TOKEN: &str = "refresh_token";
 pub const INIT_DATA_TOKEN_TYPE: &str = "urn:tglink:params:oauth:token-type:telegram-init-data";
+pub use widget::WIDGET_TOKEN_TYPE;
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// The `client_id` of sessions whose request named none.
 pub const DEFAULT_CLIENT_ID: &str = "tglink";
@@ -78,8 +89,11 @@ impl Operation for OAuthOp {
 pub const ROUTES: &[Route] = &routes::<OAuthOp, { OAuthOp::ENDPOINTS.len() }>();
 
 pub struct OAuth {
-    /// `None` when the Mini App is switched off (every route is then `404`).
+    /// `None` when the Mini App is switched off (its exchange is then refused).
     pub miniapp: Option<MiniAppConfig>,
+    /// `None` when the Login Widget is switched off (its exchange is then refused). With no
+    /// sign-in method on, every route is `404`.
+    pub widget: Option<WidgetConfig>,
     pub signins: Arc<dyn SignIns>,
     pub signer: TokenSigner,
     pub verifier: AccessTokenVerifier,
@@ -108,6 +122,7 @@ impl Function for OAuth {
         let store = startup.store().await?;
         Ok(Self {
             miniapp,
+            widget: WidgetConfig::from_env(env)?,
             signins: store.signins(),
             signer: startup.token_signer().await?,
             verifier: startup.access_token_verifier().await?,
@@ -127,12 +142,12 @@ impl Function for OAuth {
 }
 
 pub async fn handle(deps: &OAuth, req: Request) -> Response<Body> {
-    let Some(miniapp) = &deps.miniapp else {
+    if deps.miniapp.is_none() && deps.widget.is_none() {
         return switched_off();
-    };
+    }
     dispatch(&req, async |op| {
         Ok(match op {
-            OAuthOp::Token => answer(token(deps, miniapp, &req).await, "oauth token"),
+            OAuthOp::Token => answer(token(deps, &req).await, "oauth token"),
             OAuthOp::Revoke => answer(revoke(deps, &req).await, "oauth revoke"),
         })
     })
@@ -362,15 +377,11 @@ pub struct TokenResponse {
     pub issued_token_type: Option<&'static str>,
 }
 
-async fn token(
-    deps: &OAuth,
-    miniapp: &MiniAppConfig,
-    req: &Request,
-) -> Result<Response<Body>, OAuthError> {
+async fn token(deps: &OAuth, req: &Request) -> Result<Response<Body>, OAuthError> {
     let form = Form::parse(req)?;
     let client_id = client_id(req, &form)?;
     match form.required("grant_type")? {
-        TOKEN_EXCHANGE => exchange(deps, miniapp, &form, client_id).await,
+        TOKEN_EXCHANGE => exchange(deps, &form, client_id).await,
         REFRESH_TOKEN => refresh(deps, &form).await,
         _ => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
@@ -391,16 +402,24 @@ fn initdata_refused(err: MiniAppError, id: Option<TelegramUserId>) -> OAuthError
     OAuthError::invalid_request(format!("{}: {err}", err.code()))
 }
 
+/// A sign-in method switched off by its flag: its exchange is refused (the other methods, the
+/// refresh and revocation stay).
+fn method_disabled(flag: &str) -> OAuthError {
+    OAuthError::invalid_request(format!(
+        "sign_in_method_disabled: this subject_token_type is switched off ({flag})"
+    ))
+}
+
 async fn exchange(
     deps: &OAuth,
-    miniapp: &MiniAppConfig,
     form: &Form,
     client_id: String,
 ) -> Result<Response<Body>, OAuthError> {
     let subject = form.required("subject_token")?;
-    if form.required("subject_token_type")? != INIT_DATA_TOKEN_TYPE {
+    let subject_type = form.required("subject_token_type")?;
+    if subject_type != INIT_DATA_TOKEN_TYPE && subject_type != WIDGET_TOKEN_TYPE {
         return Err(OAuthError::invalid_request(format!(
-            "subject_token_type must be {INIT_DATA_TOKEN_TYPE}"
+            "subject_token_type must be {INIT_DATA_TOKEN_TYPE} or {WIDGET_TOKEN_TYPE}"
         )));
     }
     if form
@@ -416,6 +435,12 @@ async fn exchange(
             "delegation (actor_token) is not supported",
         ));
     }
+    if subject_type == WIDGET_TOKEN_TYPE {
+        return widget::exchange(deps, subject, client_id).await;
+    }
+    let Some(miniapp) = &deps.miniapp else {
+        return Err(method_disabled("TELEGRAM_MINIAPP_ENABLED"));
+    };
     let now = deps.clock.now();
     let verified = miniapp
         .verify(&RawInitData::new(subject), now)
@@ -444,26 +469,47 @@ async fn exchange(
         refresh: first.hash(),
     };
     let use_ = miniapp.initdata_use(&verified, now);
-    let started = match deps
-        .signins
-        .start(&session, &use_, deps.sessions_max)
-        .await?
-    {
+    let started = start(deps, &session, &use_, |outcome| {
+        let err = match outcome {
+            Refused::Replayed => MiniAppError::Replayed,
+            Refused::Blocked => MiniAppError::Blocked,
+        };
+        initdata_refused(err, Some(id))
+    })
+    .await?;
+    issue(deps, &started, &first, Some(ACCESS_TOKEN_TYPE), now).await
+}
+
+/// Why [`start`] wrote nothing.
+enum Refused {
+    Replayed,
+    Blocked,
+}
+
+/// Starts `session` with the replay claim `use_` in one write (every exchange's last step);
+/// `refused` answers a replay or a block in the method's terms.
+async fn start(
+    deps: &OAuth,
+    session: &NewSession,
+    use_: &InitDataUse,
+    refused: impl FnOnce(Refused) -> OAuthError,
+) -> Result<SignedIn, OAuthError> {
+    match deps.signins.start(session, use_, deps.sessions_max).await? {
         StartOutcome::Started { session, evicted } => {
             tracing::info!(
-                telegram_user_id = id.get(),
+                telegram_user_id = session.telegram_user_id.get(),
                 sid = %session.sid,
+                amr = session.amr.as_str(),
                 evicted = evicted.map(|s| s.to_string()),
                 linked = session.app_user_id.is_some(),
                 outcome = "started",
                 "oauth token exchange"
             );
-            session
+            Ok(session)
         }
-        StartOutcome::Replayed => return Err(initdata_refused(MiniAppError::Replayed, Some(id))),
-        StartOutcome::Blocked => return Err(initdata_refused(MiniAppError::Blocked, Some(id))),
-    };
-    issue(deps, &started, &first, Some(ACCESS_TOKEN_TYPE), now).await
+        StartOutcome::Replayed => Err(refused(Refused::Replayed)),
+        StartOutcome::Blocked => Err(refused(Refused::Blocked)),
+    }
 }
 
 async fn refresh(deps: &OAuth, form: &Form) -> Result<Response<Body>, OAuthError> {

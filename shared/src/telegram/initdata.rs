@@ -497,7 +497,7 @@ fn parse_decimal(text: &str) -> Option<u64> {
 
 /// `prefix` followed by the sorted `key=value` lines of `fields` without `excluded` keys (for
 /// [`signing`], whose fields come in any order).
-fn check_string<'a>(
+pub(crate) fn check_string<'a>(
     prefix: &str,
     fields: impl IntoIterator<Item = (&'a str, &'a str)>,
     excluded: &[&str],
@@ -600,8 +600,14 @@ impl<'a> ParsedInitData<'a> {
     }
 
     fn verify_hmac(&self, secret: &WebAppSecret) -> Result<(), InitDataError> {
+        self.verify_hmac_key(&secret.key)
+    }
+
+    /// `hash` (64 lowercase hex digits) against `HMAC-SHA256(key, data_check_string)`, in
+    /// constant time. Also the Login Widget's check ([`super::login_widget`]), with its key.
+    pub(crate) fn verify_hmac_key(&self, key: &hmac::Key) -> Result<(), InitDataError> {
         let expected = self.hash_bytes()?;
-        hmac::verify(&secret.key, self.data_check_string().as_bytes(), &expected)
+        hmac::verify(key, self.data_check_string().as_bytes(), &expected)
             .map_err(|_| InitDataError::SignatureInvalid)
     }
 
@@ -683,7 +689,11 @@ fn take_json<T: serde::de::DeserializeOwned>(
 }
 
 /// `auth_date` against `now`: see "Time" in the module docs.
-fn check_auth_date(auth_date: u64, max_age_secs: u64, now: UnixTime) -> Result<(), InitDataError> {
+pub(crate) fn check_auth_date(
+    auth_date: u64,
+    max_age_secs: u64,
+    now: UnixTime,
+) -> Result<(), InitDataError> {
     let now = now.secs();
     if auth_date > now.saturating_add(MAX_FUTURE_SKEW_SECS) {
         return Err(InitDataError::FromFuture);

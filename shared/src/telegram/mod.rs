@@ -2,11 +2,13 @@
 //!
 //! [`initdata`] validates the `initData` string a Telegram Mini App hands to its backend,
 //! under either the bot-token HMAC scheme or Telegram's Ed25519 third-party scheme;
+//! [`login_widget`] checks the legacy Login Widget's data (the same parser and HMAC check);
 //! [`bot_username`] is the service bot's name;
 //! [`miniapp`] is what the Mini App endpoints build on it (configuration, refusals, replay).
 
 pub mod bot_api;
 pub mod bot_username;
 pub mod initdata;
+pub mod login_widget;
 pub mod miniapp;
 pub mod update;

@@ -784,8 +784,8 @@ async fn totp_verify_costs_at_most_2_dynamodb_and_1_kms() {
 
 /// `POST /oauth/token` and `/oauth/revoke` (issue 14). The first token of a cold process loads
 /// (here: creates) the signing key; after that, warm: an initData exchange is 1 DynamoDB call
-/// (one `UpdateItem` of the sign-in record) and 0 KMS, a refresh 1 DynamoDB and 0 KMS, a
-/// revoke by refresh token 1 DynamoDB.
+/// (one `UpdateItem` of the sign-in record) and 0 KMS, so is a Login Widget exchange, a refresh
+/// 1 DynamoDB and 0 KMS, a revoke by refresh token 1 DynamoDB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth_exchange_and_refresh_cost_one_call_and_no_kms() {
     use tglink_shared::telegram::initdata::signing::sign_hmac;
@@ -850,6 +850,42 @@ async fn oauth_exchange_and_refresh_cost_one_call_and_no_kms() {
         "oauth",
         "POST /oauth/token",
         "initData exchange, warm",
+        &resp,
+        "1 DynamoDB + 0 KMS",
+        |t, _| t.count("DynamoDB") == 1 && t.count("KMS") == 0 && t.total() == 1,
+    );
+    assert!(cost.met, "{:?}", cost.tally.names());
+    assert_eq!(cost.tally.operations("DynamoDB"), ["UpdateItem"]);
+
+    // Warm Login Widget exchange (issue 15): the same one UpdateItem, no KMS.
+    let widget = tglink_shared::telegram::login_widget::signing::sign_widget(
+        &[
+            ("id", "4712"),
+            ("first_name", "Ann"),
+            ("auth_date", &UnixTime::now().secs().to_string()),
+        ],
+        &bot_token,
+    );
+    let resp = post(
+        "/oauth/token",
+        form(&[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            (
+                "subject_token_type",
+                "urn:tglink:params:oauth:token-type:telegram-login-widget",
+            ),
+            ("subject_token", &widget),
+        ]),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let cost = c.record_budget(
+        "oauth",
+        "POST /oauth/token",
+        "Login Widget exchange, warm",
         &resp,
         "1 DynamoDB + 0 KMS",
         |t, _| t.count("DynamoDB") == 1 && t.count("KMS") == 0 && t.total() == 1,

@@ -32,7 +32,7 @@ use tglink_shared::{
     auth::{DevClaims, sign_hs256},
     aws::MAX_ATTEMPTS,
     config::{Env, JwtConfig, JwtKey, MapEnv},
-    telegram::initdata::signing::sign_hmac,
+    telegram::{initdata::signing::sign_hmac, login_widget::signing::sign_widget},
     time::UnixTime,
 };
 use tglink_tests::{
@@ -58,6 +58,7 @@ enum Row {
     WorkerTokenRevoke,
     WorkerTokensRevokeAll,
     TokenExchange,
+    WidgetExchange,
     TokenRefresh,
     LinkPost,
     LinkDelete,
@@ -68,7 +69,7 @@ enum Row {
     RegistrationCallback,
 }
 
-const ROWS: [Row; 19] = [
+const ROWS: [Row; 20] = [
     Row::ConnectLink,
     Row::WebhookStart,
     Row::WebhookDisconnect,
@@ -80,6 +81,7 @@ const ROWS: [Row; 19] = [
     Row::WorkerTokenRevoke,
     Row::WorkerTokensRevokeAll,
     Row::TokenExchange,
+    Row::WidgetExchange,
     Row::TokenRefresh,
     Row::LinkPost,
     Row::LinkDelete,
@@ -471,6 +473,17 @@ impl Row {
             Row::TokenExchange | Row::LinkPost => {
                 case.ctx = json!({"init_data": rig.init_data(case.telegram)});
             }
+            Row::WidgetExchange => {
+                let widget = sign_widget(
+                    &[
+                        ("id", &case.telegram.to_string()),
+                        ("first_name", "F"),
+                        ("auth_date", &UnixTime::now().secs().to_string()),
+                    ],
+                    &rig.secret("TELEGRAM_BOT_TOKEN"),
+                );
+                case.ctx = json!({"widget": widget});
+            }
             Row::TokenRefresh => {
                 let init_data = rig.init_data(case.telegram);
                 let mut issued = None;
@@ -567,6 +580,11 @@ impl Row {
                 rig.oauth_token(&exchange_pairs(case.ctx["init_data"].as_str().unwrap()))
                     .await
             }
+            Row::WidgetExchange => {
+                let mut pairs = exchange_pairs(case.ctx["widget"].as_str().unwrap());
+                pairs[1].1 = "urn:tglink:params:oauth:token-type:telegram-login-widget";
+                rig.oauth_token(&pairs).await
+            }
             Row::TokenRefresh => {
                 let token = case.ctx["refresh_token"].as_str().unwrap();
                 rig.oauth_token(&[("grant_type", "refresh_token"), ("refresh_token", token)])
@@ -638,6 +656,8 @@ impl Row {
             // retry is told the initData was used, and the Mini App is opened again. The
             // session left behind is held by no one.
             Row::TokenExchange => &[(400, "initdata_replayed")],
+            // The same for the Login Widget: the payload was used, the user logs in again.
+            Row::WidgetExchange => &[(400, "widget_replayed")],
             // Not fixed, by design (refresh token rotation, RFC 9700 §4.14.2): a refresh whose
             // every answer was lost rotated the token; the client's retry presents the
             // rotated-away one, which is reuse: the session ends and the user signs in again
@@ -726,7 +746,7 @@ impl Row {
                     format!("token not revoked: {tokens:?}"),
                 )
             }
-            Row::TokenExchange if last.status == 400 => Ok(()),
+            Row::TokenExchange | Row::WidgetExchange if last.status == 400 => Ok(()),
             // Reuse ended the session: its rotated token is refused too.
             Row::TokenRefresh if last.status == 400 => {
                 let token = case.ctx["refresh_token"].as_str().unwrap();
@@ -765,7 +785,7 @@ impl Row {
                     ),
                 )
             }
-            Row::TokenExchange => {
+            Row::TokenExchange | Row::WidgetExchange => {
                 let token = last.json["access_token"]
                     .as_str()
                     .ok_or("no access token")?;

@@ -2,7 +2,8 @@
 //! process), on both backends (a SQLite file + local key; DynamoDB + KMS on moto_server), with
 //! the fake Bot API on loopback; the AWS calls each request costs (`aws_calls`); and faults:
 //! the injector and the hang test (`faults`), the fault matrix and the randomized-fault soak
-//! (`fault_matrix`), the SIGKILL soak on SQLite (`crash_soak`).
+//! (`fault_matrix`), the SIGKILL soak on SQLite (`crash_soak`); the Login Widget exchange
+//! (`widget`).
 //!
 //! One test binary (one link of the AWS SDK, one moto_server, one log capture) whose modules are
 //! the flows.
@@ -23,4 +24,5 @@ mod totp;
 mod vault;
 mod walkthrough;
 mod webhook;
+mod widget;
 mod worker_client;

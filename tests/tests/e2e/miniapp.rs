@@ -866,11 +866,18 @@ async fn feature_flags(backend: Backend) {
     let jwt = app.jwt("user-f");
     let admin = admin_jwt(&app, "admin-f");
     let data = init_data(&app, 4501, "AAF2");
-    for path in [VERIFY, TOKEN] {
-        post(api, path, None, json!({"init_data": data}))
-            .await
-            .assert_problem(404, "not_found");
-    }
+    post(api, VERIFY, None, json!({"init_data": data}))
+        .await
+        .assert_problem(404, "not_found");
+    // `/oauth/token` stays for the other sign-in methods (the Login Widget is on with the bot
+    // token); the initData exchange is refused (`e2e widget` switches each method off).
+    let resp = session(api, &data).await;
+    assert_eq!(resp.status, 400, "{}", resp.text);
+    assert!(
+        resp.text.contains("sign_in_method_disabled"),
+        "{}",
+        resp.text
+    );
     for body in [
         json!({"init_data": data}),
         json!({"access_token": OneTimeToken::mint().expose()}),

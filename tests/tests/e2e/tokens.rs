@@ -409,7 +409,8 @@ async fn scheduled_and_http_invocations_are_told_apart() {
 
 /// A token from `POST /oauth/token` (an initData exchange, as a Mini App does), verified by
 /// PyJWT with nothing but the issuer URL (discovery → `jwks_uri` → the key); its claims are the
-/// ones the initData proved.
+/// ones the initData proved. Then that token links the host user, and a Login Widget sign-in of
+/// the same Telegram user carries `app_user_id` (issue 15 item 4), verified by PyJWT as well.
 async fn pyjwt_verifies_a_token_from_the_token_endpoint(backend: Backend) {
     use tglink_shared::{config::Env, telegram::initdata::signing::sign_hmac};
     let app = spawn(backend).await;
@@ -457,6 +458,53 @@ async fn pyjwt_verifies_a_token_from_the_token_endpoint(backend: Backend) {
     assert_eq!(claims["amr"], json!(["telegram_miniapp"]));
     assert!(claims["sid"].is_string() && claims["jti"].is_string());
     assert!(claims.get("app_user_id").is_none(), "not linked: {claims}");
+
+    // The Mini App's token links the host user; a later Login Widget sign-in of the same
+    // Telegram user (issue 15) carries `app_user_id`, verified by PyJWT too.
+    let resp = api
+        .post(
+            "/api/telegram/link",
+            Some(&app.jwt("user-5151")),
+            Some(&json!({"access_token": token})),
+        )
+        .await;
+    assert_eq!(resp.status, 201, "{}", resp.text);
+    let widget = tglink_shared::telegram::login_widget::signing::sign_widget(
+        &[
+            ("id", "5151"),
+            ("first_name", "Ann"),
+            ("username", "ann5151"),
+            ("auth_date", &now().to_string()),
+        ],
+        &bot_token,
+    );
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair(
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        )
+        .append_pair(
+            "subject_token_type",
+            "urn:tglink:params:oauth:token-type:telegram-login-widget",
+        )
+        .append_pair("subject_token", &widget)
+        .finish();
+    let resp = api
+        .send(
+            api.request(http::Method::POST, "/oauth/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let token = resp.json["access_token"].as_str().unwrap();
+    let verified = pyjwt_verify(&config.issuer, &config.audience, token)
+        .await
+        .unwrap_or_else(|e| panic!("PyJWT refused a Login Widget session's token: {e}"));
+    let claims = &verified["claims"];
+    assert_eq!(claims["sub"], "5151");
+    assert_eq!(claims["amr"], json!(["telegram_widget"]));
+    assert_eq!(claims["app_user_id"], "user-5151", "{claims}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
