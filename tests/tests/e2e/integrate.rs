@@ -3,7 +3,8 @@
 //! `.venv` (PyJWT), JavaScript by Node (the browser's `fetch`, `URLSearchParams`) — against
 //! the local API, in the order a host would use them: the host backend's app JWT, a connect
 //! link, the Mini App's sign-in, the backend verifying the access token, linking, a refresh
-//! that then carries `app_user_id`, and the host's own bot receiving a forwarded update.
+//! that then carries `app_user_id`, a website's Login Widget sign-in, and the host's own bot
+//! receiving a forwarded update.
 //!
 //! Each snippet runs as written; the test only adds a prelude (the names the guide says the
 //! host has: `TGLINK`, `appJwt`, `APP_JWT_SECRET`, …, from the environment) and an epilogue
@@ -13,7 +14,11 @@ use std::{path::PathBuf, process::Stdio};
 
 use http::Method;
 use serde_json::{Value, json};
-use tglink_shared::{config::MapEnv, telegram::initdata::signing::sign_hmac, time::UnixTime};
+use tglink_shared::{
+    config::MapEnv,
+    telegram::{initdata::signing::sign_hmac, login_widget::signing::sign_widget},
+    time::UnixTime,
+};
 use tglink_tests::{
     app::spawn_app_with,
     fixtures::Backend,
@@ -35,6 +40,7 @@ const RUN: &[&str] = &[
     "miniapp-refresh",
     "miniapp-link",
     "backend-verify",
+    "widget-signin",
     "bot-forward",
 ];
 
@@ -277,6 +283,36 @@ async fn the_integration_guide_runs_end_to_end() {
         .to_owned();
     assert_eq!(
         verify(fresh).await,
+        json!({"telegram_user_id": telegram_user.to_string(), "app_user_id": "guide-user"})
+    );
+
+    // A website's Login Widget redirect is exchanged for tokens of the same Telegram user, who
+    // is linked already: the new session's token carries the host user.
+    let widget_user = telegram_user.to_string();
+    let auth_date = (UnixTime::now().secs() - 5).to_string();
+    let query = sign_widget(
+        &[
+            ("id", widget_user.as_str()),
+            ("first_name", "Guide"),
+            ("username", "guide_user"),
+            ("auth_date", &auth_date),
+        ],
+        &var("TELEGRAM_BOT_TOKEN"),
+    );
+    let widget = run(
+        "widget-signin",
+        &format!("{JS_PRELUDE}\nglobalThis.location = {{ search: process.env.SEARCH }};"),
+        "console.log(JSON.stringify({ status: res.status, tokens }));",
+        &[("TGLINK", &base), ("SEARCH", &format!("?{query}"))],
+    )
+    .await;
+    assert_eq!(widget["status"], 200, "{widget}");
+    let widget_access = widget["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        verify(widget_access).await,
         json!({"telegram_user_id": telegram_user.to_string(), "app_user_id": "guide-user"})
     );
 
