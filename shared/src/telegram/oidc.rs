@@ -369,6 +369,23 @@ fn header_alg(token: &str) -> Option<String> {
     value.get("alg")?.as_str().map(str::to_owned)
 }
 
+/// Whether `token` has the shape of a compact JWS: three base64url parts, the payload a JSON
+/// object (the signature may be empty: `alg: none` is refused by name, not as garbage).
+fn compact_jws_shape(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let b64 = |p: &str| URL_SAFE_NO_PAD.decode(p).ok();
+    !header.is_empty()
+        && b64(signature).is_some()
+        && b64(payload)
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+            .is_some_and(|v| v.is_object())
+}
+
 fn alg_name(alg: Algorithm) -> &'static str {
     SUPPORTED_ALGS
         .iter()
@@ -640,6 +657,9 @@ impl TelegramOidc {
         let config = &self.inner.config;
         // The allow-list first, from the raw header: `none` and `HS256` are refused here,
         // before any key is looked at (jsonwebtoken cannot even parse `none`).
+        if !compact_jws_shape(id_token) {
+            return Err(Invalid("malformed"));
+        }
         let alg_text = header_alg(id_token).ok_or(Invalid("malformed"))?;
         let alg = config
             .algorithms

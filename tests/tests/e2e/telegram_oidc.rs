@@ -144,6 +144,20 @@ async fn every_bad_id_token_is_refused_with_its_code() {
             "{how:?}"
         );
     }
+    // Not a JWS at all.
+    for garbage in [
+        "",
+        "abc",
+        "a.b.c",
+        "e30.e30.",
+        "eyJhbGciOiJSUzI1NiJ9.!!.sig",
+    ] {
+        assert_eq!(
+            rp.verify_id_token(garbage, "n").await.unwrap_err(),
+            UpstreamError::InvalidIdToken("malformed"),
+            "{garbage:?}"
+        );
+    }
     // The fake behaves again: the refusals were the id_tokens', not tglink's state.
     sign_in(&fake, &rp).await.unwrap();
 }
@@ -387,7 +401,13 @@ async fn no_secret_code_or_token_in_errors_or_logs() {
     let fake = FakeTelegramOidc::start();
     let rp = fake.relying_party();
     let mut errors = Vec::new();
-    let mut secrets = vec![fake.client_secret.clone()];
+    // The secret as it travels too: in the `Authorization: Basic` credentials.
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", fake.client_id, fake.client_secret))
+    };
+    let mut secrets = vec![fake.client_secret.clone(), basic];
     for how in [Misbehaviour::BadSignature, Misbehaviour::WrongAud] {
         let token = fake.mint("n", Some(how)).await;
         errors.push(rp.verify_id_token(&token, "n").await.unwrap_err());
