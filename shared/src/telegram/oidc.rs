@@ -251,8 +251,8 @@ pub struct TelegramIdentity {
 pub enum UpstreamError {
     /// Telegram could not be reached or answered 5xx or garbage (discovery, JWKS or token
     /// endpoint): 503 to the caller.
-    #[error("telegram oidc unavailable: {0}")]
-    Unavailable(&'static str),
+    #[error("telegram oidc unavailable")]
+    Unavailable,
     /// The token endpoint refused the code (`invalid_grant`, `invalid_client`, ...).
     #[error("telegram refused the code: {0}")]
     Refused(&'static str),
@@ -267,7 +267,7 @@ impl UpstreamError {
     /// The stable code (`unavailable` for [`Self::Unavailable`]).
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable => "unavailable",
             Self::Refused(code) | Self::InvalidIdToken(code) => code,
         }
     }
@@ -478,15 +478,15 @@ impl TelegramOidc {
 
     /// A GET through the outbound client: the body of a 200 answer of at most
     /// [`MAX_ANSWER_BYTES`], else `Unavailable`.
-    async fn get_ok(&self, url: &str, what: &'static str) -> Result<Vec<u8>, UpstreamError> {
+    async fn get_ok(&self, url: &str) -> Result<Vec<u8>, UpstreamError> {
         let answer = self
             .inner
             .outbound
             .get(url)
             .await
-            .map_err(|_| UpstreamError::Unavailable(what))?;
+            .map_err(|_| UpstreamError::Unavailable)?;
         if answer.status != 200 || answer.body.len() > MAX_ANSWER_BYTES {
-            return Err(UpstreamError::Unavailable(what));
+            return Err(UpstreamError::Unavailable);
         }
         Ok(answer.body)
     }
@@ -498,24 +498,22 @@ impl TelegramOidc {
         if let Some(d) = &cache.discovery {
             return Ok(d.clone());
         }
-        const WHAT: &str = "discovery";
         let url = format!(
             "{}/.well-known/openid-configuration",
             self.inner.config.issuer
         );
-        let body = self.get_ok(&url, WHAT).await?;
+        let body = self.get_ok(&url).await?;
         let doc: Discovery =
-            serde_json::from_slice(&body).map_err(|_| UpstreamError::Unavailable(WHAT))?;
+            serde_json::from_slice(&body).map_err(|_| UpstreamError::Unavailable)?;
         if doc.issuer != self.inner.config.issuer {
-            return Err(UpstreamError::Unavailable(WHAT));
+            return Err(UpstreamError::Unavailable);
         }
         for endpoint in [
             &doc.authorization_endpoint,
             &doc.token_endpoint,
             &doc.jwks_uri,
         ] {
-            outbound::target_url("discovery", endpoint)
-                .map_err(|_| UpstreamError::Unavailable(WHAT))?;
+            outbound::target_url("discovery", endpoint).map_err(|_| UpstreamError::Unavailable)?;
         }
         let doc = Arc::new(doc);
         cache.discovery = Some(doc.clone());
@@ -539,14 +537,13 @@ impl TelegramOidc {
                 return Err(UpstreamError::InvalidIdToken("unknown_kid"));
             }
         }
-        const WHAT: &str = "jwks";
         // A failed fetch counts too: an unreachable JWKS is not asked again at once for every
         // forged kid (a first fetch, with no keys at all, is always tried).
         if cache.keys.is_some() {
             cache.keys_fetched_at = Some(now);
         }
-        let body = self.get_ok(&discovery.jwks_uri, WHAT).await?;
-        let keys = parse_jwks(&body).ok_or(UpstreamError::Unavailable(WHAT))?;
+        let body = self.get_ok(&discovery.jwks_uri).await?;
+        let keys = parse_jwks(&body).ok_or(UpstreamError::Unavailable)?;
         let found = keys.iter().find(|k| k.kid == kid).map(|k| k.jwk.clone());
         cache.keys = Some(Arc::new(keys));
         cache.keys_fetched_at = Some(now);
@@ -603,7 +600,6 @@ impl TelegramOidc {
             ("client_id", &config.client_id),
             ("code_verifier", code_verifier),
         ]));
-        const WHAT: &str = "token endpoint";
         let answer = self
             .inner
             .outbound
@@ -617,14 +613,14 @@ impl TelegramOidc {
                 body.as_bytes().to_vec(),
             )
             .await
-            .map_err(|_| UpstreamError::Unavailable(WHAT))?;
+            .map_err(|_| UpstreamError::Unavailable)?;
         if answer.body.len() > MAX_ANSWER_BYTES {
-            return Err(UpstreamError::Unavailable(WHAT));
+            return Err(UpstreamError::Unavailable);
         }
         match answer.status {
             200 => {
-                let tokens: TokenAnswer = serde_json::from_slice(&answer.body)
-                    .map_err(|_| UpstreamError::Unavailable(WHAT))?;
+                let tokens: TokenAnswer =
+                    serde_json::from_slice(&answer.body).map_err(|_| UpstreamError::Unavailable)?;
                 let id_token = zeroize::Zeroizing::new(
                     tokens
                         .id_token
@@ -642,7 +638,7 @@ impl TelegramOidc {
                     });
                 Err(UpstreamError::Refused(code))
             }
-            _ => Err(UpstreamError::Unavailable(WHAT)),
+            _ => Err(UpstreamError::Unavailable),
         }
     }
 
@@ -887,7 +883,7 @@ mod tests {
             UpstreamError::InvalidIdToken("expired").to_string(),
             "telegram id_token invalid: expired"
         );
-        assert_eq!(UpstreamError::Unavailable("jwks").code(), "unavailable");
+        assert_eq!(UpstreamError::Unavailable.code(), "unavailable");
         assert_eq!(
             UpstreamError::Refused("invalid_grant").code(),
             "invalid_grant"

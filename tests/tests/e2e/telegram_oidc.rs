@@ -362,7 +362,7 @@ async fn telegram_unreachable_is_unavailable_and_not_cached() {
     fake.outage(Endpoint::Discovery, Outage::Down).await;
     assert!(matches!(
         sign_in(&fake, &rp).await.unwrap_err(),
-        UpstreamError::Unavailable(_)
+        UpstreamError::Unavailable
     ));
     fake.outage(Endpoint::Discovery, Outage::Ok).await;
 
@@ -370,7 +370,7 @@ async fn telegram_unreachable_is_unavailable_and_not_cached() {
     fake.outage(Endpoint::Jwks, Outage::Down).await;
     assert!(matches!(
         sign_in(&fake, &rp).await.unwrap_err(),
-        UpstreamError::Unavailable(_)
+        UpstreamError::Unavailable
     ));
     fake.outage(Endpoint::Jwks, Outage::Ok).await;
     sign_in(&fake, &rp).await.unwrap();
@@ -378,7 +378,7 @@ async fn telegram_unreachable_is_unavailable_and_not_cached() {
     fake.outage(Endpoint::Token, Outage::Down).await;
     assert!(matches!(
         sign_in(&fake, &rp).await.unwrap_err(),
-        UpstreamError::Unavailable(_)
+        UpstreamError::Unavailable
     ));
     fake.outage(Endpoint::Token, Outage::Ok).await;
     sign_in(&fake, &rp).await.unwrap();
@@ -391,7 +391,7 @@ async fn a_hanging_telegram_times_out_as_unavailable() {
     let rp = fake.relying_party();
     let started = Instant::now();
     let err = sign_in(&fake, &rp).await.unwrap_err();
-    assert!(matches!(err, UpstreamError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, UpstreamError::Unavailable), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
