@@ -27,6 +27,7 @@ The tests' side:
   POST /control/rotate     {"drop_old"?: bool}: a new RSA key (new kid) signs from now on; the
                            JWKS serves it (and the old one unless drop_old)
   POST /control/outage     {"target": "discovery"|"jwks"|"token", "mode": "ok"|"down"|"hang"}
+                           (discovery also "wrong_issuer": served with another issuer)
   POST /control/deny       {"error": "access_denied"}: the next /auth redirects with an error
   POST /control/mint       {"nonce", "misbehave"?, "claims"?}: an id_token now, without the
                            flow -> {"id_token"}
@@ -243,7 +244,10 @@ def make_handler(state: State):
             query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
             if url.path == "/.well-known/openid-configuration":
                 if not self.outage("discovery"):
-                    self.send_json(200, state.discovery())
+                    doc = state.discovery()
+                    if state.outage["discovery"] == "wrong_issuer":
+                        doc["issuer"] = "https://evil.example"
+                    self.send_json(200, doc)
             elif url.path == "/.well-known/jwks.json":
                 if not self.outage("jwks"):
                     with state.lock:

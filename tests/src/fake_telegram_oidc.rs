@@ -117,6 +117,8 @@ pub enum Outage {
     Down,
     /// Takes the request and answers nothing for 20 s.
     Hang,
+    /// Discovery only: a document naming another issuer (a mix-up).
+    WrongIssuer,
 }
 
 /// Requests the fake has served, per endpoint, and the query of the last `/auth`.
@@ -287,6 +289,7 @@ impl FakeTelegramOidc {
             Outage::Ok => "ok",
             Outage::Down => "down",
             Outage::Hang => "hang",
+            Outage::WrongIssuer => "wrong_issuer",
         };
         self.control("outage", json!({"target": target, "mode": mode}))
             .await;

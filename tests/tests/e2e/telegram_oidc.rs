@@ -364,6 +364,12 @@ async fn telegram_unreachable_is_unavailable_and_not_cached() {
         sign_in(&fake, &rp).await.unwrap_err(),
         UpstreamError::Unavailable
     ));
+    // A discovery document naming another issuer is not Telegram's: not used, not cached.
+    fake.outage(Endpoint::Discovery, Outage::WrongIssuer).await;
+    assert_eq!(
+        sign_in(&fake, &rp).await.unwrap_err(),
+        UpstreamError::Unavailable
+    );
     fake.outage(Endpoint::Discovery, Outage::Ok).await;
 
     // JWKS down on the first verification: unavailable, then fetched when it is back.
