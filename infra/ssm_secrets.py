@@ -30,6 +30,7 @@ SECRET_NAMES = [
     "TELEGRAM_API_HASH",
     "REGISTRATION_CALLBACK_SECRET",
     "TGLINK_FORWARD_SECRET",
+    "TELEGRAM_OIDC_CLIENT_SECRET",
 ]
 
 GENERATED = ["TELEGRAM_WEBHOOK_SECRET", "REGISTRATION_CALLBACK_SECRET"]
@@ -53,6 +54,10 @@ CHECKS = {
     "TGLINK_FORWARD_SECRET": (
         lambda v: re.fullmatch(r"[A-Za-z0-9_-]{16,256}", v) is not None,
         "16-256 of A-Z a-z 0-9 _ - (only with TgLinkForwardUrl)",
+    ),
+    "TELEGRAM_OIDC_CLIENT_SECRET": (
+        lambda v: re.fullmatch(r"[\x21-\x7e]{8,512}", v) is not None,
+        "the bot's OpenID Connect client secret from @BotFather (8-512 printable, no spaces)",
     ),
 }
 

@@ -397,6 +397,7 @@ pub const SECRET_VARS: &[&str] = &[
     "TELEGRAM_API_HASH",
     "REGISTRATION_CALLBACK_SECRET",
     "TGLINK_FORWARD_SECRET",
+    "TELEGRAM_OIDC_CLIENT_SECRET",
 ];
 
 #[cfg(test)]

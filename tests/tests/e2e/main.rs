@@ -19,6 +19,7 @@ mod integrate;
 mod miniapp;
 mod oauth;
 mod registration;
+mod telegram_oidc;
 mod tokens;
 mod totp;
 mod vault;
