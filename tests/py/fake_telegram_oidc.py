@@ -23,6 +23,9 @@ The tests' side:
                            wrong_aud, wrong_iss, expired, future_iat, wrong_nonce, no_nonce,
                            alg_none, unknown_kid, hs256_public_key, bad_signature, bot_account,
                            no_id_claim, no_id_token
+  POST /control/nonce      {"echo": bool}: false = as Telegram measured (trip2g/trip2g#334):
+                           discovery's claims_supported lists no `nonce` and id_tokens carry
+                           none (a `wrong_nonce` misbehaviour still puts one in)
   POST /control/alg        {"alg": "RS256"|"ES256"|"EdDSA"}: the signing algorithm from now on
   POST /control/rotate     {"drop_old"?: bool}: a new RSA key (new kid) signs from now on; the
                            JWKS serves it (and the old one unless drop_old)
@@ -79,6 +82,7 @@ class State:
         self.alg = "RS256"
         self.user = {"id": 424242, "first_name": "Ada", "username": "ada"}
         self.misbehave = None
+        self.echo_nonce = True
         self.deny = None
         self.outage = {"discovery": "ok", "jwks": "ok", "token": "ok"}
         self.codes = {}
@@ -118,7 +122,8 @@ class State:
             "code_challenge_methods_supported": ["S256"],
             "grant_types_supported": ["authorization_code"],
             "claims_supported": ["aud", "exp", "iat", "iss", "sub", "id", "name",
-                                 "preferred_username", "picture", "phone_number", "nonce"],
+                                 "preferred_username", "picture", "phone_number"]
+                                + (["nonce"] if self.echo_nonce else []),
         }
 
     def id_token(self, user, nonce, scope, misbehave):
@@ -132,7 +137,7 @@ class State:
             "exp": now + ID_TOKEN_TTL_SECS,
             "id": user["id"],
         }
-        if nonce is not None:
+        if nonce is not None and self.echo_nonce:
             claims["nonce"] = nonce
         if user.get("name") or user.get("first_name"):
             claims["name"] = user.get("name") or user.get("first_name")
@@ -317,6 +322,8 @@ def make_handler(state: State):
                     state.user = data
                 elif url.path == "/control/misbehave":
                     state.misbehave = data.get("next")
+                elif url.path == "/control/nonce":
+                    state.echo_nonce = bool(data["echo"])
                 elif url.path == "/control/alg":
                     state.alg = data["alg"]
                 elif url.path == "/control/rotate":

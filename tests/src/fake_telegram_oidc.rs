@@ -268,6 +268,13 @@ impl FakeTelegramOidc {
             .await;
     }
 
+    /// `false`: as Telegram's real provider (measured, trip2g/trip2g#334), discovery lists no
+    /// `nonce` among `claims_supported` and id_tokens carry none. Set before a relying party
+    /// reads discovery (it keeps the document per instance).
+    pub async fn echo_nonce(&self, echo: bool) {
+        self.control("nonce", json!({"echo": echo})).await;
+    }
+
     /// The algorithm id_tokens are signed with from now on (`RS256`, `ES256`, `EdDSA`).
     pub async fn set_alg(&self, alg: &str) {
         self.control("alg", json!({"alg": alg})).await;

@@ -13,7 +13,9 @@
 //!   default `RS256`, Telegram's default; `ES256` and `EdDSA` can be allowed — what BotFather
 //!   offers and jsonwebtoken verifies); the key is the JWKS key named by `kid` (never a
 //!   symmetric one, and of the family the `alg` needs); `iss` exact, `aud` = the client id,
-//!   `exp`/`iat` with [`LEEWAY_SECS`], `nonce` equal to the one tglink sent.
+//!   `exp`/`iat` with [`LEEWAY_SECS`], `nonce` equal to the one tglink sent — absent only if
+//!   the discovery document's `claims_supported` lists no `nonce` (Telegram's real one does
+//!   not, and its id_tokens carry none; PKCE and the one-time `state` bind the code then).
 //! - The Telegram user id is the `id` claim, not `sub` (see docs/design.md, "Telegram OpenID
 //!   Connect"): `sub` is Telegram's subject for this client, `id` the Bot API user id tglink
 //!   keys everything on.
@@ -280,6 +282,18 @@ struct Discovery {
     authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
+    #[serde(default)]
+    claims_supported: Option<Vec<String>>,
+}
+
+impl Discovery {
+    /// Whether the provider's id_tokens carry the `nonce` sent: unless its `claims_supported`
+    /// is listed without `nonce` (Telegram's, as measured: it never echoes one), yes.
+    fn echoes_nonce(&self) -> bool {
+        self.claims_supported
+            .as_ref()
+            .is_none_or(|claims| claims.iter().any(|c| c == "nonce"))
+    }
 }
 
 /// One usable key of the JWKS.
@@ -710,10 +724,17 @@ impl TelegramOidc {
         if claims.iat > now.saturating_add(leeway) {
             return Err(Invalid("issued_in_future"));
         }
-        let nonce_ok = claims.nonce.as_deref().is_some_and(|n| {
-            aws_lc_rs::constant_time::verify_slices_are_equal(n.as_bytes(), nonce.as_bytes())
-                .is_ok()
-        });
+        // OIDC Core §3.1.3.7 (11): a nonce sent must come back. A provider whose discovery
+        // document says it issues no `nonce` claim (Telegram's) is held to it only when its
+        // token carries one; the flow stays bound to this browser by the one-time `state` and
+        // PKCE (the code is redeemed only with tglink's verifier, over TLS, by client secret).
+        let nonce_ok = match claims.nonce.as_deref() {
+            Some(n) => {
+                aws_lc_rs::constant_time::verify_slices_are_equal(n.as_bytes(), nonce.as_bytes())
+                    .is_ok()
+            }
+            None => !self.discovery().await?.echoes_nonce(),
+        };
         if nonce.is_empty() || !nonce_ok {
             return Err(Invalid("nonce_mismatch"));
         }

@@ -162,6 +162,31 @@ async fn every_bad_id_token_is_refused_with_its_code() {
     sign_in(&fake, &rp).await.unwrap();
 }
 
+/// Telegram's real provider echoes no `nonce` and says so in discovery (`claims_supported`
+/// without it): its tokens sign in without one (state and PKCE bind the code), but a nonce it
+/// does send must still match — and a provider that lists `nonce` must send it (above).
+#[tokio::test]
+async fn a_provider_that_issues_no_nonce_is_held_to_the_one_it_sends() {
+    let fake = FakeTelegramOidc::start();
+    fake.echo_nonce(false).await;
+    let rp = fake.relying_party();
+    let who = sign_in(&fake, &rp).await.expect("no nonce, as announced");
+    assert_eq!(who.telegram_user_id.get(), 424_242);
+    fake.misbehave_next(Misbehaviour::WrongNonce).await;
+    assert_eq!(
+        sign_in(&fake, &rp).await.unwrap_err(),
+        UpstreamError::InvalidIdToken("nonce_mismatch")
+    );
+    // The same provider, announcing `nonce` (a fresh instance reads discovery again), must send it.
+    fake.echo_nonce(true).await;
+    let strict = fake.relying_party();
+    fake.misbehave_next(Misbehaviour::NoNonce).await;
+    assert_eq!(
+        sign_in(&fake, &strict).await.unwrap_err(),
+        UpstreamError::InvalidIdToken("nonce_mismatch")
+    );
+}
+
 #[tokio::test]
 async fn a_bot_signing_in_as_itself_is_refused() {
     let fake = FakeTelegramOidc::start();
