@@ -396,6 +396,7 @@ async fn link_init_data(
         username: verified.user.username.clone(),
         source: LinkSource::MiniApp,
         linked_at: now,
+        unreachable: None,
     };
     let use_ = config.initdata_use(&verified, now);
     let (link, created) = match deps.signins.link_with_initdata(&link, &use_).await? {
