@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 use tglink_shared::{
     auth::JwtVerifier,
     config::{ConfigError, optional, positive_or},
-    http::{Problem, body_bytes, json as json_response, parse_json},
+    http::{Problem, json as json_response, parse_json},
     ids::{TelegramUserId, UserId},
     routes::{Endpoint, Operation, Route, dispatch, routes, switched_off},
     runtime::{Function, Startup, StartupError},
@@ -448,10 +448,6 @@ async fn send(deps: &Notify, bot: &BotToken, req: &Request) -> Result<Response<B
         return Err(NotifyError::Forbidden.into());
     }
     let key = idempotency_key(req)?;
-    // An empty body is the same refusal as a body without a text.
-    if body_bytes(req)?.is_empty() {
-        return Err(NotifyError::TargetInvalid.into());
-    }
     let request: NotifyRequest = parse_json(req)?;
     let target = request.validate()?;
     let claim = ClaimKey::new(
