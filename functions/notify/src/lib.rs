@@ -43,8 +43,8 @@ use tglink_shared::{
     routes::{Endpoint, Operation, Route, dispatch, routes, switched_off},
     runtime::{Function, Startup, StartupError},
     store::{
-        Admission, Bucket, BucketKey, ClaimKey, ClaimRecord, ClaimStatus, ClaimTimes, Claims,
-        Link, Links, RateLimits, Reachability, StoreError, UnreachableReason,
+        Admission, Bucket, BucketKey, ClaimKey, ClaimRecord, ClaimStatus, ClaimTimes, Claims, Link,
+        Links, RateLimits, Reachability, StoreError, UnreachableReason,
     },
     telegram::bot_api::{BotApi, BotToken, SendError},
     time::{Clock, UnixTime},
@@ -240,8 +240,12 @@ impl From<NotifyError> for Problem {
                 retry_after,
             ),
             NotifyError::RateLimited { retry_after } => with_retry_after(
-                Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Rate limited")
-                    .detail("over the per-chat or per-bot message rate; nothing was sent"),
+                Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "Rate limited",
+                )
+                .detail("over the per-chat or per-bot message rate; nothing was sent"),
                 retry_after,
             ),
             NotifyError::TelegramRateLimited { retry_after } => with_retry_after(
@@ -271,7 +275,11 @@ impl From<NotifyError> for Problem {
 }
 
 /// Reads a positive `u32` setting.
-fn rate(env: &dyn tglink_shared::config::Env, name: &str, default: u64) -> Result<u32, ConfigError> {
+fn rate(
+    env: &dyn tglink_shared::config::Env,
+    name: &str,
+    default: u64,
+) -> Result<u32, ConfigError> {
     let value = positive_or(env, name, default)?;
     u32::try_from(value).map_err(|_| ConfigError::new(name, "is too large"))
 }
@@ -483,7 +491,9 @@ fn replay(record: ClaimRecord, digest: &str, now: UnixTime) -> Result<Response<B
         (ClaimStatus::InProgress { until }, _) => Err(NotifyError::InProgress {
             retry_after: until.secs().saturating_sub(now.secs()),
         }),
-        (ClaimStatus::Completed, None) => Err(StoreError::Corrupt("notify claim without result".into()).into()),
+        (ClaimStatus::Completed, None) => {
+            Err(StoreError::Corrupt("notify claim without result".into()).into())
+        }
     }
 }
 
@@ -504,7 +514,10 @@ impl Notify {
         digest: &str,
     ) -> Result<Response<Body>, NotifyError> {
         let now = self.clock.now();
-        let link = self.link_of(target).await?.ok_or(NotifyError::LinkNotFound)?;
+        let link = self
+            .link_of(target)
+            .await?
+            .ok_or(NotifyError::LinkNotFound)?;
         let telegram_user_id = link.telegram_user_id;
         if let Some(unreachable) = &link.unreachable {
             tracing::info!(%telegram_user_id, outcome = "unreachable", "notify");
@@ -550,7 +563,11 @@ impl Notify {
                 });
             }
         };
-        let failed = match self.api.send_message(bot, &request.send_params(chat_id)).await {
+        let failed = match self
+            .api
+            .send_message(bot, &request.send_params(chat_id))
+            .await
+        {
             Ok(message) => {
                 let sent = Sent {
                     message_id: message.message_id,
@@ -577,7 +594,9 @@ impl Notify {
             tracing::warn!(%telegram_user_id, error = %release, "claim not released");
         }
         Err(match failed {
-            SendError::RateLimited { retry_after } => NotifyError::TelegramRateLimited { retry_after },
+            SendError::RateLimited { retry_after } => {
+                NotifyError::TelegramRateLimited { retry_after }
+            }
             SendError::ChatUnreachable(reason) => {
                 let change = Reachability::Unreachable { reason, now };
                 if let Err(err) = self.links.set_reachability(telegram_user_id, change).await {
@@ -609,7 +628,10 @@ mod tests {
     #[test]
     fn requests_are_validated() {
         let ok = request(json!({"user_id": "u1", "text": "hi"}));
-        assert_eq!(ok.validate().unwrap(), Target::User(UserId::parse("u1").unwrap()));
+        assert_eq!(
+            ok.validate().unwrap(),
+            Target::User(UserId::parse("u1").unwrap())
+        );
         let code = |body: Value| match request(body).validate() {
             Ok(_) => "ok",
             Err(NotifyError::TargetInvalid) => "target",
@@ -619,29 +641,62 @@ mod tests {
             Err(_) => "other",
         };
         assert_eq!(code(json!({"text": "hi"})), "target");
-        assert_eq!(code(json!({"user_id": "u", "telegram_user_id": 1, "text": "hi"})), "target");
-        assert_eq!(code(json!({"telegram_user_id": -1, "text": "hi"})), "target");
+        assert_eq!(
+            code(json!({"user_id": "u", "telegram_user_id": 1, "text": "hi"})),
+            "target"
+        );
+        assert_eq!(
+            code(json!({"telegram_user_id": -1, "text": "hi"})),
+            "target"
+        );
         assert_eq!(code(json!({"user_id": "u"})), "text");
         assert_eq!(code(json!({"user_id": "u", "text": " "})), "text");
-        assert_eq!(code(json!({"user_id": "u", "text": "é".repeat(4096)})), "ok");
-        assert_eq!(code(json!({"user_id": "u", "text": "x".repeat(4097)})), "text");
-        assert_eq!(code(json!({"user_id": "u", "text": "x", "parse_mode": "Markdown"})), "parse_mode");
-        assert_eq!(code(json!({"user_id": "u", "text": "x", "parse_mode": "HTML"})), "ok");
+        assert_eq!(
+            code(json!({"user_id": "u", "text": "é".repeat(4096)})),
+            "ok"
+        );
+        assert_eq!(
+            code(json!({"user_id": "u", "text": "x".repeat(4097)})),
+            "text"
+        );
+        assert_eq!(
+            code(json!({"user_id": "u", "text": "x", "parse_mode": "Markdown"})),
+            "parse_mode"
+        );
+        assert_eq!(
+            code(json!({"user_id": "u", "text": "x", "parse_mode": "HTML"})),
+            "ok"
+        );
         let button = |url: &str| json!({"user_id": "u", "text": "x", "buttons": [[{"text": "Open", "url": url}]]});
         assert_eq!(code(button("https://example.com/a?b=c")), "ok");
-        for bad in ["http://example.com", "javascript:alert(1)", "https://u:p@example.com", "tg://resolve", "nope"] {
+        for bad in [
+            "http://example.com",
+            "javascript:alert(1)",
+            "https://u:p@example.com",
+            "tg://resolve",
+            "nope",
+        ] {
             assert_eq!(code(button(bad)), "buttons", "{bad}");
         }
-        let row: Vec<Value> = (0..9).map(|_| json!({"text": "a", "url": "https://e.x"})).collect();
-        assert_eq!(code(json!({"user_id": "u", "text": "x", "buttons": [row]})), "buttons");
-        assert_eq!(code(json!({"user_id": "u", "text": "x", "buttons": [[]]})), "buttons");
+        let row: Vec<Value> = (0..9)
+            .map(|_| json!({"text": "a", "url": "https://e.x"}))
+            .collect();
+        assert_eq!(
+            code(json!({"user_id": "u", "text": "x", "buttons": [row]})),
+            "buttons"
+        );
+        assert_eq!(
+            code(json!({"user_id": "u", "text": "x", "buttons": [[]]})),
+            "buttons"
+        );
     }
 
     #[test]
     fn the_digest_follows_the_content_not_the_formatting() {
         let a = request(json!({"user_id": "u", "text": "hi", "protect_content": true}));
         let b: NotifyRequest =
-            serde_json::from_str(r#"{ "protect_content":true,"text":"hi",  "user_id":"u"}"#).unwrap();
+            serde_json::from_str(r#"{ "protect_content":true,"text":"hi",  "user_id":"u"}"#)
+                .unwrap();
         let c = request(json!({"user_id": "u", "text": "hi!"}));
         assert_eq!(a.digest(), b.digest());
         assert_ne!(a.digest(), c.digest());
@@ -650,8 +705,10 @@ mod tests {
 
     #[test]
     fn send_params_carry_the_options_and_keyboard() {
-        let r = request(json!({"user_id": "u", "text": "hi", "parse_mode": "HTML", "disable_notification": true,
-            "buttons": [[{"text": "Open", "url": "https://example.com"}]]}));
+        let r = request(
+            json!({"user_id": "u", "text": "hi", "parse_mode": "HTML", "disable_notification": true,
+            "buttons": [[{"text": "Open", "url": "https://example.com"}]]}),
+        );
         assert_eq!(
             r.send_params(42),
             json!({"chat_id": 42, "text": "hi", "parse_mode": "HTML", "disable_notification": true,

@@ -317,7 +317,10 @@ impl Webhook {
                 let change = Reachability::Reachable {
                     chat_id: Some(chat_id),
                 };
-                let updated = self.links.set_reachability(telegram_user_id, change).await?;
+                let updated = self
+                    .links
+                    .set_reachability(telegram_user_id, change)
+                    .await?;
                 tracing::info!(
                     update_id = update.update_id,
                     %telegram_user_id,

@@ -228,10 +228,12 @@ mod tests {
             reason: UnreachableReason::BotBlocked,
             now: UnixTime(10),
         });
-        let again = blocked.clone().with_reachability(Reachability::Unreachable {
-            reason: UnreachableReason::ChatNotFound,
-            now: UnixTime(20),
-        });
+        let again = blocked
+            .clone()
+            .with_reachability(Reachability::Unreachable {
+                reason: UnreachableReason::ChatNotFound,
+                now: UnixTime(20),
+            });
         assert_eq!(
             again.unreachable,
             Some(Unreachable {

@@ -149,13 +149,7 @@ impl Claims for SqliteStore {
                 None => {}
             }
             let until = now.plus_secs(times.in_progress_secs);
-            write_in_progress(
-                &tx,
-                &key,
-                until,
-                now.plus_secs(times.retain_secs),
-                None,
-            )?;
+            write_in_progress(&tx, &key, until, now.plus_secs(times.retain_secs), None)?;
             tx.commit().map_err(sql_error)?;
             Ok(ClaimOutcome::Acquired(ClaimLease {
                 key,
