@@ -15,6 +15,7 @@ mod crash_soak;
 mod fault_matrix;
 mod faults;
 mod miniapp;
+mod notify;
 mod oauth;
 mod registration;
 mod tokens;
