@@ -452,11 +452,13 @@ fn validate_buttons(rows: &[Vec<Button>]) -> Result<(), NotifyError> {
 
 async fn send(deps: &Notify, bot: &BotToken, req: &Request) -> Result<Response<Body>, Problem> {
     let caller = deps.auth.authenticate(req)?;
+    // The body is refused the same way on every route (unknown or wrong-typed fields by name),
+    // then the role, the key and the values.
+    let request: NotifyRequest = parse_json(req)?;
     if !caller.roles.contains(&deps.notify_role) {
         return Err(NotifyError::Forbidden.into());
     }
     let key = idempotency_key(req)?;
-    let request: NotifyRequest = parse_json(req)?;
     let target = request.validate()?;
     let claim = ClaimKey::new(
         "notify",

@@ -357,14 +357,17 @@ impl Webhook {
         update: &Update,
         change: &ChatMemberUpdated,
     ) -> Result<Handled, WebhookError> {
-        let Ok(telegram_user_id) = TelegramUserId::new(change.from.id) else {
+        let (Some(from), Some(member)) = (&change.from, &change.new_chat_member) else {
             return Ok(Handled::NotMine);
         };
-        if !change.chat.is_private() {
+        let Ok(telegram_user_id) = TelegramUserId::new(from.id) else {
+            return Ok(Handled::NotMine);
+        };
+        if !change.chat.is_private() || from.is_bot {
             return Ok(Handled::NotMine);
         }
         let now = self.clock.now();
-        let reachability = match change.new_chat_member.status.as_str() {
+        let reachability = match member.status.as_str() {
             "kicked" => Reachability::Unreachable {
                 reason: UnreachableReason::BotBlocked,
                 now,

@@ -30,8 +30,11 @@ pub struct Update {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChatMemberUpdated {
     pub chat: Chat,
-    pub from: User,
-    pub new_chat_member: ChatMember,
+    /// Absent fields make the update not tglink's (never a refusal of the whole update).
+    #[serde(default)]
+    pub from: Option<User>,
+    #[serde(default)]
+    pub new_chat_member: Option<ChatMember>,
 }
 
 /// The new membership: `status` is `creator`, `administrator`, `member`, `restricted`, `left`
@@ -147,8 +150,8 @@ mod tests {
         let update: Update = serde_json::from_str(raw).unwrap();
         let change = update.my_chat_member.unwrap();
         assert!(change.chat.is_private());
-        assert_eq!(change.from.id, 5);
-        assert_eq!(change.new_chat_member.status, "kicked");
+        assert_eq!(change.from.unwrap().id, 5);
+        assert_eq!(change.new_chat_member.unwrap().status, "kicked");
     }
 
     #[test]
