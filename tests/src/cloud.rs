@@ -34,6 +34,11 @@ impl CloudLike {
         let recorder = AwsRecorder::start(&moto.endpoint).await;
         let telegram = FakeTelegram::start().await;
         telegram.add_bot(DEV_BOT_TOKEN, "dev_uploads_bot");
+        // The deployment's own bot (notify sends with it).
+        telegram.add_bot(
+            &crate::lambda_events::dev_var("TELEGRAM_BOT_TOKEN"),
+            "tglink_dev_bot",
+        );
         let env = dev_config()
             .merge(moto.env())
             .with("AWS_ENDPOINT_URL", recorder.endpoint())

@@ -7,6 +7,11 @@
 //! with a result set by [`FakeTelegram::set_result`] (default `true`). It can be switched
 //! "down" (every call answers a status such as 502) or stopped (the port closes). Every call is
 //! recorded, so tests can count them and inspect bodies.
+//!
+//! `sendMessage` answers like Telegram: a `Message` with a fresh `message_id` and the request's
+//! `chat_id`; a chat made unreachable ([`FakeTelegram::refuse_chat`]) gets Telegram's `403
+//! Forbidden: bot was blocked by the user` / `user is deactivated` or `400 Bad Request: chat not
+//! found`, and [`FakeTelegram::flood`] makes it answer `429` with `parameters.retry_after`.
 
 use std::{
     collections::HashMap,
@@ -36,6 +41,30 @@ pub enum BotApiFault {
     ResetAfterSending,
 }
 
+/// How `sendMessage` refuses a chat, with Telegram's status and description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatRefusal {
+    /// `403 Forbidden: bot was blocked by the user`.
+    Blocked,
+    /// `403 Forbidden: user is deactivated`.
+    Deactivated,
+    /// `400 Bad Request: chat not found`.
+    NotFound,
+}
+
+impl ChatRefusal {
+    fn answer(self) -> (u16, &'static str) {
+        match self {
+            Self::Blocked => (403, "Forbidden: bot was blocked by the user"),
+            Self::Deactivated => (403, "Forbidden: user is deactivated"),
+            Self::NotFound => (400, "Bad Request: chat not found"),
+        }
+    }
+}
+
+/// A `sendMessage` text holding this is refused as [`ChatRefusal::Blocked`].
+pub const BLOCKED_MARKER: &str = "[fake:blocked]";
+
 /// One bot the fake knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeBot {
@@ -60,6 +89,12 @@ struct Inner {
     fault: Option<BotApiFault>,
     results: HashMap<String, Value>,
     calls: Vec<Call>,
+    /// `sendMessage` to these chats is refused.
+    refused_chats: HashMap<i64, ChatRefusal>,
+    /// `sendMessage` answers `429` with this `retry_after`.
+    flood: Option<u64>,
+    /// The last `message_id` given.
+    message_id: i64,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -125,6 +160,30 @@ impl FakeTelegram {
     /// The `result` of `method` for known tokens (default `true`).
     pub fn set_result(&self, method: &str, result: Value) {
         self.lock().results.insert(method.to_owned(), result);
+    }
+
+    /// `sendMessage` to `chat_id` is refused as `refusal` says (`None`: sent again).
+    pub fn refuse_chat(&self, chat_id: i64, refusal: Option<ChatRefusal>) {
+        let mut state = self.lock();
+        match refusal {
+            Some(refusal) => state.refused_chats.insert(chat_id, refusal),
+            None => state.refused_chats.remove(&chat_id),
+        };
+    }
+
+    /// `sendMessage` answers `429 Too Many Requests` with `retry_after` (`None`: sends again).
+    pub fn flood(&self, retry_after: Option<u64>) {
+        self.lock().flood = retry_after;
+    }
+
+    /// The bodies of the `sendMessage` calls received so far.
+    pub fn sent(&self) -> Vec<Value> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.method == "sendMessage")
+            .map(|c| c.body.clone())
+            .collect()
     }
 
     /// Every call received so far.
@@ -201,7 +260,7 @@ async fn serve(
                 .expect("static response parts");
         }
     }
-    let state = inner.lock().expect("fake Telegram state");
+    let mut state = inner.lock().expect("fake Telegram state");
     let Some(known) = state.bots.get(token).cloned() else {
         return reply(
             401,
@@ -218,6 +277,44 @@ async fn serve(
             "can_read_all_group_messages": false,
             "supports_inline_queries": false,
         }),
+        "sendMessage" => {
+            let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let chat_id = request["chat_id"].as_i64().unwrap_or(0);
+            if let Some(retry_after) = state.flood {
+                return reply(
+                    429,
+                    json!({"ok": false, "error_code": 429,
+                        "description": format!("Too Many Requests: retry after {retry_after}"),
+                        "parameters": {"retry_after": retry_after}}),
+                );
+            }
+            // A text asking for it is refused as blocked (for event replays, which cannot
+            // reach the fake's controls).
+            let asked = request["text"]
+                .as_str()
+                .is_some_and(|t| t.contains(BLOCKED_MARKER));
+            let refusal = state
+                .refused_chats
+                .get(&chat_id)
+                .copied()
+                .or(asked.then_some(ChatRefusal::Blocked));
+            if let Some(refusal) = refusal {
+                let (status, description) = refusal.answer();
+                return reply(
+                    status,
+                    json!({"ok": false, "error_code": status, "description": description}),
+                );
+            }
+            state.message_id += 1;
+            json!({
+                "message_id": state.message_id,
+                "date": std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                "chat": {"id": chat_id, "type": "private"},
+                "text": request["text"],
+            })
+        }
         other => state.results.get(other).cloned().unwrap_or(json!(true)),
     };
     reply(200, json!({"ok": true, "result": result}))

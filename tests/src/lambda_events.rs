@@ -599,6 +599,57 @@ pub async fn run_scenario(s: &mut Session<'_>) {
     token_service_scenario(s).await;
     miniapp_scenario(s).await;
     oauth_scenario(s).await;
+    notify_scenario(s).await;
+}
+
+/// notify: a linked user gets a message (the claim and both buckets taken, the claim completed),
+/// the same key again is the first answer, and a chat Telegram says blocked the bot is `410`
+/// (claim released, both link items marked unreachable); then `my_chat_member` `member` makes
+/// it reachable again (webhook).
+async fn notify_scenario(s: &mut Session<'_>) {
+    let link = s
+        .call("connect-link", "post-telegram-connect-link", |_| {})
+        .await
+        .expect(201, "connect-link for notify");
+    let token = text_of(&link, "/token");
+    s.call("webhook", "post-telegram-webhook", |e| {
+        replace_all(e, CONNECT_TOKEN_PLACEHOLDER, &token);
+        replace_all(e, "\"update_id\":100001", "\"update_id\":100020");
+    })
+    .await
+    .expect(200, "webhook /start for notify");
+    let sent = s
+        .call("notify", "post-telegram-notify", |_| {})
+        .await
+        .expect(200, "notify");
+    let again = s
+        .call("notify", "post-telegram-notify", |_| {})
+        .await
+        .expect(200, "notify again with the same key");
+    assert_eq!(sent.json(), again.json());
+    let gone = s
+        .call("notify", "post-telegram-notify", |e| {
+            replace_all(e, "Your export is ready.", "[fake:blocked]");
+            set_header(e, "idempotency-key", "dev-notify-0002");
+        })
+        .await
+        .expect(410, "notify to a chat that blocked the bot");
+    assert_eq!(gone.json()["code"], "chat_unreachable");
+    s.call("webhook", "post-telegram-webhook", |e| {
+        let member = serde_json::json!({
+            "update_id": 100021,
+            "my_chat_member": {
+                "chat": {"id": 4242, "type": "private"},
+                "from": {"id": 4242, "is_bot": false, "first_name": "Dev"},
+                "date": 1795176000,
+                "old_chat_member": {"status": "kicked"},
+                "new_chat_member": {"status": "member"}
+            }
+        });
+        e["body"] = Value::String(member.to_string());
+    })
+    .await
+    .expect(200, "webhook my_chat_member member");
 }
 
 /// The token service: the deployment's first token makes its first signing key on demand

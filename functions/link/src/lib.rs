@@ -2,7 +2,12 @@
 //!
 //! App JWT (the user id is always the JWT's `sub`, never a body field):
 //!
-//! - `GET /api/telegram/link`: the caller's link, or `404 link_not_found`.
+//! - `GET /api/telegram/link`: the caller's link, or `404 link_not_found`. A host backend
+//!   (roles hold `APP_JWT_SERVICE_ROLE`, default `tglink:service`) may name any user:
+//!   `?user_id=<app user>` or `?telegram_user_id=<id>` (exactly one); an ordinary JWT naming
+//!   anyone but itself is `403 forbidden`. The link shows `reachable` (with
+//!   `unreachable_reason` and `unreachable_since` when not) and `chat_id` once known (a Mini
+//!   App link gets it when the user starts the bot).
 //! - `POST /api/telegram/link` with exactly one of `{"access_token"}` (a tglink access token
 //!   from `POST /oauth/token`) or `{"init_data"}`: links the caller to the Telegram user the
 //!   Mini App proved. `201` for a new link, `200` when this pair was linked already,
@@ -135,6 +140,13 @@ pub struct LinkView {
     pub source: &'static str,
     /// Unix seconds.
     pub linked_at: u64,
+    /// Whether the bot can reach the user's private chat (see `notify`).
+    pub reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable_reason: Option<&'static str>,
+    /// Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable_since: Option<u64>,
 }
 
 impl From<Link> for LinkView {
@@ -146,6 +158,9 @@ impl From<Link> for LinkView {
             chat_id: link.chat_id,
             source: link.source.as_str(),
             linked_at: link.linked_at.secs(),
+            reachable: link.unreachable.is_none(),
+            unreachable_reason: link.unreachable.as_ref().map(|u| u.reason.as_str()),
+            unreachable_since: link.unreachable.as_ref().map(|u| u.since.secs()),
         }
     }
 }
@@ -195,6 +210,10 @@ pub enum LinkError {
     BlockNotFound,
     #[error("the telegram user id must be a positive integer")]
     TelegramUserIdInvalid,
+    #[error("name at most one of user_id or telegram_user_id")]
+    LookupInvalid,
+    #[error("only a service may look up another user's link")]
+    LookupForbidden,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -231,6 +250,12 @@ impl From<LinkError> for Problem {
             }
             LinkError::TelegramUserIdInvalid => {
                 Problem::bad_request("telegram_user_id_invalid", err.to_string())
+            }
+            LinkError::LookupInvalid => Problem::bad_request("lookup_invalid", err.to_string()),
+            LinkError::LookupForbidden => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").detail(
+                    "looking up another user's link needs the service role (APP_JWT_SERVICE_ROLE)",
+                )
             }
             LinkError::Store(e) => e.into(),
         }
@@ -292,9 +317,56 @@ pub async fn handle(deps: &LinkFunction, req: Request) -> Response<Body> {
     .await
 }
 
+/// Whose link `GET /api/telegram/link` reads.
+#[derive(Debug, PartialEq, Eq)]
+enum Lookup {
+    User(UserId),
+    Telegram(TelegramUserId),
+}
+
+/// The lookup a request's query names (`user_id` or `telegram_user_id`), `None` for the
+/// caller's own link.
+fn lookup(req: &Request) -> Result<Option<Lookup>, LinkError> {
+    let mut user = None;
+    let mut telegram = None;
+    let query = req.uri().query().unwrap_or("");
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match name.as_ref() {
+            "user_id" => &mut user,
+            "telegram_user_id" => &mut telegram,
+            _ => continue,
+        };
+        if slot.replace(value.into_owned()).is_some() {
+            return Err(LinkError::LookupInvalid);
+        }
+    }
+    match (user, telegram) {
+        (None, None) => Ok(None),
+        (Some(user), None) => Ok(Some(Lookup::User(
+            UserId::parse(&user).map_err(|_| LinkError::LookupInvalid)?,
+        ))),
+        (None, Some(id)) => Ok(Some(Lookup::Telegram(
+            id.parse::<i64>()
+                .ok()
+                .and_then(|id| TelegramUserId::new(id).ok())
+                .ok_or(LinkError::TelegramUserIdInvalid)?,
+        ))),
+        (Some(_), Some(_)) => Err(LinkError::LookupInvalid),
+    }
+}
+
 async fn get(deps: &LinkFunction, req: &Request) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
-    match deps.links.get_by_user(&user.user_id).await? {
+    let found = match lookup(req)? {
+        None => deps.links.get_by_user(&user.user_id).await?,
+        Some(Lookup::User(other)) if other == user.user_id => {
+            deps.links.get_by_user(&other).await?
+        }
+        Some(_) if !deps.auth.is_service(&user) => return Err(LinkError::LookupForbidden.into()),
+        Some(Lookup::User(other)) => deps.links.get_by_user(&other).await?,
+        Some(Lookup::Telegram(id)) => deps.links.get_by_telegram(id).await?,
+    };
+    match found {
         Some(link) => Ok(json(StatusCode::OK, &LinkView::from(link))),
         None => Err(LinkError::LinkNotFound.into()),
     }
@@ -396,6 +468,7 @@ async fn link_init_data(
         username: verified.user.username.clone(),
         source: LinkSource::MiniApp,
         linked_at: now,
+        unreachable: None,
     };
     let use_ = config.initdata_use(&verified, now);
     let (link, created) = match deps.signins.link_with_initdata(&link, &use_).await? {

@@ -17,7 +17,11 @@
 //! - `/status`: which app account this Telegram account is linked to (read only).
 //! - `/disconnect`: removes the link (both items, atomically), under a Powertools-style claim
 //!   of the update ([`Claims`]).
-//! - `/start` alone: how to connect.
+//! - `/start` alone: how to connect; for a linked user it also records the private chat on the
+//!   link and marks it reachable ([`Links::set_reachability`]).
+//! - `my_chat_member` in a private chat (the user blocked or unblocked the bot): `kicked` marks
+//!   the link unreachable (`bot_blocked`), `member` reachable again, under a claim of the update
+//!   like `/disconnect`, so a redelivery does not apply an old change again.
 //!
 //! Everything else (other updates, other commands, other group messages, bots) is answered
 //! `200` with an empty body and no store call — or, with `TGLINK_FORWARD_URL` set, forwarded
@@ -50,9 +54,12 @@ use tglink_shared::{
     runtime::{Function, Startup, StartupError},
     store::{
         ClaimKey, ClaimOutcome, ClaimTimes, Claims, ConnectAttempt, ConnectFlow, ConnectOutcome,
-        ConnectTokens, LinkSide, Links, StoreError,
+        ConnectTokens, LinkSide, Links, Reachability, StoreError, UnreachableReason,
     },
-    telegram::{bot_username::BotUsername, update::Update},
+    telegram::{
+        bot_username::BotUsername,
+        update::{ChatMemberUpdated, Update},
+    },
     time::{Clock, UnixTime},
     token::OneTimeToken,
 };
@@ -277,6 +284,9 @@ impl Webhook {
         if let Some(post) = &update.channel_post {
             return self.burn_exposed(update, post.text.as_deref()).await;
         }
+        if let Some(change) = &update.my_chat_member {
+            return self.membership(update, change).await;
+        }
         let Some(message) = &update.message else {
             return Ok(Handled::NotMine);
         };
@@ -301,7 +311,25 @@ impl Webhook {
         let chat_id = message.chat.id;
         let now = self.clock.now();
         let text = match command {
-            Command::Start(None) => Some(self.texts.welcome()),
+            Command::Start(None) => {
+                // The user talks to the bot: its chat is reachable (and known, for a Mini App
+                // link). Idempotent, so a redelivery needs no claim.
+                let change = Reachability::Reachable {
+                    chat_id: Some(chat_id),
+                };
+                let updated = self
+                    .links
+                    .set_reachability(telegram_user_id, change)
+                    .await?;
+                tracing::info!(
+                    update_id = update.update_id,
+                    %telegram_user_id,
+                    linked = updated.is_some(),
+                    outcome = "welcome",
+                    "/start"
+                );
+                Some(self.texts.welcome())
+            }
             Command::Start(Some(payload)) => {
                 self.connect(
                     update,
@@ -320,6 +348,74 @@ impl Webhook {
             Some(text) => Handled::Reply(SendMessage::new(chat_id, text)),
             None => Handled::Done,
         })
+    }
+
+    /// `my_chat_member` of a private chat: the user blocked (`kicked`) or unblocked (`member`)
+    /// the bot. Claimed like `/disconnect`; other chats and statuses are not tglink's.
+    async fn membership(
+        &self,
+        update: &Update,
+        change: &ChatMemberUpdated,
+    ) -> Result<Handled, WebhookError> {
+        let (Some(from), Some(member)) = (&change.from, &change.new_chat_member) else {
+            return Ok(Handled::NotMine);
+        };
+        let Ok(telegram_user_id) = TelegramUserId::new(from.id) else {
+            return Ok(Handled::NotMine);
+        };
+        if !change.chat.is_private() || from.is_bot {
+            return Ok(Handled::NotMine);
+        }
+        let now = self.clock.now();
+        let reachability = match member.status.as_str() {
+            "kicked" => Reachability::Unreachable {
+                reason: UnreachableReason::BotBlocked,
+                now,
+            },
+            "member" => Reachability::Reachable {
+                chat_id: Some(change.chat.id),
+            },
+            _ => return Ok(Handled::NotMine),
+        };
+        let update_id = update.update_id;
+        let key = ClaimKey::telegram_update(&self.bot_username, update_id);
+        let times = ClaimTimes {
+            in_progress_secs: CLAIM_IN_PROGRESS_SECS,
+            retain_secs: CLAIM_RETAIN_SECS,
+        };
+        let lease = match self.claims.begin(&key, now, times).await? {
+            ClaimOutcome::Acquired(lease) => lease,
+            ClaimOutcome::Completed => {
+                tracing::info!(update_id, outcome = "duplicate", "my_chat_member");
+                return Ok(Handled::Done);
+            }
+            ClaimOutcome::InProgress => return Err(WebhookError::InProgress),
+        };
+        let updated = match self
+            .links
+            .set_reachability(telegram_user_id, reachability)
+            .await
+        {
+            Ok(updated) => updated,
+            Err(err) => {
+                if let Err(release) = self.claims.release(&lease).await {
+                    tracing::warn!(update_id, error = %release, "claim not released");
+                }
+                return Err(err.into());
+            }
+        };
+        if let Err(err) = self.claims.complete(&lease, now, CLAIM_RETAIN_SECS).await {
+            tracing::warn!(update_id, error = %err, "claim not completed");
+        }
+        tracing::info!(
+            update_id,
+            %telegram_user_id,
+            linked = updated.is_some(),
+            reachable = matches!(reachability, Reachability::Reachable { .. }),
+            outcome = "membership",
+            "my_chat_member"
+        );
+        Ok(Handled::Done)
     }
 
     /// Burns the connect token in a group or channel text, if any: `/start <token>` (to any

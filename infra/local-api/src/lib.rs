@@ -49,6 +49,7 @@ impl LocalApi {
             Arc::new(oauth::OAuth::build(startup).await?),
             Arc::new(oidc::Oidc::build(startup).await?),
             Arc::new(signing_keys::SigningKeysFunction::build(startup).await?),
+            Arc::new(notify::Notify::build(startup).await?),
         ];
         let cors = Cors::from_env(startup.env())?;
         Ok(Self { functions, cors })

@@ -95,6 +95,16 @@ pub enum ClaimOnce {
     AlreadyClaimed,
 }
 
+/// A live claim with what an idempotent request keeps on it ([`super::RateLimits::admit`],
+/// [`Claims::complete_with_result`]): a digest of the request (never the request itself) and,
+/// once completed, the caller's serialized first result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRecord {
+    pub status: ClaimStatus,
+    pub digest: Option<String>,
+    pub result: Option<String>,
+}
+
 /// The stored state of a live claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimStatus {
@@ -118,6 +128,17 @@ pub trait Claims: Send + Sync {
         lease: &ClaimLease,
         now: UnixTime,
         retain_secs: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Marks the claim `COMPLETED` with the request's `digest` and its `result`, kept for
+    /// `retain_secs` from `now` (one write): a retry is answered `result` ([`ClaimRecord`]).
+    async fn complete_with_result(
+        &self,
+        lease: &ClaimLease,
+        now: UnixTime,
+        retain_secs: u64,
+        digest: &str,
+        result: &str,
     ) -> Result<(), StoreError>;
 
     /// Deletes the claim if it is still this lease's `IN_PROGRESS` claim (one conditional

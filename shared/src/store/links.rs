@@ -53,12 +53,83 @@ pub struct Link {
     pub username: Option<String>,
     pub source: LinkSource,
     pub linked_at: UnixTime,
+    /// Set when the bot cannot reach the user's private chat (the user blocked the bot, was
+    /// deactivated, or the chat is gone); `None`: reachable. A relink resets it.
+    pub unreachable: Option<Unreachable>,
+}
+
+/// Why and since when the bot cannot reach a linked user's private chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable {
+    pub reason: UnreachableReason,
+    pub since: UnixTime,
+}
+
+/// Why a chat is unreachable: what Telegram said (a `403`/`400` to `sendMessage`, or a
+/// `my_chat_member` update with the bot `kicked`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnreachableReason {
+    /// The user blocked the bot (`403 … bot was blocked by the user`, or `kicked`).
+    BotBlocked,
+    /// The user's account is deactivated (`403 … user is deactivated`).
+    UserDeactivated,
+    /// The chat is gone (`400 … chat not found`, `403 … bot can't initiate conversation`).
+    ChatNotFound,
+}
+
+impl UnreachableReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BotBlocked => "bot_blocked",
+            Self::UserDeactivated => "user_deactivated",
+            Self::ChatNotFound => "chat_not_found",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, StoreError> {
+        match raw {
+            "bot_blocked" => Ok(Self::BotBlocked),
+            "user_deactivated" => Ok(Self::UserDeactivated),
+            "chat_not_found" => Ok(Self::ChatNotFound),
+            _ => Err(StoreError::Corrupt("unknown unreachable reason".into())),
+        }
+    }
+}
+
+/// A change of a link's reachability ([`Links::set_reachability`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reachability {
+    /// Reachable again (the user started the bot, or unblocked it); `chat_id`, when given, is
+    /// the private chat to record on the link.
+    Reachable { chat_id: Option<i64> },
+    /// Unreachable for `reason` from `now` (an earlier `since` is kept).
+    Unreachable {
+        reason: UnreachableReason,
+        now: UnixTime,
+    },
 }
 
 impl Link {
     /// Whether `other` links the same pair of users.
     pub fn same_pair(&self, other: &Link) -> bool {
         self.telegram_user_id == other.telegram_user_id && self.user_id == other.user_id
+    }
+
+    /// This link after `change`: the one rule every adapter applies.
+    pub fn with_reachability(mut self, change: Reachability) -> Link {
+        match change {
+            Reachability::Reachable { chat_id } => {
+                self.unreachable = None;
+                if chat_id.is_some() {
+                    self.chat_id = chat_id;
+                }
+            }
+            Reachability::Unreachable { reason, now } => {
+                let since = self.unreachable.as_ref().map_or(now, |u| u.since);
+                self.unreachable = Some(Unreachable { reason, since });
+            }
+        }
+        self
     }
 
     /// Which side of this (requested) link is linked to someone else, given the stored links of
@@ -116,6 +187,14 @@ pub trait Links: Send + Sync {
     /// linked already (checked in that order, in the same transaction as the write).
     async fn link(&self, link: &Link) -> Result<LinkOutcome, StoreError>;
 
+    /// Records a change of the Telegram user's link's reachability on both items (see
+    /// [`Link::with_reachability`]); returns the updated link, `None` when not linked.
+    async fn set_reachability(
+        &self,
+        id: TelegramUserId,
+        change: Reachability,
+    ) -> Result<Option<Link>, StoreError>;
+
     /// Deletes the app user's link (both items, atomically, with the Telegram user's session
     /// epoch bumped); returns what was deleted.
     async fn unlink_by_user(&self, user: &UserId) -> Result<Option<Link>, StoreError>;
@@ -137,7 +216,35 @@ mod tests {
             username: None,
             source: LinkSource::Bot,
             linked_at: UnixTime(0),
+            unreachable: None,
         }
+    }
+
+    #[test]
+    fn reachability_keeps_the_first_since_and_a_known_chat() {
+        let mut l = link(1, "a");
+        l.chat_id = Some(1);
+        let blocked = l.clone().with_reachability(Reachability::Unreachable {
+            reason: UnreachableReason::BotBlocked,
+            now: UnixTime(10),
+        });
+        let again = blocked
+            .clone()
+            .with_reachability(Reachability::Unreachable {
+                reason: UnreachableReason::ChatNotFound,
+                now: UnixTime(20),
+            });
+        assert_eq!(
+            again.unreachable,
+            Some(Unreachable {
+                reason: UnreachableReason::ChatNotFound,
+                since: UnixTime(10)
+            })
+        );
+        let back = again.with_reachability(Reachability::Reachable { chat_id: None });
+        assert_eq!(back, l);
+        let chat = back.with_reachability(Reachability::Reachable { chat_id: Some(7) });
+        assert_eq!(chat.chat_id, Some(7));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod connect_tokens;
 pub mod credentials;
 pub mod dynamodb;
 pub mod links;
+pub mod rate_limits;
 pub mod registrations;
 pub mod signing_keys;
 pub mod signins;
@@ -23,11 +24,16 @@ pub mod worker_tokens;
 use std::sync::Arc;
 
 pub use blocks::{Block, BlockOutcome, Blocks};
-pub use claims::{ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims};
+pub use claims::{
+    ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimRecord, ClaimStatus, ClaimTimes, Claims,
+};
 pub use connect_flow::{ConnectAttempt, ConnectFlow, ConnectOutcome};
 pub use connect_tokens::{ConnectTokenRecord, ConnectTokens};
 pub use credentials::{Credentials, CredentialsRecord};
-pub use links::{Link, LinkOutcome, LinkSide, LinkSource, Links};
+pub use links::{
+    Link, LinkOutcome, LinkSide, LinkSource, Links, Reachability, Unreachable, UnreachableReason,
+};
+pub use rate_limits::{Admission, Bucket, BucketKey, RateLimits};
 pub use registrations::Registrations;
 pub use signing_keys::{AddOutcome, SigningKeyRecord, SigningKeySet, SigningKeys};
 pub use signins::SignIns;
@@ -85,4 +91,5 @@ port_accessors! {
     blocks: Blocks,
     signins: SignIns,
     signing_keys: SigningKeys,
+    rate_limits: RateLimits,
 }

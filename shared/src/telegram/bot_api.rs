@@ -1,5 +1,7 @@
-//! A small Telegram Bot API client, for the calls tglink makes itself: today `getMe`, which
-//! proves a bot token and names its bot.
+//! A small Telegram Bot API client, for the calls tglink makes itself: `getMe`, which proves a
+//! bot token and names its bot, and `sendMessage` (notify), whose refusals are classified
+//! ([`SendError`]): Telegram's `429` with `retry_after`, a chat the bot cannot reach (blocked,
+//! deactivated, gone), another refusal, or no answer.
 //!
 //! Requests go through the [`Outbound`] client (the SDK's HTTPS connector, the platform's
 //! trust store, short timeouts, no redirects, transport errors without URLs). The base URL is
@@ -17,6 +19,7 @@ pub use crate::outbound::{CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 use crate::{
     config::{ConfigError, Env},
     outbound::{Outbound, target_url},
+    store::UnreachableReason,
 };
 
 /// Default `TELEGRAM_API_BASE`.
@@ -113,6 +116,97 @@ struct Envelope<T> {
     result: Option<T>,
 }
 
+/// A Bot API error document (`{"ok":false,"error_code":…,"description":…,"parameters":…}`).
+#[derive(Deserialize)]
+struct Refusal {
+    ok: bool,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    parameters: Option<RefusalParameters>,
+}
+
+#[derive(Deserialize)]
+struct RefusalParameters {
+    #[serde(default)]
+    retry_after: Option<u64>,
+}
+
+/// `sendMessage`'s answer (the fields tglink uses).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SentMessage {
+    pub message_id: i64,
+    /// Unix seconds.
+    pub date: u64,
+    pub chat: SentChat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SentChat {
+    pub id: i64,
+}
+
+/// Why `sendMessage` did not send. Never contains the token, the URL or the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// `429`: Telegram's own flood control; retry after this many seconds.
+    #[error("Telegram is rate limiting (retry after {retry_after}s)")]
+    RateLimited { retry_after: u64 },
+    /// The chat cannot be reached: the user blocked the bot, is deactivated, or the chat is gone.
+    #[error("the chat is unreachable ({})", .0.as_str())]
+    ChatUnreachable(UnreachableReason),
+    /// Telegram refused the message (e.g. `400` for entities it cannot parse); sending it again
+    /// will not help.
+    #[error("Telegram refused the message (HTTP {status})")]
+    Refused { status: u16 },
+    /// Telegram refused the bot token (401/404).
+    #[error("Telegram rejected the bot token (HTTP {status})")]
+    TokenRejected { status: u16 },
+    /// No answer Telegram stands behind (connect error, timeout, 5xx, garbage): it may or may
+    /// not have been sent.
+    #[error("Telegram Bot API unreachable: {0}")]
+    Unavailable(&'static str),
+}
+
+/// The reason a Bot API refusal names an unreachable chat, from its `description`.
+pub fn unreachable_reason(status: u16, description: &str) -> Option<UnreachableReason> {
+    let d = description.to_ascii_lowercase();
+    match status {
+        403 if d.contains("blocked") => Some(UnreachableReason::BotBlocked),
+        403 if d.contains("deactivated") => Some(UnreachableReason::UserDeactivated),
+        403 if d.contains("can't initiate") || d.contains("kicked") || d.contains("not found") => {
+            Some(UnreachableReason::ChatNotFound)
+        }
+        400 if d.contains("chat not found") => Some(UnreachableReason::ChatNotFound),
+        _ => None,
+    }
+}
+
+/// Classifies a non-2xx answer to `sendMessage`.
+fn send_refusal(status: u16, body: &[u8]) -> SendError {
+    let refusal = serde_json::from_slice::<Refusal>(body)
+        .ok()
+        .filter(|r| !r.ok);
+    match (status, refusal) {
+        (429, refusal) => SendError::RateLimited {
+            retry_after: refusal
+                .and_then(|r| r.parameters)
+                .and_then(|p| p.retry_after)
+                .unwrap_or(1)
+                .max(1),
+        },
+        (401 | 404, _) => SendError::TokenRejected { status },
+        (400..=499, Some(refusal)) => {
+            match unreachable_reason(status, refusal.description.as_deref().unwrap_or("")) {
+                Some(reason) => SendError::ChatUnreachable(reason),
+                None => SendError::Refused { status },
+            }
+        }
+        (400..=499, None) => SendError::Unavailable("Telegram answered with an error"),
+        _ => SendError::Unavailable("Telegram answered with a server error"),
+    }
+}
+
 impl BotApi {
     /// A client for `base` (e.g. `https://api.telegram.org`, no trailing slash needed):
     /// `https://`, or `http://` to a loopback host only (`localhost`, `127.0.0.0/8`, `[::1]`),
@@ -143,6 +237,36 @@ impl BotApi {
             return Err(BotApiError::Unreachable("getMe did not describe a bot"));
         }
         Ok(user)
+    }
+
+    /// `sendMessage` with `params` (a JSON object: `chat_id`, `text`, …), one call, not retried.
+    pub async fn send_message(
+        &self,
+        token: &BotToken,
+        params: &serde_json::Value,
+    ) -> Result<SentMessage, SendError> {
+        let url = Zeroizing::new(format!("{}/bot{}/sendMessage", self.base, token.expose()));
+        let body = Zeroizing::new(serde_json::to_vec(params).unwrap_or_default());
+        let answer = self
+            .outbound
+            .post(
+                url.as_str(),
+                &[("content-type", "application/json")],
+                body.to_vec(),
+            )
+            .await
+            .map_err(|e| SendError::Unavailable(e.0))?;
+        match answer.status {
+            200..=299 => {
+                let envelope: Envelope<SentMessage> = serde_json::from_slice(&answer.body)
+                    .map_err(|_| SendError::Unavailable("Telegram answered with bad JSON"))?;
+                match (envelope.ok, envelope.result) {
+                    (true, Some(sent)) => Ok(sent),
+                    _ => Err(SendError::Unavailable("Telegram answered without a result")),
+                }
+            }
+            status => Err(send_refusal(status, &answer.body)),
+        }
     }
 
     /// One Bot API method without parameters.
@@ -363,6 +487,59 @@ mod tests {
                 expected,
                 "{status} {body}"
             );
+        }
+    }
+
+    #[test]
+    fn send_refusals_are_classified() {
+        let doc = |code: u16, description: &str| {
+            format!(r#"{{"ok":false,"error_code":{code},"description":"{description}"}}"#)
+        };
+        let cases = [
+            (
+                429,
+                r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 7","parameters":{"retry_after":7}}"#.to_owned(),
+                SendError::RateLimited { retry_after: 7 },
+            ),
+            (
+                403,
+                doc(403, "Forbidden: bot was blocked by the user"),
+                SendError::ChatUnreachable(UnreachableReason::BotBlocked),
+            ),
+            (
+                403,
+                doc(403, "Forbidden: user is deactivated"),
+                SendError::ChatUnreachable(UnreachableReason::UserDeactivated),
+            ),
+            (
+                403,
+                doc(403, "Forbidden: bot can't initiate conversation with a user"),
+                SendError::ChatUnreachable(UnreachableReason::ChatNotFound),
+            ),
+            (
+                400,
+                doc(400, "Bad Request: chat not found"),
+                SendError::ChatUnreachable(UnreachableReason::ChatNotFound),
+            ),
+            (
+                400,
+                doc(400, "Bad Request: can't parse entities"),
+                SendError::Refused { status: 400 },
+            ),
+            (401, doc(401, "Unauthorized"), SendError::TokenRejected { status: 401 }),
+            (
+                502,
+                doc(502, "Bad Gateway"),
+                SendError::Unavailable("Telegram answered with a server error"),
+            ),
+            (
+                400,
+                "<html>".to_owned(),
+                SendError::Unavailable("Telegram answered with an error"),
+            ),
+        ];
+        for (status, body, expected) in cases {
+            assert_eq!(send_refusal(status, body.as_bytes()), expected, "{body}");
         }
     }
 

@@ -19,6 +19,29 @@ pub struct Update {
     /// A new post in a channel the bot is in (only read to burn a connect token posted there).
     #[serde(default)]
     pub channel_post: Option<Message>,
+    /// The bot's own membership in a chat changed: in a private chat, `kicked` when the user
+    /// blocked the bot and `member` when they unblocked (or started) it.
+    #[serde(default)]
+    pub my_chat_member: Option<ChatMemberUpdated>,
+}
+
+/// A [`ChatMemberUpdated`](https://core.telegram.org/bots/api#chatmemberupdated) (the fields
+/// tglink reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatMemberUpdated {
+    pub chat: Chat,
+    /// Absent fields make the update not tglink's (never a refusal of the whole update).
+    #[serde(default)]
+    pub from: Option<User>,
+    #[serde(default)]
+    pub new_chat_member: Option<ChatMember>,
+}
+
+/// The new membership: `status` is `creator`, `administrator`, `member`, `restricted`, `left`
+/// or `kicked`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatMember {
+    pub status: String,
 }
 
 #[derive(Clone, Deserialize)]
@@ -113,6 +136,22 @@ mod tests {
                 .message
                 .is_none()
         );
+    }
+
+    #[test]
+    fn parses_my_chat_member() {
+        let raw = r#"{"update_id": 9, "my_chat_member": {
+            "chat": {"id": 5, "type": "private", "first_name": "A"},
+            "from": {"id": 5, "is_bot": false, "first_name": "A"},
+            "date": 1,
+            "old_chat_member": {"status": "member", "user": {"id": 1, "is_bot": true, "first_name": "B"}},
+            "new_chat_member": {"status": "kicked", "until_date": 0, "user": {"id": 1, "is_bot": true, "first_name": "B"}}
+        }}"#;
+        let update: Update = serde_json::from_str(raw).unwrap();
+        let change = update.my_chat_member.unwrap();
+        assert!(change.chat.is_private());
+        assert_eq!(change.from.unwrap().id, 5);
+        assert_eq!(change.new_chat_member.unwrap().status, "kicked");
     }
 
     #[test]

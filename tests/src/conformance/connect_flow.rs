@@ -74,6 +74,7 @@ pub async fn consumes_links_and_claims_in_one_step(backend: Backend) {
         username: Some("user5001".into()),
         source: LinkSource::Bot,
         linked_at: now,
+        unreachable: None,
     };
     assert_eq!(l, expected);
     // Both link items, the consumed token and the completed claim, seen by another client.

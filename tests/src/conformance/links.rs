@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use tglink_shared::{
     ids::{TelegramUserId, UserId},
-    store::{Link, LinkOutcome, LinkSide, LinkSource, Links},
+    store::{
+        Link, LinkOutcome, LinkSide, LinkSource, Links, Reachability, Unreachable,
+        UnreachableReason,
+    },
     time::UnixTime,
 };
 
@@ -27,6 +30,7 @@ pub fn link(telegram: i64, user: &str) -> Link {
         username: Some(format!("tg_{telegram}")),
         source: LinkSource::MiniApp,
         linked_at: UnixTime(1_700_000_000),
+        unreachable: None,
     }
 }
 
@@ -99,6 +103,7 @@ pub async fn same_pair_is_idempotent_other_pairs_conflict(backend: Backend) {
         chat_id: Some(99),
         username: None,
         source: LinkSource::Bot,
+        unreachable: None,
         linked_at: UnixTime(1_800_000_000),
         ..original.clone()
     };
@@ -200,4 +205,67 @@ pub async fn concurrent_unlinks_one_winner(backend: Backend) {
     assert_eq!(removed, 1);
     assert_eq!(first.get_by_user(&uid("user-u")).await.unwrap(), None);
     assert_eq!(first.get_by_telegram(tg(4001)).await.unwrap(), None);
+}
+
+/// Unreachable and reachable again, seen through both items by another client; the first
+/// `since` is kept; a relink of the same pair resets it; an unlinked user is `None`.
+pub async fn reachability_is_recorded_on_both_sides(backend: Backend) {
+    let fx = backend.store().await;
+    let links = fx.store.links();
+    let other = fx.second_client().await.links();
+    let mut l = link(3001, "user-reach");
+    l.chat_id = None;
+    links.link(&l).await.unwrap();
+    let blocked = Reachability::Unreachable {
+        reason: UnreachableReason::BotBlocked,
+        now: UnixTime(100),
+    };
+    let marked = links
+        .set_reachability(tg(3001), blocked)
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = Some(Unreachable {
+        reason: UnreachableReason::BotBlocked,
+        since: UnixTime(100),
+    });
+    assert_eq!(marked.unreachable, expected);
+    let gone = Reachability::Unreachable {
+        reason: UnreachableReason::ChatNotFound,
+        now: UnixTime(200),
+    };
+    other.set_reachability(tg(3001), gone).await.unwrap();
+    let by_user = other
+        .get_by_user(&uid("user-reach"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        by_user.unreachable,
+        Some(Unreachable {
+            reason: UnreachableReason::ChatNotFound,
+            since: UnixTime(100),
+        })
+    );
+    assert_eq!(
+        other.get_by_telegram(tg(3001)).await.unwrap().unwrap(),
+        by_user
+    );
+    // Reachable again, with the chat recorded (a Mini App link learns its chat).
+    let back = Reachability::Reachable {
+        chat_id: Some(3001),
+    };
+    links.set_reachability(tg(3001), back).await.unwrap();
+    let read = other
+        .get_by_user(&uid("user-reach"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&read.unreachable, read.chat_id), (&None, Some(3001)));
+    assert_eq!(
+        other.get_by_telegram(tg(3001)).await.unwrap().unwrap(),
+        read
+    );
+    // Not linked: nothing to mark.
+    assert_eq!(links.set_reachability(tg(3999), back).await.unwrap(), None);
 }

@@ -9,6 +9,7 @@ pub mod connect_flow;
 pub mod connect_tokens;
 pub mod credentials;
 pub mod links;
+pub mod rate_limits;
 pub mod registrations;
 pub mod seal;
 pub mod signing_keys;
@@ -29,6 +30,10 @@ macro_rules! conformance_suite {
             links::same_pair_is_idempotent_other_pairs_conflict,
             links::concurrent_links_of_one_user_one_winner,
             links::concurrent_unlinks_one_winner,
+            links::reachability_is_recorded_on_both_sides,
+            rate_limits::buckets_admit_their_burst_then_their_rate,
+            rate_limits::the_claim_keeps_the_digest_and_the_first_result,
+            rate_limits::concurrent_admissions_keep_the_limits,
             claims::begin_complete_then_duplicate,
             claims::dead_attempt_is_taken_over_after_in_progress_expiry,
             claims::released_claim_can_be_retried_at_once,

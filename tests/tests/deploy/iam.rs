@@ -41,6 +41,8 @@ const ITEM_PREFIXES: &[(&str, &str)] = &[
         "TGSIGNIN#",
     ),
     ("signing keys", "SIGNKEY#"),
+    ("notify idempotency claim", "CLAIM#notify#"),
+    ("notify token bucket", "RATE#"),
 ];
 
 /// What each function may do to each kind of item: `R` read only (`GetItem`,
@@ -79,6 +81,15 @@ const ACCESS: &[(&str, &[(&str, Access)])] = &[
     ("oauth", &[("TGSIGNIN#", W), ("SIGNKEY#", W)]),
     ("oidc", &[("SIGNKEY#", R)]),
     ("signing-keys", &[("SIGNKEY#", W)]),
+    (
+        "notify",
+        &[
+            ("TGUSER#", W),
+            ("USER#", W),
+            ("CLAIM#notify#", W),
+            ("RATE#", W),
+        ],
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -327,6 +327,12 @@ fn every_route_has_a_usable_event() {
                     .unwrap_or_else(|e| panic!("{at}: the JWT does not verify: {e}"));
                 if route.pattern.starts_with("/api/admin/") {
                     assert_eq!(jwt, DEV_ADMIN_JWT, "{at}: admin routes get the admin JWT");
+                } else if route.pattern == "/api/telegram/notify" {
+                    // A host backend's JWT, with the notify role.
+                    assert!(
+                        user.roles.iter().any(|r| r == notify::DEFAULT_NOTIFY_ROLE),
+                        "{at}: notify gets a JWT with the notify role"
+                    );
                 } else {
                     assert_eq!(user.user_id.as_str(), DEV_USER, "{at}");
                 }

@@ -4,7 +4,8 @@
 //! a time): connect-link 1; webhook `/start` ≤ 2 and no outbound Telegram call; verify 1;
 //! worker-credentials 1 DynamoDB + ≤ 1 KMS, and 0 KMS on 304; 2FA verify ≤ 2 DynamoDB + 1 KMS;
 //! the signing key 1 DynamoDB + 1 KMS once per cold start and 0 per token; JWKS and discovery 0
-//! when warm; the oauth token exchange and refresh 1 DynamoDB + 0 KMS on a warm function. The
+//! when warm; the oauth token exchange and refresh 1 DynamoDB + 0 KMS on a warm function; a
+//! delivered notify ≤ 4 DynamoDB + 0 KMS + exactly 1 Telegram call, 0 Telegram calls when refused. The
 //! other endpoints' costs are
 //! recorded for the benchmark report (`TGLINK_BENCH_OUT`), pinned so a change is noticed.
 //!
@@ -1057,4 +1058,156 @@ async fn signing_key_loads_once_and_discovery_costs_nothing_warm() {
     );
     assert!(doc.met, "{:?}", doc.tally.names());
     c.write("oidc");
+}
+
+/// `POST /api/telegram/notify`: a delivered message costs ≤ 4 DynamoDB calls (the link, the
+/// claim and both buckets read together, one transaction, the claim's completion), no KMS and
+/// exactly one Telegram call; a replay, a rate-limited and an unreachable one no Telegram call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_costs_four_dynamodb_calls_and_one_telegram_call() {
+    use tglink_shared::{
+        auth::{DevClaims, sign_hs256},
+        config::{JwtConfig, JwtKey},
+        ids::{TelegramUserId, UserId},
+        store::{Link, LinkSource},
+    };
+    const NOTIFY: &str = "/api/telegram/notify";
+    let c = counted().await;
+    c.fake.add_bot(
+        &c.app.env.var("TELEGRAM_BOT_TOKEN").unwrap(),
+        "tglink_dev_bot",
+    );
+    let config = JwtConfig::from_env(c.app.env.as_ref()).unwrap();
+    let JwtKey::Secret(secret) = &config.key else {
+        panic!("the local API signs HS256")
+    };
+    let mut claims = DevClaims::new("host-backend", &config, 3600);
+    claims.roles = vec!["tglink:notify".into()];
+    let jwt = sign_hs256(secret, &claims);
+    let store = c.app.store().await;
+    for (tg, user) in [(6101, "user-n1"), (6102, "user-n2")] {
+        store
+            .links()
+            .link(&Link {
+                telegram_user_id: TelegramUserId::new(tg).unwrap(),
+                user_id: UserId::parse(user).unwrap(),
+                chat_id: Some(tg),
+                username: None,
+                source: LinkSource::Bot,
+                linked_at: UnixTime::now(),
+                unreachable: None,
+            })
+            .await
+            .unwrap();
+    }
+    c.skip();
+    let send = |key: &str, user: &str| {
+        let builder = c
+            .app
+            .api
+            .request(Method::POST, NOTIFY)
+            .bearer_auth(&jwt)
+            .header("Idempotency-Key", key)
+            .json(&json!({"user_id": user, "text": "hello"}));
+        c.app.api.send(builder)
+    };
+    let endpoint = "POST /api/telegram/notify";
+    let resp = send("n-1", "user-n1").await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let cost = c.record_budget(
+        "notify",
+        endpoint,
+        "delivered",
+        &resp,
+        "≤ 4 DynamoDB calls, 0 KMS, 1 Telegram call",
+        |t, telegram| t.count("DynamoDB") <= 4 && t.count("KMS") == 0 && telegram == 1,
+    );
+    assert!(
+        cost.met,
+        "{:?}, {} Telegram calls",
+        cost.tally.names(),
+        cost.telegram
+    );
+    assert_eq!(
+        cost.tally.names(),
+        [
+            "DynamoDB.GetItem",
+            "DynamoDB.TransactGetItems",
+            "DynamoDB.TransactWriteItems",
+            "DynamoDB.PutItem"
+        ]
+    );
+    // A second chat while the bot's bucket is busy: the same cost.
+    let resp = send("n-2", "user-n2").await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let cost = c.record_budget(
+        "notify",
+        endpoint,
+        "delivered (bucket in use)",
+        &resp,
+        "≤ 4 DynamoDB calls, 0 KMS, 1 Telegram call",
+        |t, telegram| t.count("DynamoDB") <= 4 && t.count("KMS") == 0 && telegram == 1,
+    );
+    assert!(
+        cost.met,
+        "{:?}, {} Telegram calls",
+        cost.tally.names(),
+        cost.telegram
+    );
+
+    // Refused: no Telegram call.
+    let resp = send("n-1", "user-n1").await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let cost = c.record_budget(
+        "notify",
+        endpoint,
+        "replayed (same key)",
+        &resp,
+        "0 Telegram calls",
+        |t, telegram| t.count("KMS") == 0 && telegram == 0,
+    );
+    assert!(cost.met, "{:?}", cost.tally.names());
+    let mut refused = None;
+    for i in 0..5 {
+        let resp = send(&format!("n-burst-{i}"), "user-n1").await;
+        if resp.status == 429 {
+            refused = Some(resp);
+            break;
+        }
+        c.skip();
+    }
+    let resp = refused.expect("the chat's bucket refuses a burst");
+    resp.assert_problem(429, "rate_limited");
+    let cost = c.record_budget(
+        "notify",
+        endpoint,
+        "rate limited (429)",
+        &resp,
+        "0 Telegram calls",
+        |_, telegram| telegram == 0,
+    );
+    assert!(cost.met, "{:?}", cost.tally.names());
+    assert_eq!(
+        cost.tally.names(),
+        ["DynamoDB.GetItem", "DynamoDB.TransactGetItems"]
+    );
+    c.fake.refuse_chat(
+        6102,
+        Some(tglink_tests::fake_telegram::ChatRefusal::Blocked),
+    );
+    let resp = send("n-3", "user-n2").await;
+    resp.assert_problem(410, "chat_unreachable");
+    c.skip();
+    let resp = send("n-4", "user-n2").await;
+    resp.assert_problem(410, "chat_unreachable");
+    let cost = c.record_budget(
+        "notify",
+        endpoint,
+        "unreachable (410)",
+        &resp,
+        "0 Telegram calls",
+        |t, telegram| t.total() == 1 && telegram == 0,
+    );
+    assert!(cost.met, "{:?}", cost.tally.names());
+    c.write("notify");
 }

@@ -54,6 +54,11 @@ fn routes_with_bodies() -> Vec<(Method, &'static str, Value)> {
             "/api/telegram/link",
             json!({"init_data": "auth_date=1&hash=00"}),
         ),
+        (
+            Method::POST,
+            "/api/telegram/notify",
+            json!({"user_id": "u", "text": "hello"}),
+        ),
     ]
 }
 

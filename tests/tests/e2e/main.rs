@@ -17,6 +17,7 @@ mod fault_matrix;
 mod faults;
 mod integrate;
 mod miniapp;
+mod notify;
 mod oauth;
 mod registration;
 mod telegram_oidc;

@@ -896,6 +896,7 @@ async fn feature_flags(backend: Backend) {
             username: None,
             source: LinkSource::Bot,
             linked_at: UnixTime::now(),
+            unreachable: None,
         })
         .await
         .unwrap();

@@ -261,6 +261,7 @@ async fn unlink_revoke_block_end_sessions(backend: Backend) {
         username: None,
         source: LinkSource::Bot,
         linked_at: UnixTime::now(),
+        unreachable: None,
     };
 
     // Linking is seen by the next refresh.

@@ -354,6 +354,7 @@ async fn status_and_disconnect(backend: Backend) {
             username: None,
             source: LinkSource::MiniApp,
             linked_at: UnixTime::now(),
+            unreachable: None,
         })
         .await
         .unwrap();

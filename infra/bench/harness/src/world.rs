@@ -53,6 +53,10 @@ const CONFIG_VARS: &[&str] = &[
     "TGLINK_ISSUER",
     "TGLINK_TOKEN_AUDIENCE",
     "TGLINK_ACCESS_TOKEN_TTL_SEC",
+    "APP_JWT_NOTIFY_ROLE",
+    "NOTIFY_CHAT_RATE",
+    "NOTIFY_CHAT_BURST",
+    "NOTIFY_GLOBAL_RATE",
 ];
 
 pub struct World {
@@ -84,6 +88,11 @@ impl World {
             .with("BACKEND_URL", "https://backend.example");
         let app = spawn_app_with(Backend::DynamoDb, extra).await;
         let jwt = app.jwt(USER);
+        // The deployment's own bot, which notify sends with.
+        fake.add_bot(
+            &app.env.var("TELEGRAM_BOT_TOKEN").expect("a dev bot token"),
+            "tglink_dev_bot",
+        );
         let seeded = seed(&app.api, &fake, &jwt).await;
         let world = Self {
             jwt,
@@ -307,12 +316,40 @@ impl World {
                 200,
                 apigw_event("GET", "/api/telegram/link", &bearer(&self.jwt), None),
             ),
+            "notify" => {
+                let body = json!({"user_id": USER, "text": "Bench notice"}).to_string();
+                let headers = [
+                    ("authorization", format!("Bearer {}", self.notify_jwt())),
+                    ("content-type", "application/json".to_owned()),
+                    ("idempotency-key", "bench-notify-1".to_owned()),
+                ];
+                repeat(
+                    "POST /api/telegram/notify (notify JWT, linked user, one key: the send, then its replay)",
+                    200,
+                    apigw_event("POST", "/api/telegram/notify", &headers, Some(body)),
+                )
+            }
             _ => repeat(
                 "GET /bench/unrouted: no route, the router's 404 (no request known for this function)",
                 404,
                 apigw_event("GET", "/bench/unrouted", &[], None),
             ),
         }
+    }
+
+    /// A host backend's JWT with the notify role.
+    fn notify_jwt(&self) -> String {
+        use tglink_shared::{
+            auth::{DevClaims, sign_hs256},
+            config::{JwtConfig, JwtKey},
+        };
+        let config = JwtConfig::from_env(self.app.env.as_ref()).expect("JWT configuration");
+        let JwtKey::Secret(secret) = &config.key else {
+            panic!("the bench world signs HS256")
+        };
+        let mut claims = DevClaims::new("bench-backend", &config, 3600);
+        claims.roles = vec!["tglink:notify".into()];
+        sign_hs256(secret, &claims)
     }
 
     /// initData of a (non-bot) Telegram user, signed with the world's bot token, fresh now.

@@ -15,7 +15,8 @@ use super::{
 };
 use crate::{
     store::{
-        ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims, StoreError,
+        ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimRecord, ClaimStatus, ClaimTimes,
+        Claims, StoreError,
     },
     time::UnixTime,
 };
@@ -23,10 +24,36 @@ use crate::{
 const IN_PROGRESS: &str = "IN_PROGRESS";
 const COMPLETED: &str = "COMPLETED";
 
+/// The live claim of a stored claim item with its digest and result.
+pub(super) fn live_record(item: &Item, now: UnixTime) -> Result<Option<ClaimRecord>, StoreError> {
+    Ok(live_status(item, now)?.map(|status| ClaimRecord {
+        status,
+        digest: item.get("digest").and_then(|v| v.as_s().ok()).cloned(),
+        result: item.get("result").and_then(|v| v.as_s().ok()).cloned(),
+    }))
+}
+
+/// The `IN_PROGRESS` claim item of `key` until `until`, kept until `expires_at`, with `digest`.
+pub(super) fn in_progress_item(
+    key: &ClaimKey,
+    until: UnixTime,
+    expires_at: UnixTime,
+    attempt: &str,
+    digest: &str,
+) -> Item {
+    keys::claim(key).item([
+        ("status", s(IN_PROGRESS)),
+        ("in_progress_until", n(until.secs())),
+        ("expires_at", n(expires_at.secs())),
+        ("attempt", s(attempt)),
+        ("digest", s(digest)),
+    ])
+}
+
 /// A claim may be (re)written when there is none, when it is past its retention, when its
 /// attempt is past `in_progress_until`, or when it is this very write (the SDK retrying a
 /// request whose response was lost). `status` is a DynamoDB reserved word.
-fn claimable(now: UnixTime, attempt: &str) -> Expr {
+pub(super) fn claimable(now: UnixTime, attempt: &str) -> Expr {
     Expr::new(
         "attribute_not_exists(pk) OR expires_at <= :now \
          OR (#status = :in_progress AND in_progress_until <= :now) OR attempt = :attempt",
@@ -161,6 +188,27 @@ impl Claims for DynamoStore {
                 now.plus_secs(retain_secs),
                 &attempt_id(),
             )))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn complete_with_result(
+        &self,
+        lease: &ClaimLease,
+        now: UnixTime,
+        retain_secs: u64,
+        digest: &str,
+        result: &str,
+    ) -> Result<(), StoreError> {
+        let mut item = completed_item(&lease.key, now.plus_secs(retain_secs), &attempt_id());
+        item.insert("digest".to_owned(), s(digest));
+        item.insert("result".to_owned(), s(result));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
             .send()
             .await
             .map_err(unavailable)?;

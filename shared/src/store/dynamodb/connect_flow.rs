@@ -68,6 +68,7 @@ impl DynamoStore {
             username: attempt.username.clone(),
             source: existing.as_ref().map_or(LinkSource::Bot, |e| e.source),
             linked_at: existing.as_ref().map_or(now, |e| e.linked_at),
+            unreachable: None,
         };
         // The app user's side is left to the write's condition.
         if let Some(side) = link.conflict(existing.as_ref(), None) {

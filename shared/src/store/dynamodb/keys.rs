@@ -7,6 +7,7 @@
 //! | block | `TGBLOCK#<id>` | `BLOCK` |
 //! | sign-in record (sessions, initData claims, link and block mirrors) | `TGSIGNIN#<id>` | `SIGNIN` |
 //! | claim | `CLAIM#<kind>#<key>` | `CLAIM` |
+//! | token bucket (notify) | `RATE#<kind>#<id>` | `RATE` |
 //! | connect token | `CONNECT#<hash>` | `CONNECT` |
 //! | credentials | `VAULT#<id>` | `CREDENTIALS` |
 //! | worker token (listing) | `VAULT#<id>` | `WORKERTOKEN#<id>` |
@@ -31,7 +32,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::item::{Item, s};
 use crate::{
     ids::{TelegramUserId, UserId},
-    store::{ClaimKey, registrations::RegistrationId},
+    store::{BucketKey, ClaimKey, registrations::RegistrationId},
     token::TokenHash,
 };
 
@@ -88,6 +89,10 @@ pub(super) fn signin(id: TelegramUserId) -> Key {
 
 pub(super) fn claim(key: &ClaimKey) -> Key {
     Key::new(format!("CLAIM#{}", key.as_str()), "CLAIM")
+}
+
+pub(super) fn bucket(key: &BucketKey) -> Key {
+    Key::new(format!("RATE#{}", key.as_str()), "RATE")
 }
 
 pub(super) fn connect_token(hash: &TokenHash) -> Key {
@@ -168,5 +173,9 @@ mod tests {
             format!("REGISTRATION#{}", hash.as_str())
         );
         assert_eq!(pair(totp(&user)), ("TOTP#user#1".into(), "TOTP".into()));
+        assert_eq!(
+            pair(bucket(&BucketKey::chat(42))),
+            ("RATE#chat#42".into(), "RATE".into())
+        );
     }
 }

@@ -14,7 +14,10 @@ use super::{
 };
 use crate::{
     ids::{TelegramUserId, UserId},
-    store::{Blocks, Link, LinkOutcome, LinkSide, LinkSource, Links, StoreError},
+    store::{
+        Blocks, Link, LinkOutcome, LinkSide, LinkSource, Links, Reachability, StoreError,
+        Unreachable, UnreachableReason,
+    },
 };
 
 /// The item of `link` under `key` (both items carry the whole record).
@@ -31,6 +34,13 @@ fn link_item(key: Key, link: &Link) -> Item {
     if let Some(username) = &link.username {
         item.insert("username".to_owned(), s(username));
     }
+    if let Some(unreachable) = &link.unreachable {
+        item.insert(
+            "unreachable_reason".to_owned(),
+            s(unreachable.reason.as_str()),
+        );
+        item.insert("unreachable_since".to_owned(), n(unreachable.since.secs()));
+    }
     item
 }
 
@@ -42,6 +52,13 @@ pub(super) fn parse_link(item: &Item) -> Result<Link, StoreError> {
         username: opt_s(item, "username")?.map(str::to_owned),
         source: LinkSource::parse(get_s(item, "source")?)?,
         linked_at: get_time(item, "linked_at")?,
+        unreachable: match opt_s(item, "unreachable_reason")? {
+            Some(reason) => Some(Unreachable {
+                reason: UnreachableReason::parse(reason)?,
+                since: get_time(item, "unreachable_since")?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -195,6 +212,35 @@ impl Links for DynamoStore {
         retry_on_conflict(move || self.link_once(link)).await
     }
 
+    async fn set_reachability(
+        &self,
+        id: TelegramUserId,
+        change: Reachability,
+    ) -> Result<Option<Link>, StoreError> {
+        retry_on_conflict(move || async move {
+            let Some(found) = self.get_by_telegram(id).await? else {
+                return Ok(None);
+            };
+            let updated = found.clone().with_reachability(change);
+            if updated == found {
+                return Ok(Some(found));
+            }
+            // Both items must still hold this pair: a relink or unlink meanwhile looks again.
+            let mut tx = Tx::new(self);
+            tx.put(
+                link_item(keys::link_by_telegram(id), &updated),
+                Expr::new("user_id = :uid").value(":uid", s(updated.user_id.as_str())),
+            );
+            tx.put(
+                link_item(keys::link_by_user(&updated.user_id), &updated),
+                Expr::new("telegram_user_id = :tg").value(":tg", n(id.get())),
+            );
+            tx.run().await?;
+            Ok(Some(updated))
+        })
+        .await
+    }
+
     async fn unlink_by_user(&self, user: &UserId) -> Result<Option<Link>, StoreError> {
         retry_on_conflict(move || async move {
             let found = self.get_by_user(user).await?;
@@ -226,6 +272,10 @@ mod tests {
             username: Some("someone".into()),
             source: LinkSource::Bot,
             linked_at: UnixTime(1_700_000_000),
+            unreachable: Some(Unreachable {
+                reason: UnreachableReason::BotBlocked,
+                since: UnixTime(1_700_000_100),
+            }),
         };
         let item = link_item(keys::link_by_telegram(link.telegram_user_id), &link);
         assert_eq!(parse_link(&item).unwrap(), link);
@@ -233,6 +283,7 @@ mod tests {
             chat_id: None,
             username: None,
             source: LinkSource::MiniApp,
+            unreachable: None,
             ..link
         };
         let item = link_item(keys::link_by_user(&bare.user_id), &bare);

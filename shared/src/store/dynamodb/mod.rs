@@ -14,6 +14,7 @@ mod connect_flow;
 mod connect_tokens;
 mod credentials;
 mod links;
+mod rate_limits;
 mod registrations;
 mod signing_keys;
 mod signins;

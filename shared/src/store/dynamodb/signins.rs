@@ -514,6 +514,7 @@ impl DynamoStore {
             username,
             source: LinkSource::MiniApp,
             linked_at: now,
+            unreachable: None,
         };
         let mut tx = Tx::new(self);
         put_link_items(&mut tx, &link, Replacing::Nothing);

@@ -7,7 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{SqliteStore, immediate, sql_error};
 use crate::{
     store::{
-        ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims, StoreError,
+        ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimRecord, ClaimStatus, ClaimTimes,
+        Claims, StoreError,
     },
     time::UnixTime,
 };
@@ -17,9 +18,17 @@ CREATE TABLE IF NOT EXISTS claims (
     claim_key         TEXT PRIMARY KEY NOT NULL,
     status            TEXT NOT NULL,
     in_progress_until INTEGER,
-    expires_at        INTEGER NOT NULL
+    expires_at        INTEGER NOT NULL,
+    digest            TEXT,
+    result            TEXT
 ) STRICT;
 ";
+
+/// Columns added after the table first shipped (a database of before gets them on open).
+pub(super) const MIGRATIONS: &[&str] = &[
+    "ALTER TABLE claims ADD COLUMN digest TEXT",
+    "ALTER TABLE claims ADD COLUMN result TEXT",
+];
 
 pub(super) const PURGE: &str = "DELETE FROM claims WHERE expires_at <= ?1";
 
@@ -61,6 +70,53 @@ pub(super) fn live_status(
     }
 }
 
+/// The live claim of `key` with its digest and result.
+pub(super) fn live_record(
+    conn: &Connection,
+    key: &ClaimKey,
+    now: UnixTime,
+) -> Result<Option<ClaimRecord>, StoreError> {
+    let Some(status) = live_status(conn, key, now)? else {
+        return Ok(None);
+    };
+    let (digest, result): (Option<String>, Option<String>) = conn
+        .query_row(
+            "SELECT digest, result FROM claims WHERE claim_key = ?1",
+            [key.as_str()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(sql_error)?;
+    Ok(Some(ClaimRecord {
+        status,
+        digest,
+        result,
+    }))
+}
+
+/// Writes the claim `IN_PROGRESS` until `until` with `digest`, replacing a dead one.
+pub(super) fn write_in_progress(
+    conn: &Connection,
+    key: &ClaimKey,
+    until: UnixTime,
+    expires_at: UnixTime,
+    digest: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO claims
+             (claim_key, status, in_progress_until, expires_at, digest, result)
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+        params![
+            key.as_str(),
+            IN_PROGRESS,
+            until.secs() as i64,
+            expires_at.secs() as i64,
+            digest
+        ],
+    )
+    .map_err(sql_error)?;
+    Ok(())
+}
+
 /// Writes the claim as `COMPLETED` until `expires_at`, replacing whatever was there.
 pub(super) fn write_completed(
     conn: &Connection,
@@ -93,17 +149,7 @@ impl Claims for SqliteStore {
                 None => {}
             }
             let until = now.plus_secs(times.in_progress_secs);
-            tx.execute(
-                "INSERT OR REPLACE INTO claims (claim_key, status, in_progress_until, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    key.as_str(),
-                    IN_PROGRESS,
-                    until.secs() as i64,
-                    now.plus_secs(times.retain_secs).secs() as i64,
-                ],
-            )
-            .map_err(sql_error)?;
+            write_in_progress(&tx, &key, until, now.plus_secs(times.retain_secs), None)?;
             tx.commit().map_err(sql_error)?;
             Ok(ClaimOutcome::Acquired(ClaimLease {
                 key,
@@ -122,6 +168,34 @@ impl Claims for SqliteStore {
         let key = lease.key.clone();
         self.with_conn(move |conn| write_completed(conn, &key, now.plus_secs(retain_secs)))
             .await
+    }
+
+    async fn complete_with_result(
+        &self,
+        lease: &ClaimLease,
+        now: UnixTime,
+        retain_secs: u64,
+        digest: &str,
+        result: &str,
+    ) -> Result<(), StoreError> {
+        let (key, digest, result) = (lease.key.clone(), digest.to_owned(), result.to_owned());
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO claims
+                     (claim_key, status, in_progress_until, expires_at, digest, result)
+                 VALUES (?1, ?2, NULL, ?3, ?4, ?5)",
+                params![
+                    key.as_str(),
+                    COMPLETED,
+                    now.plus_secs(retain_secs).secs() as i64,
+                    digest,
+                    result
+                ],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn release(&self, lease: &ClaimLease) -> Result<(), StoreError> {

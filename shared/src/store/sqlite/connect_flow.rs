@@ -50,6 +50,7 @@ impl ConnectFlow for SqliteStore {
                 username: attempt.username.clone(),
                 source: by_telegram.as_ref().map_or(LinkSource::Bot, |e| e.source),
                 linked_at: by_telegram.as_ref().map_or(now, |e| e.linked_at),
+                unreachable: None,
             };
             if let Some(side) = link.conflict(by_telegram.as_ref(), by_user.as_ref()) {
                 return Ok(ConnectOutcome::Conflict(side));

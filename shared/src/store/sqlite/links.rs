@@ -8,7 +8,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{SqliteStore, blocks, immediate, signins, sql_error};
 use crate::{
     ids::{TelegramUserId, UserId},
-    store::{Link, LinkOutcome, LinkSource, Links, StoreError},
+    store::{
+        Link, LinkOutcome, LinkSource, Links, Reachability, StoreError, Unreachable,
+        UnreachableReason,
+    },
     time::UnixTime,
 };
 
@@ -19,20 +22,38 @@ CREATE TABLE IF NOT EXISTS telegram_links (
     chat_id          INTEGER,
     username         TEXT,
     source           TEXT NOT NULL,
-    linked_at        INTEGER NOT NULL
+    linked_at        INTEGER NOT NULL,
+    unreachable_reason TEXT,
+    unreachable_since  INTEGER
 ) STRICT;
 ";
 
-const COLUMNS: &str = "telegram_user_id, user_id, chat_id, username, source, linked_at";
+/// Columns added after the table first shipped (a database of before gets them on open).
+pub(super) const MIGRATIONS: &[&str] = &[
+    "ALTER TABLE telegram_links ADD COLUMN unreachable_reason TEXT",
+    "ALTER TABLE telegram_links ADD COLUMN unreachable_since INTEGER",
+];
 
-type RawLink = (i64, String, Option<i64>, Option<String>, String, i64);
+const COLUMNS: &str = "telegram_user_id, user_id, chat_id, username, source, linked_at, \
+                       unreachable_reason, unreachable_since";
+
+type RawLink = (
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+    String,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<RawLink> {
     row.try_into()
 }
 
 fn to_link(raw: RawLink) -> Result<Link, StoreError> {
-    let (tg, user, chat_id, username, source, linked_at) = raw;
+    let (tg, user, chat_id, username, source, linked_at, reason, since) = raw;
     let corrupt = |e: crate::ids::InvalidId| StoreError::Corrupt(e.to_string());
     Ok(Link {
         telegram_user_id: TelegramUserId::new(tg).map_err(corrupt)?,
@@ -44,6 +65,16 @@ fn to_link(raw: RawLink) -> Result<Link, StoreError> {
             u64::try_from(linked_at)
                 .map_err(|_| StoreError::Corrupt("negative linked_at".into()))?,
         ),
+        unreachable: match (reason, since) {
+            (Some(reason), Some(since)) => Some(Unreachable {
+                reason: UnreachableReason::parse(&reason)?,
+                since: UnixTime(
+                    u64::try_from(since)
+                        .map_err(|_| StoreError::Corrupt("negative unreachable_since".into()))?,
+                ),
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -79,9 +110,11 @@ pub(super) fn by_user(conn: &Connection, user: &UserId) -> Result<Option<Link>, 
 pub(super) fn upsert(conn: &Connection, link: &Link) -> Result<(), StoreError> {
     conn.execute(
         &format!(
-            "INSERT INTO telegram_links ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO telegram_links ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(telegram_user_id) DO UPDATE SET
-                 chat_id = excluded.chat_id, username = excluded.username
+                 chat_id = excluded.chat_id, username = excluded.username,
+                 unreachable_reason = excluded.unreachable_reason,
+                 unreachable_since = excluded.unreachable_since
              WHERE telegram_links.user_id = excluded.user_id"
         ),
         params![
@@ -91,6 +124,8 @@ pub(super) fn upsert(conn: &Connection, link: &Link) -> Result<(), StoreError> {
             link.username,
             link.source.as_str(),
             link.linked_at.secs() as i64,
+            link.unreachable.as_ref().map(|u| u.reason.as_str()),
+            link.unreachable.as_ref().map(|u| u.since.secs() as i64),
         ],
     )
     .map_err(sql_error)?;
@@ -168,6 +203,24 @@ impl Links for SqliteStore {
             upsert(&tx, &link)?;
             tx.commit().map_err(sql_error)?;
             Ok(LinkOutcome::Linked(link))
+        })
+        .await
+    }
+
+    async fn set_reachability(
+        &self,
+        id: TelegramUserId,
+        change: Reachability,
+    ) -> Result<Option<Link>, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = immediate(conn)?;
+            let Some(found) = by_telegram(&tx, id)? else {
+                return Ok(None);
+            };
+            let updated = found.with_reachability(change);
+            upsert(&tx, &updated)?;
+            tx.commit().map_err(sql_error)?;
+            Ok(Some(updated))
         })
         .await
     }

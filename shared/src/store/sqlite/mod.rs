@@ -8,6 +8,7 @@ mod connect_flow;
 mod connect_tokens;
 mod credentials;
 mod links;
+mod rate_limits;
 mod registrations;
 mod signing_keys;
 mod signins;
@@ -35,6 +36,7 @@ const SCHEMA: &[&str] = &[
     blocks::SCHEMA,
     signins::SCHEMA,
     signing_keys::SCHEMA,
+    rate_limits::SCHEMA,
 ];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
@@ -43,6 +45,7 @@ const PURGE: &[&str] = &[
     connect_tokens::PURGE,
     registrations::PURGE,
     claims::PURGE,
+    rate_limits::PURGE,
     worker_tokens::PURGE,
     signins::PURGE[0],
     signins::PURGE[1],
@@ -101,6 +104,8 @@ impl SqliteStore {
         for statement in connect_tokens::MIGRATIONS
             .iter()
             .chain(registrations::MIGRATIONS)
+            .chain(links::MIGRATIONS)
+            .chain(claims::MIGRATIONS)
         {
             match conn.execute_batch(statement) {
                 Err(e) if e.to_string().contains("duplicate column name") => {}

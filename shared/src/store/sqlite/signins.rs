@@ -382,6 +382,7 @@ fn link_with_session(
         username,
         source: LinkSource::MiniApp,
         linked_at: now,
+        unreachable: None,
     };
     let by_telegram = links::by_telegram(&tx, id)?;
     let by_user = links::by_user(&tx, user)?;
