@@ -96,7 +96,8 @@ pub const ROUTES: &[Route] = &routes::<LinkOp, { LinkOp::ENDPOINTS.len() }>();
 pub struct LinkFunction {
     /// `TELEGRAM_FEATURE_ENABLED`.
     pub enabled: bool,
-    /// `None` when the Mini App endpoints are switched off.
+    /// `None` when the Mini App is switched off: linking by initData is then refused
+    /// (`sign_in_method_disabled`); an access token from any sign-in still links.
     pub miniapp: Option<MiniAppConfig>,
     pub auth: JwtVerifier,
     pub links: Arc<dyn Links>,
@@ -194,6 +195,11 @@ pub enum LinkError {
     #[error("send exactly one of access_token or init_data")]
     ProofMissing,
     #[error(
+        "linking by init_data is switched off (TELEGRAM_MINIAPP_ENABLED); link with the \
+         access_token of a sign-in"
+    )]
+    InitDataOff,
+    #[error(
         "the access token's session ended (unlink, revoke, block or logout), expired, or linked \
          before; sign in again"
     )]
@@ -222,6 +228,9 @@ impl From<LinkError> for Problem {
     fn from(err: LinkError) -> Self {
         match err {
             LinkError::ProofMissing => Problem::bad_request("body_invalid", err.to_string()),
+            LinkError::InitDataOff => {
+                Problem::bad_request("sign_in_method_disabled", err.to_string())
+            }
             LinkError::SessionInvalid => {
                 Problem::new(StatusCode::UNAUTHORIZED, "session_invalid", "Unauthorized")
                     .detail(err.to_string())
@@ -304,11 +313,8 @@ pub async fn handle(deps: &LinkFunction, req: Request) -> Response<Body> {
     }
     dispatch(&req, async |op| match op {
         LinkOp::Get => get(deps, &req).await,
-        // Both proofs come from the Mini App: with it off, the route does not exist.
-        LinkOp::Create => match &deps.miniapp {
-            Some(config) => create(deps, config, &req).await,
-            None => Err(Problem::not_found()),
-        },
+        // An access token from any sign-in links; initData only while the Mini App is on.
+        LinkOp::Create => create(deps, deps.miniapp.as_ref(), &req).await,
         LinkOp::Delete => delete(deps, &req).await,
         LinkOp::Revoke(id) => revoke(deps, &req, id).await,
         LinkOp::Block(id) => block(deps, &req, id).await,
@@ -390,7 +396,7 @@ async fn delete(deps: &LinkFunction, req: &Request) -> Result<Response<Body>, Pr
 
 async fn create(
     deps: &LinkFunction,
-    config: &MiniAppConfig,
+    miniapp: Option<&MiniAppConfig>,
     req: &Request,
 ) -> Result<Response<Body>, Problem> {
     let user = deps.auth.authenticate(req)?;
@@ -398,7 +404,10 @@ async fn create(
     let now = deps.clock.now();
     let result = match (body.access_token, body.init_data) {
         (Some(token), None) => link_access_token(deps, &user, &token, now).await,
-        (None, Some(raw)) => link_init_data(deps, config, &user, &raw, now).await,
+        (None, Some(raw)) => match miniapp {
+            Some(config) => link_init_data(deps, config, &user, &raw, now).await,
+            None => Err(LinkError::InitDataOff),
+        },
         _ => Err(LinkError::ProofMissing),
     };
     match result {
@@ -739,10 +748,10 @@ mod tests {
                 assert_eq!((status, code.as_str()), (want_status, want_code), "{path}");
             }
         }
-        // The Mini App off: linking is no route at all, reading links stays.
+        // The Mini App off: linking stays (by access token; a body is needed), reading too.
         assert_eq!(
             call(&deps, "POST", "/api/telegram/link", Some(&user)).await,
-            (404, "not_found".to_owned())
+            (400, "body_missing".to_owned())
         );
         assert_eq!(
             call(&deps, "GET", "/api/telegram/link", Some(&user)).await,

@@ -11,7 +11,10 @@ use tglink_shared::{
     config::{Env, JwtConfig, JwtKey, MapEnv},
     ids::{TelegramUserId, UserId},
     store::{Link, LinkSource, Store},
-    telegram::initdata::{Validator, signing::sign_hmac},
+    telegram::{
+        initdata::{Validator, signing::sign_hmac},
+        login_widget::signing::sign_widget,
+    },
     time::{Clock, UnixTime},
     token::OneTimeToken,
 };
@@ -108,16 +111,23 @@ async fn post(api: &Api, path: &str, jwt: Option<&str>, body: Value) -> ApiRespo
 
 /// A sign-in: the token exchange of `init_data` (`POST /oauth/token`).
 async fn session(api: &Api, init_data: &str) -> ApiResponse {
+    exchange(
+        api,
+        "urn:tglink:params:oauth:token-type:telegram-init-data",
+        init_data,
+    )
+    .await
+}
+
+/// The token exchange of `subject_token` of `token_type` (`POST /oauth/token`).
+async fn exchange(api: &Api, token_type: &str, subject_token: &str) -> ApiResponse {
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair(
             "grant_type",
             "urn:ietf:params:oauth:grant-type:token-exchange",
         )
-        .append_pair(
-            "subject_token_type",
-            "urn:tglink:params:oauth:token-type:telegram-init-data",
-        )
-        .append_pair("subject_token", init_data)
+        .append_pair("subject_token_type", token_type)
+        .append_pair("subject_token", subject_token)
         .finish();
     api.send(
         api.request(Method::POST, TOKEN)
@@ -878,14 +888,41 @@ async fn feature_flags(backend: Backend) {
         "{}",
         resp.text
     );
-    for body in [
-        json!({"init_data": data}),
+    // Linking by initData is refused; an access token is verified (and a widget session's
+    // links: the Login Widget signs in while the Mini App is off).
+    link_with(api, &jwt, json!({"init_data": data}))
+        .await
+        .assert_problem(400, "sign_in_method_disabled");
+    link_with(
+        api,
+        &jwt,
         json!({"access_token": OneTimeToken::mint().expose()}),
-    ] {
-        link_with(api, &jwt, body)
-            .await
-            .assert_problem(404, "not_found");
-    }
+    )
+    .await
+    .assert_problem(401, "access_token_invalid");
+    let widget = sign_widget(
+        &[
+            ("id", "4502"),
+            ("first_name", "W"),
+            ("auth_date", &(UnixTime::now().secs() - 5).to_string()),
+        ],
+        &app.env.var("TELEGRAM_BOT_TOKEN").unwrap(),
+    );
+    let tokens = exchange(
+        api,
+        "urn:tglink:params:oauth:token-type:telegram-login-widget",
+        &widget,
+    )
+    .await;
+    assert_eq!(tokens.status, 200, "{}", tokens.text);
+    let linked = link_with(
+        api,
+        &app.jwt("user-w"),
+        json!({"access_token": tokens.json["access_token"]}),
+    )
+    .await;
+    assert_eq!(linked.status, 201, "{}", linked.text);
+    assert_eq!(linked.json["telegram_user_id"], 4502);
     let store = app.store().await;
     store
         .links()
