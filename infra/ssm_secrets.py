@@ -30,6 +30,7 @@ SECRET_NAMES = [
     "TELEGRAM_API_HASH",
     "REGISTRATION_CALLBACK_SECRET",
     "TGLINK_FORWARD_SECRET",
+    "TGLINK_OIDC_CLIENTS",
 ]
 
 GENERATED = ["TELEGRAM_WEBHOOK_SECRET", "REGISTRATION_CALLBACK_SECRET"]
@@ -53,6 +54,10 @@ CHECKS = {
     "TGLINK_FORWARD_SECRET": (
         lambda v: re.fullmatch(r"[A-Za-z0-9_-]{16,256}", v) is not None,
         "16-256 of A-Z a-z 0-9 _ - (only with TgLinkForwardUrl)",
+    ),
+    "TGLINK_OIDC_CLIENTS": (
+        lambda v: v.lstrip().startswith("["),
+        "a JSON array of registered OpenID clients (docs/oidc.md)",
     ),
 }
 

@@ -397,6 +397,7 @@ pub const SECRET_VARS: &[&str] = &[
     "TELEGRAM_API_HASH",
     "REGISTRATION_CALLBACK_SECRET",
     "TGLINK_FORWARD_SECRET",
+    "TGLINK_OIDC_CLIENTS",
 ];
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! condition, because DynamoDB TTL deletes items late. One conformance suite
 //! (`tests/tests/conformance_*.rs`) runs against both; a difference between them is a bug.
 
+pub mod authorizations;
 pub mod blocks;
 pub mod claims;
 pub mod connect_flow;
@@ -22,6 +23,7 @@ pub mod worker_tokens;
 
 use std::sync::Arc;
 
+pub use authorizations::Authorizations;
 pub use blocks::{Block, BlockOutcome, Blocks};
 pub use claims::{ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimStatus, ClaimTimes, Claims};
 pub use connect_flow::{ConnectAttempt, ConnectFlow, ConnectOutcome};
@@ -85,4 +87,5 @@ port_accessors! {
     blocks: Blocks,
     signins: SignIns,
     signing_keys: SigningKeys,
+    authorizations: Authorizations,
 }
