@@ -56,6 +56,7 @@ functions! {
     "oauth" => oauth::OAuth,
     "oidc" => oidc::Oidc,
     "signing-keys" => signing_keys::SigningKeysFunction,
+    "authorize" => authorize::Authorize,
 }
 
 /// The function called `name`.

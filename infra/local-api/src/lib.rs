@@ -49,6 +49,7 @@ impl LocalApi {
             Arc::new(oauth::OAuth::build(startup).await?),
             Arc::new(oidc::Oidc::build(startup).await?),
             Arc::new(signing_keys::SigningKeysFunction::build(startup).await?),
+            Arc::new(authorize::Authorize::build(startup).await?),
         ];
         let cors = Cors::from_env(startup.env())?;
         Ok(Self { functions, cors })
