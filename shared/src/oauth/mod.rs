@@ -8,6 +8,7 @@
 //! - [`clients`]: the registered OpenID clients (`TGLINK_OIDC_CLIENTS`).
 //! - [`keys`]: key generation, `kid` (RFC 7638 thumbprint), the public JWK and JWKS, the
 //!   cached published set, rotation.
+//! - [`pkce`]: PKCE `S256` (RFC 7636) and random verifiers, states and nonces.
 //! - [`signer`]: [`TokenSigner`], which opens the current private key once per cold start
 //!   (1 store read + 1 key unwrap) and signs every token in-process.
 //! - [`verifier`]: [`AccessTokenVerifier`], pinned to ES256, `typ: at+jwt`, a published `kid`,
@@ -19,6 +20,7 @@ pub mod claims;
 pub mod clients;
 pub mod config;
 pub mod keys;
+pub mod pkce;
 pub mod signer;
 pub mod verifier;
 
