@@ -30,6 +30,7 @@ SECRET_NAMES = [
     "TELEGRAM_API_HASH",
     "REGISTRATION_CALLBACK_SECRET",
     "TGLINK_FORWARD_SECRET",
+    "TELEGRAM_OIDC_CLIENT_SECRET",
     "TGLINK_OIDC_CLIENTS",
 ]
 
@@ -54,6 +55,10 @@ CHECKS = {
     "TGLINK_FORWARD_SECRET": (
         lambda v: re.fullmatch(r"[A-Za-z0-9_-]{16,256}", v) is not None,
         "16-256 of A-Z a-z 0-9 _ - (only with TgLinkForwardUrl)",
+    ),
+    "TELEGRAM_OIDC_CLIENT_SECRET": (
+        lambda v: len(v) > 0,
+        "the bot's OpenID Connect client secret from @BotFather",
     ),
     "TGLINK_OIDC_CLIENTS": (
         lambda v: v.lstrip().startswith("["),
