@@ -2,8 +2,8 @@
 //! for both adapters, the conformance suite (written once, run against both), the local API
 //! in-process or as a real process, and log capture.
 //!
-//! Nothing here fakes DynamoDB, KMS or SQLite: the only fake peer in the project is the
-//! Telegram Bot API.
+//! Nothing here fakes DynamoDB, KMS or SQLite: the only fake peers in the project are
+//! Telegram's: the Bot API and its OpenID provider.
 
 pub mod app;
 pub mod aws_calls;
@@ -11,6 +11,7 @@ pub mod aws_recorder;
 pub mod cloud;
 pub mod conformance;
 pub mod fake_telegram;
+pub mod fake_telegram_oidc;
 pub mod faults;
 pub mod fixtures;
 pub mod functions;

@@ -17,6 +17,7 @@ mod faults;
 mod miniapp;
 mod oauth;
 mod registration;
+mod telegram_oidc;
 mod tokens;
 mod totp;
 mod vault;
