@@ -193,13 +193,19 @@ impl Trusted<'_> {
     /// §4.1.2.1) for a transient one, `server_error` otherwise. Logged with its cause here.
     fn failed(&self, problem: Problem) -> Refusal {
         if problem.status == StatusCode::SERVICE_UNAVAILABLE {
-            tracing::warn!(cause = problem.cause.as_deref(), "oauth authorize: dependency unavailable");
+            tracing::warn!(
+                cause = problem.cause.as_deref(),
+                "oauth authorize: dependency unavailable"
+            );
             self.refuse(
                 "temporarily_unavailable",
                 "a dependency is unavailable; retry later",
             )
         } else {
-            tracing::error!(cause = problem.cause.as_deref(), "oauth authorize: internal error");
+            tracing::error!(
+                cause = problem.cause.as_deref(),
+                "oauth authorize: internal error"
+            );
             self.refuse("server_error", "internal error")
         }
     }
@@ -221,10 +227,7 @@ impl Query {
         let raw = req.uri().query().unwrap_or("");
         for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
             if params.contains_key(name.as_ref()) {
-                return Err(bad_page(
-                    "invalid_request",
-                    "a query parameter is repeated",
-                ));
+                return Err(bad_page("invalid_request", "a query parameter is repeated"));
             }
             params.insert(name.into_owned(), value.into_owned());
         }
@@ -320,19 +323,13 @@ fn validate<'a>(
         return Err(trusted.refuse("request_not_supported", "request objects are not supported"));
     }
     if query.get("request_uri").is_some() {
-        return Err(trusted.refuse(
-            "request_uri_not_supported",
-            "request_uri is not supported",
-        ));
+        return Err(trusted.refuse("request_uri_not_supported", "request_uri is not supported"));
     }
     match query.get("response_type") {
         Some("code") => {}
         None => return Err(trusted.refuse("invalid_request", "response_type is missing")),
         Some(_) => {
-            return Err(trusted.refuse(
-                "unsupported_response_type",
-                "response_type must be code",
-            ));
+            return Err(trusted.refuse("unsupported_response_type", "response_type must be code"));
         }
     }
     if query
@@ -383,7 +380,10 @@ fn validate<'a>(
             "code_challenge must be a base64url SHA-256 (43 characters)",
         ));
     }
-    if query.get("prompt").is_some_and(|p| p.split(' ').any(|p| p == "none")) {
+    if query
+        .get("prompt")
+        .is_some_and(|p| p.split(' ').any(|p| p == "none"))
+    {
         return Err(trusted.refuse(
             "login_required",
             "tglink cannot sign in without showing Telegram's page",
@@ -557,7 +557,9 @@ fn found(location: &str) -> Response<Body> {
 }
 
 fn respond_internal() -> Response<Body> {
-    tglink_shared::http::respond(Err(Problem::internal().cause("redirect URL is not a header")))
+    tglink_shared::http::respond(Err(
+        Problem::internal().cause("redirect URL is not a header")
+    ))
 }
 
 #[cfg(test)]
@@ -572,7 +574,10 @@ mod tests {
     #[test]
     fn query_is_appended_to_an_existing_query() {
         assert_eq!(
-            with_query("https://a.example/cb?x=1", &[("code", "a b"), ("state", "s&t")]),
+            with_query(
+                "https://a.example/cb?x=1",
+                &[("code", "a b"), ("state", "s&t")]
+            ),
             "https://a.example/cb?x=1&code=a+b&state=s%26t"
         );
         assert_eq!(

@@ -58,7 +58,11 @@ pub async fn grant(
     let now = deps.clock.now();
     let code_hash = TokenHash::of(code.as_bytes());
     let sid = SessionId::random();
-    let issued = match deps.authorizations.redeem_code(&code_hash, sid, now).await? {
+    let issued = match deps
+        .authorizations
+        .redeem_code(&code_hash, sid, now)
+        .await?
+    {
         RedeemOutcome::Redeemed(issued) => issued,
         RedeemOutcome::Replayed {
             telegram_user_id,
@@ -151,7 +155,10 @@ pub async fn grant(
             return Err(refused("code_replayed", "the code was used before"));
         }
         StartOutcome::Blocked => {
-            tracing::info!(telegram_user_id = id.get(), "oauth authorization_code: blocked user");
+            tracing::info!(
+                telegram_user_id = id.get(),
+                "oauth authorization_code: blocked user"
+            );
             return Err(refused("blocked", "blocked: this Telegram user is blocked"));
         }
     };
@@ -172,9 +179,7 @@ pub async fn grant(
         sid: access.sid.clone(),
         at_hash: at_hash(&access_token),
         app_user_id: access.app_user_id.clone(),
-        preferred_username: profile
-            .then(|| started.profile.username.clone())
-            .flatten(),
+        preferred_username: profile.then(|| started.profile.username.clone()).flatten(),
         given_name: profile
             .then(|| started.profile.first_name.clone())
             .flatten(),
@@ -216,7 +221,9 @@ fn authenticate<'a>(
         }
         (Some((id, secret)), None) => {
             if form.get("client_id").is_some_and(|f| f != id) {
-                return Err(OAuthError::invalid_client("client_id differs from the credentials"));
+                return Err(OAuthError::invalid_client(
+                    "client_id differs from the credentials",
+                ));
             }
             (id, Some(secret))
         }

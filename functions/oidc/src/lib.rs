@@ -185,7 +185,10 @@ mod tests {
         );
         assert_eq!(doc["response_types_supported"], json!(["code"]));
         assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
-        assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["ES256"]));
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            json!(["ES256"])
+        );
         assert_eq!(doc["subject_types_supported"], json!(["public"]));
     }
 }

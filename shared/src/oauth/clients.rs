@@ -144,8 +144,9 @@ impl OidcClients {
             let scopes = match entry.scopes {
                 None => SUPPORTED_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
                 Some(scopes) => {
-                    if let Some(_unknown) =
-                        scopes.iter().find(|s| !SUPPORTED_SCOPES.contains(&s.as_str()))
+                    if let Some(_unknown) = scopes
+                        .iter()
+                        .find(|s| !SUPPORTED_SCOPES.contains(&s.as_str()))
                     {
                         return Err(at("scopes may name only openid and profile"));
                     }
@@ -262,7 +263,10 @@ mod tests {
         ] {
             let err = OidcClients::parse(raw).unwrap_err();
             let line = err.to_string();
-            assert!(line.starts_with("configuration error: TGLINK_OIDC_CLIENTS "), "{line}");
+            assert!(
+                line.starts_with("configuration error: TGLINK_OIDC_CLIENTS "),
+                "{line}"
+            );
             assert!(!line.contains('\n'), "{line}");
         }
     }

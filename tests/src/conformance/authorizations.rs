@@ -70,9 +70,15 @@ pub async fn a_request_is_taken_once_by_another_client(backend: Backend) {
         b.take_request(&state, "attempt-1", now).await.unwrap(),
         Some(request)
     );
-    assert_eq!(a.take_request(&state, "attempt-2", now).await.unwrap(), None);
+    assert_eq!(
+        a.take_request(&state, "attempt-2", now).await.unwrap(),
+        None
+    );
     let unknown = OneTimeToken::mint().hash();
-    assert_eq!(a.take_request(&unknown, "attempt-3", now).await.unwrap(), None);
+    assert_eq!(
+        a.take_request(&unknown, "attempt-3", now).await.unwrap(),
+        None
+    );
 }
 
 pub async fn an_expired_request_cannot_be_taken(backend: Backend) {
@@ -83,7 +89,10 @@ pub async fn an_expired_request_cannot_be_taken(backend: Backend) {
     store.put_request(&s1, &pending(now, 600)).await.unwrap();
     store.put_request(&s2, &pending(now, 600)).await.unwrap();
     assert_eq!(
-        store.take_request(&s1, "a", now.plus_secs(600)).await.unwrap(),
+        store
+            .take_request(&s1, "a", now.plus_secs(600))
+            .await
+            .unwrap(),
         None
     );
     assert!(
@@ -153,7 +162,9 @@ pub async fn a_code_is_redeemed_once_and_a_replay_names_the_first_session(backen
     assert_eq!(a.redeem_code(&hash, second, now).await.unwrap(), replay);
     // After the code expired a replay is still recognised (and still refused).
     assert_eq!(
-        a.redeem_code(&hash, second, now.plus_secs(120)).await.unwrap(),
+        a.redeem_code(&hash, second, now.plus_secs(120))
+            .await
+            .unwrap(),
         replay
     );
     let unknown = OneTimeToken::mint().hash();
@@ -213,5 +224,8 @@ pub async fn sixteen_concurrent_redemptions_one_winner(backend: Backend) {
     }
     assert_eq!(redeemed.len(), 1);
     assert_eq!(replays.len(), 15);
-    assert!(replays.windows(2).all(|w| w[0] == w[1]), "one first session");
+    assert!(
+        replays.windows(2).all(|w| w[0] == w[1]),
+        "one first session"
+    );
 }

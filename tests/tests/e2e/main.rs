@@ -16,6 +16,7 @@ mod fault_matrix;
 mod faults;
 mod miniapp;
 mod oauth;
+mod oidc_provider;
 mod registration;
 mod telegram_oidc;
 mod tokens;
