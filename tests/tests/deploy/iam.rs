@@ -41,6 +41,8 @@ const ITEM_PREFIXES: &[(&str, &str)] = &[
         "TGSIGNIN#",
     ),
     ("signing keys", "SIGNKEY#"),
+    ("pending OpenID authorization request", "AUTHREQ#"),
+    ("tglink authorization code", "AUTHCODE#"),
 ];
 
 /// What each function may do to each kind of item: `R` read only (`GetItem`,
@@ -76,7 +78,8 @@ const ACCESS: &[(&str, &[(&str, Access)])] = &[
             ("SIGNKEY#", R),
         ],
     ),
-    ("oauth", &[("TGSIGNIN#", W), ("SIGNKEY#", W)]),
+    ("oauth", &[("TGSIGNIN#", W), ("SIGNKEY#", W), ("AUTHCODE#", W)]),
+    ("authorize", &[("AUTHREQ#", W), ("AUTHCODE#", W)]),
     ("oidc", &[("SIGNKEY#", R)]),
     ("signing-keys", &[("SIGNKEY#", W)]),
 ];
