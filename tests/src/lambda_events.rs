@@ -788,14 +788,21 @@ async fn authorize_scenario(s: &mut Session<'_>) {
         .and_then(|v| v.to_str().ok())
         .expect("Location")
         .to_owned();
-    let query = back.split_once('?').map(|(_, q)| q.to_owned()).unwrap_or_default();
+    let query = back
+        .split_once('?')
+        .map(|(_, q)| q.to_owned())
+        .unwrap_or_default();
     let at_client = s
         .call("authorize", "get-oauth-callback-telegram", |e| {
             set_query(e, &query)
         })
         .await
         .expect(302, "Telegram's callback");
-    let location = at_client.headers.get("location").cloned().expect("Location");
+    let location = at_client
+        .headers
+        .get("location")
+        .cloned()
+        .expect("Location");
     let code = location
         .split_once('?')
         .map(|(_, q)| q)

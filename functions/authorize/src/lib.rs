@@ -3,7 +3,7 @@
 //!
 //! - `GET /oauth/authorize`: a registered client (`TGLINK_OIDC_CLIENTS`) sends the browser
 //!   with `response_type=code`, `client_id`, an exactly registered `redirect_uri`, `scope`
-//!   with `openid`, `state`, `nonce` and PKCE (`code_challenge`, `code_challenge_method=S256`;
+//!   with `openid`, `state`, `nonce` (optional, as OIDC Core allows in the code flow) and PKCE (`code_challenge`, `code_challenge_method=S256`;
 //!   `plain` is refused). The request is stored one-time (port `Authorizations`, keyed by the
 //!   hash of tglink's own upstream `state`) and the browser is sent on to Telegram's
 //!   authorization endpoint with tglink's own `state`, `nonce` and PKCE, and tglink's callback
@@ -286,7 +286,7 @@ async fn authorize(
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.to_owned(),
         client_state: request.state.to_owned(),
-        client_nonce: request.nonce.to_owned(),
+        client_nonce: request.nonce.map(str::to_owned),
         code_challenge: request.code_challenge.to_owned(),
         scope: request.scope,
         upstream_verifier,
@@ -309,7 +309,7 @@ async fn authorize(
 /// A validated authorization request.
 struct ValidRequest<'a> {
     state: &'a str,
-    nonce: &'a str,
+    nonce: Option<&'a str>,
     code_challenge: &'a str,
     scope: String,
 }
@@ -356,10 +356,9 @@ fn validate<'a>(
             "a requested scope is not allowed to this client",
         ));
     }
-    let nonce = query
-        .get("nonce")
-        .ok_or_else(|| trusted.refuse("invalid_request", "nonce is required"))?;
-    if nonce.len() > 255 {
+    // Optional in the code flow (OIDC Core §3.1.2.1); when sent, it is in the ID token.
+    let nonce = query.get("nonce");
+    if nonce.is_some_and(|n| n.len() > 255) {
         return Err(trusted.refuse("invalid_request", "nonce is too long (at most 255)"));
     }
     let code_challenge = query.get("code_challenge").ok_or_else(|| {

@@ -45,8 +45,9 @@ pub struct IdTokenClaims {
     pub exp: i64,
     pub iat: i64,
     pub auth_time: i64,
-    /// The client's `nonce` from its authorization request.
-    pub nonce: String,
+    /// The client's `nonce` from its authorization request, if it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     pub amr: Vec<String>,
     /// The session id (OpenID Connect Front-Channel/Back-Channel Logout's `sid`).
     pub sid: String,

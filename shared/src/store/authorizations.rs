@@ -41,8 +41,10 @@ pub struct PendingAuthorization {
     pub redirect_uri: String,
     /// The client's `state`, returned to it unchanged.
     pub client_state: String,
-    /// The client's `nonce`, put in its ID token.
-    pub client_nonce: String,
+    /// The client's `nonce`, put in its ID token (optional in the code flow, OIDC Core
+    /// §3.1.2.1).
+    #[serde(default)]
+    pub client_nonce: Option<String>,
     /// The client's PKCE `code_challenge` (S256).
     pub code_challenge: String,
     /// The granted scopes, space-separated.
@@ -72,7 +74,8 @@ pub struct IssuedCode {
     pub client_id: String,
     pub redirect_uri: String,
     pub code_challenge: String,
-    pub nonce: String,
+    #[serde(default)]
+    pub nonce: Option<String>,
     pub scope: String,
     #[serde(with = "telegram_id")]
     pub telegram_user_id: TelegramUserId,

@@ -23,7 +23,7 @@ fn pending(now: UnixTime, ttl: u64) -> PendingAuthorization {
         client_id: "web".into(),
         redirect_uri: "https://app.example/cb".into(),
         client_state: "client-state".into(),
-        client_nonce: "client-nonce".into(),
+        client_nonce: Some("client-nonce".into()),
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
         scope: "openid profile".into(),
         upstream_verifier: OneTimeToken::mint().expose().to_owned(),
@@ -38,7 +38,7 @@ fn code(now: UnixTime, ttl: u64) -> IssuedCode {
         client_id: "web".into(),
         redirect_uri: "https://app.example/cb".into(),
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-        nonce: "n-0S6_WzA2Mj".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
         scope: "openid profile".into(),
         telegram_user_id: TelegramUserId::new(777_000_111).unwrap(),
         profile: Profile {

@@ -78,7 +78,10 @@ const ACCESS: &[(&str, &[(&str, Access)])] = &[
             ("SIGNKEY#", R),
         ],
     ),
-    ("oauth", &[("TGSIGNIN#", W), ("SIGNKEY#", W), ("AUTHCODE#", W)]),
+    (
+        "oauth",
+        &[("TGSIGNIN#", W), ("SIGNKEY#", W), ("AUTHCODE#", W)],
+    ),
     ("authorize", &[("AUTHREQ#", W), ("AUTHCODE#", W)]),
     ("oidc", &[("SIGNKEY#", R)]),
     ("signing-keys", &[("SIGNKEY#", W)]),

@@ -147,7 +147,15 @@ async fn to_client(w: &World, params: &[(&str, &str)]) -> (String, String) {
     (location.expect("Location"), callback.location)
 }
 
-/// `params` with `name` set to `value` (removed when `value` is empty).
+/// The extra parameter names the attacks add.
+fn name_static(name: &str) -> &'static str {
+    ["prompt", "request"]
+        .into_iter()
+        .find(|n| *n == name)
+        .unwrap_or_else(|| panic!("{name} is not a parameter the tests add"))
+}
+
+/// `params` with `name` set to `value` (removed when `value` is empty; added when absent).
 fn replaced<'a>(
     params: &[(&'a str, &'a str)],
     name: &str,
@@ -165,7 +173,9 @@ fn replaced<'a>(
             out.push((k, v));
         }
     }
-    assert!(seen, "{name} is a parameter of the request");
+    if !seen && !value.is_empty() {
+        out.push((name_static(name), value));
+    }
     out
 }
 
@@ -479,7 +489,13 @@ async fn attacks_are_refused(backend: Backend) {
         (with("code_challenge_method", ""), "invalid_request"),
         (with("scope", "profile"), "invalid_scope"),
         (with("response_type", "token"), "unsupported_response_type"),
-        (with("nonce", ""), "invalid_request"),
+        (with("response_type", ""), "invalid_request"),
+        (with("state", ""), "invalid_request"),
+        (with("prompt", "none"), "login_required"),
+        (
+            with("request", "eyJhbGciOiJub25lIn0.e30."),
+            "request_not_supported",
+        ),
     ] {
         let (status, location, body) = w.authorize(&params).await;
         assert_eq!(status, 302, "{body}");
@@ -487,9 +503,30 @@ async fn attacks_are_refused(backend: Backend) {
         assert!(location.starts_with(REDIRECT), "{location}");
         let q = query(&location);
         assert_eq!(q["error"], error, "{location}");
-        assert_eq!(q["state"], "client-state-1");
+        if params.iter().any(|(k, _)| *k == "state") {
+            assert_eq!(q["state"], "client-state-1");
+        }
         assert_eq!(q["iss"], w.issuer());
     }
+
+    // Without a nonce (optional in the code flow): the ID token has none.
+    let (at_client, _) = to_client(&w, &with("nonce", "")).await;
+    let resp = redeem(&w.app.api, &query(&at_client)["code"], &verifier).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let payload = resp.json["id_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let payload: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(payload.get("nonce").is_none(), "{payload}");
+    assert_eq!(payload["aud"], WEB);
 
     // State: a replayed callback, and an unknown one, are refused with a page.
     let (at_client, callback) = to_client(&w, &good).await;
