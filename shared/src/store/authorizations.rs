@@ -88,7 +88,7 @@ pub struct IssuedCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedeemOutcome {
     /// The code was live and unused: it is now used by `sid`.
-    Redeemed(IssuedCode),
+    Redeemed(Box<IssuedCode>),
     /// The code was redeemed before, by the session `sid` of `telegram_user_id` (end it).
     Replayed {
         telegram_user_id: TelegramUserId,

@@ -148,12 +148,12 @@ pub async fn a_code_is_redeemed_once_and_a_replay_names_the_first_session(backen
     let second = SessionId::from_u32(0x0506_0708);
     assert_eq!(
         b.redeem_code(&hash, first, now).await.unwrap(),
-        RedeemOutcome::Redeemed(record.clone())
+        RedeemOutcome::Redeemed(Box::new(record.clone()))
     );
     // The same redemption retried is the same redemption.
     assert_eq!(
         a.redeem_code(&hash, first, now).await.unwrap(),
-        RedeemOutcome::Redeemed(record.clone())
+        RedeemOutcome::Redeemed(Box::new(record.clone()))
     );
     let replay = RedeemOutcome::Replayed {
         telegram_user_id: record.telegram_user_id,

@@ -159,7 +159,9 @@ impl Authorizations for DynamoStore {
             .mark_once(keys::auth_code(code), "used_sid", &sid.to_string(), now)
             .await?
         {
-            Ok(item) => Ok(RedeemOutcome::Redeemed(decode(get_s(&item, "data")?)?)),
+            Ok(item) => Ok(RedeemOutcome::Redeemed(Box::new(decode(get_s(
+                &item, "data",
+            )?)?))),
             Err(Some(old)) => match opt_s(&old, "used_sid")?.and_then(SessionId::parse) {
                 Some(first) => {
                     let record: IssuedCode = decode(get_s(&old, "data")?)?;

@@ -152,7 +152,7 @@ impl Authorizations for SqliteStore {
         now: UnixTime,
     ) -> Result<RedeemOutcome, StoreError> {
         match self.mark_once("code", code, sid.to_string(), now).await? {
-            Ok(data) => Ok(RedeemOutcome::Redeemed(decode(&data)?)),
+            Ok(data) => Ok(RedeemOutcome::Redeemed(Box::new(decode(&data)?))),
             Err(Some((data, Some(mark)))) => match SessionId::parse(&mark) {
                 Some(first) => {
                     let record: IssuedCode = decode(&data)?;
