@@ -57,8 +57,8 @@ CHECKS = {
         "16-256 of A-Z a-z 0-9 _ - (only with TgLinkForwardUrl)",
     ),
     "TELEGRAM_OIDC_CLIENT_SECRET": (
-        lambda v: len(v) > 0,
-        "the bot's OpenID Connect client secret from @BotFather",
+        lambda v: re.fullmatch(r"[\x21-\x7e]{8,512}", v) is not None,
+        "the bot's OpenID Connect client secret from @BotFather (8-512 printable, no spaces)",
     ),
     "TGLINK_OIDC_CLIENTS": (
         lambda v: v.lstrip().startswith("["),

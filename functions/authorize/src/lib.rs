@@ -459,8 +459,8 @@ async fn callback(
         .await
     {
         Ok(identity) => identity,
-        Err(UpstreamError::Unavailable(why)) => {
-            tracing::warn!(cause = why, "oauth callback: telegram unavailable");
+        Err(UpstreamError::Unavailable) => {
+            tracing::warn!("oauth callback: telegram unavailable");
             return Err(trusted.refuse(
                 "temporarily_unavailable",
                 "Telegram is unavailable; retry later",
@@ -513,7 +513,9 @@ async fn callback(
 
 fn upstream_problem(err: UpstreamError) -> Problem {
     match err {
-        UpstreamError::Unavailable(why) => Problem::unavailable("Telegram").cause(why),
+        UpstreamError::Unavailable => {
+            Problem::unavailable("Telegram").cause("telegram unavailable")
+        }
         other => Problem::internal().cause(other.code()),
     }
 }

@@ -98,7 +98,7 @@ mod tests {
     fn verifier_form_is_checked() {
         assert!(!is_valid_verifier(&"a".repeat(42)));
         assert!(is_valid_verifier(&"a".repeat(43)));
-        assert!(is_valid_verifier(&"a~.-_".repeat(26)[..128].to_owned()));
+        assert!(is_valid_verifier(&"a~.-_".repeat(26)[..128]));
         assert!(!is_valid_verifier(&"a".repeat(129)));
         assert!(!is_valid_verifier(&format!("{}+", "a".repeat(43))));
         assert!(!verify_s256("short", &s256_challenge("short")));

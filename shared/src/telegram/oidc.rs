@@ -251,8 +251,8 @@ pub struct TelegramIdentity {
 pub enum UpstreamError {
     /// Telegram could not be reached or answered 5xx or garbage (discovery, JWKS or token
     /// endpoint): 503 to the caller.
-    #[error("telegram oidc unavailable: {0}")]
-    Unavailable(&'static str),
+    #[error("telegram oidc unavailable")]
+    Unavailable,
     /// The token endpoint refused the code (`invalid_grant`, `invalid_client`, ...).
     #[error("telegram refused the code: {0}")]
     Refused(&'static str),
@@ -267,7 +267,7 @@ impl UpstreamError {
     /// The stable code (`unavailable` for [`Self::Unavailable`]).
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable => "unavailable",
             Self::Refused(code) | Self::InvalidIdToken(code) => code,
         }
     }
@@ -369,6 +369,23 @@ fn header_alg(token: &str) -> Option<String> {
     value.get("alg")?.as_str().map(str::to_owned)
 }
 
+/// Whether `token` has the shape of a compact JWS: three base64url parts, the payload a JSON
+/// object (the signature may be empty: `alg: none` is refused by name, not as garbage).
+fn compact_jws_shape(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let b64 = |p: &str| URL_SAFE_NO_PAD.decode(p).ok();
+    !header.is_empty()
+        && b64(signature).is_some()
+        && b64(payload)
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+            .is_some_and(|v| v.is_object())
+}
+
 fn alg_name(alg: Algorithm) -> &'static str {
     SUPPORTED_ALGS
         .iter()
@@ -461,15 +478,15 @@ impl TelegramOidc {
 
     /// A GET through the outbound client: the body of a 200 answer of at most
     /// [`MAX_ANSWER_BYTES`], else `Unavailable`.
-    async fn get_ok(&self, url: &str, what: &'static str) -> Result<Vec<u8>, UpstreamError> {
+    async fn get_ok(&self, url: &str) -> Result<Vec<u8>, UpstreamError> {
         let answer = self
             .inner
             .outbound
             .get(url)
             .await
-            .map_err(|_| UpstreamError::Unavailable(what))?;
+            .map_err(|_| UpstreamError::Unavailable)?;
         if answer.status != 200 || answer.body.len() > MAX_ANSWER_BYTES {
-            return Err(UpstreamError::Unavailable(what));
+            return Err(UpstreamError::Unavailable);
         }
         Ok(answer.body)
     }
@@ -481,24 +498,22 @@ impl TelegramOidc {
         if let Some(d) = &cache.discovery {
             return Ok(d.clone());
         }
-        const WHAT: &str = "discovery";
         let url = format!(
             "{}/.well-known/openid-configuration",
             self.inner.config.issuer
         );
-        let body = self.get_ok(&url, WHAT).await?;
+        let body = self.get_ok(&url).await?;
         let doc: Discovery =
-            serde_json::from_slice(&body).map_err(|_| UpstreamError::Unavailable(WHAT))?;
+            serde_json::from_slice(&body).map_err(|_| UpstreamError::Unavailable)?;
         if doc.issuer != self.inner.config.issuer {
-            return Err(UpstreamError::Unavailable(WHAT));
+            return Err(UpstreamError::Unavailable);
         }
         for endpoint in [
             &doc.authorization_endpoint,
             &doc.token_endpoint,
             &doc.jwks_uri,
         ] {
-            outbound::target_url("discovery", endpoint)
-                .map_err(|_| UpstreamError::Unavailable(WHAT))?;
+            outbound::target_url("discovery", endpoint).map_err(|_| UpstreamError::Unavailable)?;
         }
         let doc = Arc::new(doc);
         cache.discovery = Some(doc.clone());
@@ -522,14 +537,13 @@ impl TelegramOidc {
                 return Err(UpstreamError::InvalidIdToken("unknown_kid"));
             }
         }
-        const WHAT: &str = "jwks";
         // A failed fetch counts too: an unreachable JWKS is not asked again at once for every
         // forged kid (a first fetch, with no keys at all, is always tried).
         if cache.keys.is_some() {
             cache.keys_fetched_at = Some(now);
         }
-        let body = self.get_ok(&discovery.jwks_uri, WHAT).await?;
-        let keys = parse_jwks(&body).ok_or(UpstreamError::Unavailable(WHAT))?;
+        let body = self.get_ok(&discovery.jwks_uri).await?;
+        let keys = parse_jwks(&body).ok_or(UpstreamError::Unavailable)?;
         let found = keys.iter().find(|k| k.kid == kid).map(|k| k.jwk.clone());
         cache.keys = Some(Arc::new(keys));
         cache.keys_fetched_at = Some(now);
@@ -586,7 +600,6 @@ impl TelegramOidc {
             ("client_id", &config.client_id),
             ("code_verifier", code_verifier),
         ]));
-        const WHAT: &str = "token endpoint";
         let answer = self
             .inner
             .outbound
@@ -600,14 +613,14 @@ impl TelegramOidc {
                 body.as_bytes().to_vec(),
             )
             .await
-            .map_err(|_| UpstreamError::Unavailable(WHAT))?;
+            .map_err(|_| UpstreamError::Unavailable)?;
         if answer.body.len() > MAX_ANSWER_BYTES {
-            return Err(UpstreamError::Unavailable(WHAT));
+            return Err(UpstreamError::Unavailable);
         }
         match answer.status {
             200 => {
-                let tokens: TokenAnswer = serde_json::from_slice(&answer.body)
-                    .map_err(|_| UpstreamError::Unavailable(WHAT))?;
+                let tokens: TokenAnswer =
+                    serde_json::from_slice(&answer.body).map_err(|_| UpstreamError::Unavailable)?;
                 let id_token = zeroize::Zeroizing::new(
                     tokens
                         .id_token
@@ -625,7 +638,7 @@ impl TelegramOidc {
                     });
                 Err(UpstreamError::Refused(code))
             }
-            _ => Err(UpstreamError::Unavailable(WHAT)),
+            _ => Err(UpstreamError::Unavailable),
         }
     }
 
@@ -640,6 +653,9 @@ impl TelegramOidc {
         let config = &self.inner.config;
         // The allow-list first, from the raw header: `none` and `HS256` are refused here,
         // before any key is looked at (jsonwebtoken cannot even parse `none`).
+        if !compact_jws_shape(id_token) {
+            return Err(Invalid("malformed"));
+        }
         let alg_text = header_alg(id_token).ok_or(Invalid("malformed"))?;
         let alg = config
             .algorithms
@@ -867,7 +883,7 @@ mod tests {
             UpstreamError::InvalidIdToken("expired").to_string(),
             "telegram id_token invalid: expired"
         );
-        assert_eq!(UpstreamError::Unavailable("jwks").code(), "unavailable");
+        assert_eq!(UpstreamError::Unavailable.code(), "unavailable");
         assert_eq!(
             UpstreamError::Refused("invalid_grant").code(),
             "invalid_grant"

@@ -152,6 +152,47 @@ async fn set_webhook_refuses_what_telegram_would_refuse() {
     assert!(telegram.calls().is_empty(), "nothing was sent");
 }
 
+/// Telegram's OpenID Connect client secret (issue 15) is stored like the others, checked for
+/// its form first, and never printed.
+#[test]
+fn put_secrets_stores_the_telegram_oidc_client_secret() {
+    let prefix = format!("/tglink/{}/", Moto::unique("o").replace('-', ""));
+    let value = "tg-oidc-Client_Secret.0123456789";
+    let out = ssm_secrets(
+        &["put", "--prefix", &prefix, "--non-interactive"],
+        &[("TELEGRAM_OIDC_CLIENT_SECRET", value)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = stdout(&out);
+    assert!(
+        printed.contains(&format!("wrote {prefix}TELEGRAM_OIDC_CLIENT_SECRET")),
+        "{printed}"
+    );
+    assert!(!printed.contains(value));
+    let out = ssm_secrets(
+        &["get", "--prefix", &prefix, "TELEGRAM_OIDC_CLIENT_SECRET"],
+        &[],
+    );
+    assert_eq!(stdout(&out), value);
+
+    let bad = "has a space in it";
+    let out = ssm_secrets(
+        &["put", "--prefix", &prefix, "--non-interactive"],
+        &[("TELEGRAM_OIDC_CLIENT_SECRET", bad)],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let said = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        said.contains("TELEGRAM_OIDC_CLIENT_SECRET is malformed"),
+        "{said}"
+    );
+    assert!(!said.contains(bad));
+}
+
 #[test]
 fn put_secrets_generates_missing_ones_once_and_never_prints_values() {
     let prefix = format!("/tglink/{}/", Moto::unique("s").replace('-', ""));

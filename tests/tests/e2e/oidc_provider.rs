@@ -50,6 +50,9 @@ fn clients() -> String {
     .to_string()
 }
 
+/// A token request's client credentials and `redirect_uri`, and the expected status and error.
+type TokenCase<'a> = (Option<(&'a str, &'a str)>, &'a str, u16, &'a str);
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -556,7 +559,7 @@ async fn attacks_are_refused(backend: Backend) {
     );
     let (at_client, _) = to_client(&w, &good).await;
     let code = query(&at_client)["code"].clone();
-    let cases: [(Option<(&str, &str)>, &str, u16, &str); 3] = [
+    let cases: [TokenCase; 3] = [
         (Some((WEB, "wrong-secret")), REDIRECT, 401, "invalid_client"),
         (None, REDIRECT, 400, "invalid_request"),
         (

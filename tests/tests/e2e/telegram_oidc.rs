@@ -144,6 +144,20 @@ async fn every_bad_id_token_is_refused_with_its_code() {
             "{how:?}"
         );
     }
+    // Not a JWS at all.
+    for garbage in [
+        "",
+        "abc",
+        "a.b.c",
+        "e30.e30.",
+        "eyJhbGciOiJSUzI1NiJ9.!!.sig",
+    ] {
+        assert_eq!(
+            rp.verify_id_token(garbage, "n").await.unwrap_err(),
+            UpstreamError::InvalidIdToken("malformed"),
+            "{garbage:?}"
+        );
+    }
     // The fake behaves again: the refusals were the id_tokens', not tglink's state.
     sign_in(&fake, &rp).await.unwrap();
 }
@@ -348,7 +362,7 @@ async fn telegram_unreachable_is_unavailable_and_not_cached() {
     fake.outage(Endpoint::Discovery, Outage::Down).await;
     assert!(matches!(
         sign_in(&fake, &rp).await.unwrap_err(),
-        UpstreamError::Unavailable(_)
+        UpstreamError::Unavailable
     ));
     fake.outage(Endpoint::Discovery, Outage::Ok).await;
 
@@ -356,7 +370,7 @@ async fn telegram_unreachable_is_unavailable_and_not_cached() {
     fake.outage(Endpoint::Jwks, Outage::Down).await;
     assert!(matches!(
         sign_in(&fake, &rp).await.unwrap_err(),
-        UpstreamError::Unavailable(_)
+        UpstreamError::Unavailable
     ));
     fake.outage(Endpoint::Jwks, Outage::Ok).await;
     sign_in(&fake, &rp).await.unwrap();
@@ -364,7 +378,7 @@ async fn telegram_unreachable_is_unavailable_and_not_cached() {
     fake.outage(Endpoint::Token, Outage::Down).await;
     assert!(matches!(
         sign_in(&fake, &rp).await.unwrap_err(),
-        UpstreamError::Unavailable(_)
+        UpstreamError::Unavailable
     ));
     fake.outage(Endpoint::Token, Outage::Ok).await;
     sign_in(&fake, &rp).await.unwrap();
@@ -377,7 +391,7 @@ async fn a_hanging_telegram_times_out_as_unavailable() {
     let rp = fake.relying_party();
     let started = Instant::now();
     let err = sign_in(&fake, &rp).await.unwrap_err();
-    assert!(matches!(err, UpstreamError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, UpstreamError::Unavailable), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -387,7 +401,13 @@ async fn no_secret_code_or_token_in_errors_or_logs() {
     let fake = FakeTelegramOidc::start();
     let rp = fake.relying_party();
     let mut errors = Vec::new();
-    let mut secrets = vec![fake.client_secret.clone()];
+    // The secret as it travels too: in the `Authorization: Basic` credentials.
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", fake.client_id, fake.client_secret))
+    };
+    let mut secrets = vec![fake.client_secret.clone(), basic];
     for how in [Misbehaviour::BadSignature, Misbehaviour::WrongAud] {
         let token = fake.mint("n", Some(how)).await;
         errors.push(rp.verify_id_token(&token, "n").await.unwrap_err());
