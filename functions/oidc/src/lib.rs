@@ -177,7 +177,10 @@ mod tests {
             doc["revocation_endpoint"],
             "https://auth.example/oauth/revoke"
         );
-        assert_eq!(doc["grant_types_supported"][0], TOKEN_EXCHANGE_GRANT);
+        assert_eq!(
+            doc["grant_types_supported"],
+            json!(["authorization_code", TOKEN_EXCHANGE_GRANT, "refresh_token"])
+        );
         assert_eq!(doc["token_endpoint_auth_methods_supported"][0], "none");
         assert_eq!(
             doc["authorization_endpoint"],
