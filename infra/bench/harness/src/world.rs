@@ -345,7 +345,10 @@ impl World {
                     ("scope", "openid profile"),
                     ("state", "bench-state"),
                     ("nonce", "bench-nonce"),
-                    ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+                    (
+                        "code_challenge",
+                        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                    ),
                     ("code_challenge_method", "S256"),
                 ] {
                     query.append_pair(k, v);
