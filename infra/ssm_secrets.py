@@ -31,6 +31,7 @@ SECRET_NAMES = [
     "REGISTRATION_CALLBACK_SECRET",
     "TGLINK_FORWARD_SECRET",
     "TELEGRAM_OIDC_CLIENT_SECRET",
+    "TGLINK_OIDC_CLIENTS",
 ]
 
 GENERATED = ["TELEGRAM_WEBHOOK_SECRET", "REGISTRATION_CALLBACK_SECRET"]
@@ -58,6 +59,10 @@ CHECKS = {
     "TELEGRAM_OIDC_CLIENT_SECRET": (
         lambda v: re.fullmatch(r"[\x21-\x7e]{8,512}", v) is not None,
         "the bot's OpenID Connect client secret from @BotFather (8-512 printable, no spaces)",
+    ),
+    "TGLINK_OIDC_CLIENTS": (
+        lambda v: v.lstrip().startswith("["),
+        "a JSON array of registered OpenID clients (docs/oidc.md)",
     ),
 }
 

@@ -10,7 +10,8 @@ use tglink_shared::config::MapEnv;
 use crate::{
     aws_recorder::{AwsRecorder, key_arn},
     fake_telegram::FakeTelegram,
-    lambda_events::{DEV_BOT_TOKEN, dev_config, dev_secrets},
+    fake_telegram_oidc::FakeTelegramOidc,
+    lambda_events::{DEV_BOT_TOKEN, dev_config, dev_secrets, dev_var},
     moto::{Moto, moto},
     template::Deployment,
 };
@@ -18,6 +19,8 @@ use crate::{
 pub struct CloudLike {
     pub recorder: AwsRecorder,
     pub telegram: FakeTelegram,
+    /// Telegram's OpenID provider for `dev.env`'s bot (`authorize` signs in through it).
+    pub telegram_oidc: FakeTelegramOidc,
     pub deployment: Deployment,
     /// What each function gets as its environment.
     pub env: MapEnv,
@@ -35,10 +38,14 @@ impl CloudLike {
         let telegram = FakeTelegram::start().await;
         telegram.add_bot(DEV_BOT_TOKEN, "dev_uploads_bot");
         // The deployment's own bot (notify sends with it).
-        telegram.add_bot(
-            &crate::lambda_events::dev_var("TELEGRAM_BOT_TOKEN"),
-            "tglink_dev_bot",
-        );
+        telegram.add_bot(&dev_var("TELEGRAM_BOT_TOKEN"), "tglink_dev_bot");
+        let bot_id = dev_var("TELEGRAM_BOT_TOKEN")
+            .split(':')
+            .next()
+            .expect("a bot token")
+            .to_owned();
+        let telegram_oidc =
+            FakeTelegramOidc::start_with(&bot_id, &dev_var("TELEGRAM_OIDC_CLIENT_SECRET"));
         let env = dev_config()
             .merge(moto.env())
             .with("AWS_ENDPOINT_URL", recorder.endpoint())
@@ -47,10 +54,12 @@ impl CloudLike {
             .with("TGLINK_SEALER", "kms")
             .with("TGLINK_KMS_KEY_ID", key_arn(&key_id))
             .with("TGLINK_SSM_PREFIX", &prefix)
-            .with("TELEGRAM_API_BASE", telegram.base_url());
+            .with("TELEGRAM_API_BASE", telegram.base_url())
+            .with("TELEGRAM_OIDC_ISSUER", &telegram_oidc.issuer);
         Self {
             recorder,
             telegram,
+            telegram_oidc,
             deployment: Deployment {
                 stack: "tglink-test".into(),
                 stage,

@@ -57,6 +57,7 @@ functions! {
     "oidc" => oidc::Oidc,
     "signing-keys" => signing_keys::SigningKeysFunction,
     "notify" => notify::Notify,
+    "authorize" => authorize::Authorize,
 }
 
 /// The function called `name`.

@@ -96,7 +96,13 @@ pub fn dev_env() -> Vec<(String, String)> {
             let (k, v) = l
                 .split_once('=')
                 .unwrap_or_else(|| panic!("dev.env: not KEY=VALUE: {l}"));
-            (k.trim().to_owned(), v.trim().to_owned())
+            // A value in single quotes (JSON, for `cargo lambda watch`'s dotenv) is unquoted.
+            let v = v.trim();
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or(v);
+            (k.trim().to_owned(), v.to_owned())
         })
         .collect()
 }
@@ -600,6 +606,7 @@ pub async fn run_scenario(s: &mut Session<'_>) {
     miniapp_scenario(s).await;
     oauth_scenario(s).await;
     notify_scenario(s).await;
+    authorize_scenario(s).await;
 }
 
 /// notify: a linked user gets a message (the claim and both buckets taken, the claim completed),
@@ -849,6 +856,101 @@ async fn oauth_scenario(s: &mut Session<'_>) {
     s.call("oauth", "post-oauth-token", refresh(token))
         .await
         .expect(400, "oauth refresh of a session a block ended");
+}
+
+/// In `authorize/get-oauth-callback-telegram.json`: the query Telegram sends back.
+pub const CALLBACK_QUERY_PLACEHOLDER: &str =
+    "code=REPLACE_WITH_code_FROM_telegram&state=REPLACE_WITH_state_FROM_authorize";
+/// The PKCE verifier of `authorize/get-oauth-authorize.json`'s `code_challenge` (RFC 7636
+/// appendix B).
+pub const DEV_CODE_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+/// The client secret of `dev.env`'s registered client `tglink-dev-web`.
+pub const DEV_CLIENT_SECRET: &str = "tglink-dev-web-secret-NOT-FOR-PRODUCTION";
+
+/// Sets an event's query string (both `rawQueryString` and `queryStringParameters`).
+pub fn set_query(event: &mut Value, query: &str) {
+    event["rawQueryString"] = Value::String(query.to_owned());
+    let params: serde_json::Map<String, Value> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect();
+    event["queryStringParameters"] = Value::Object(params);
+}
+
+/// authorize and oauth's `authorization_code` grant: the authorization request as it is
+/// (`302` to Telegram, here the fake the environment's `TELEGRAM_OIDC_ISSUER` names, which
+/// approves at once), Telegram's callback (`302` to the client with tglink's code), the code
+/// redeemed (`200`: an ID token), and redeemed again (refused; the session it started ends).
+async fn authorize_scenario(s: &mut Session<'_>) {
+    let started = s
+        .call("authorize", "get-oauth-authorize", |_| {})
+        .await
+        .expect(302, "authorize, the event as it is");
+    let at_telegram = started.headers.get("location").cloned().expect("Location");
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("reqwest client");
+    let back = browser
+        .get(&at_telegram)
+        .send()
+        .await
+        .expect("Telegram's authorization endpoint answers");
+    assert_eq!(back.status().as_u16(), 302, "Telegram approves");
+    let back = back
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("Location")
+        .to_owned();
+    let query = back
+        .split_once('?')
+        .map(|(_, q)| q.to_owned())
+        .unwrap_or_default();
+    let at_client = s
+        .call("authorize", "get-oauth-callback-telegram", |e| {
+            set_query(e, &query)
+        })
+        .await
+        .expect(302, "Telegram's callback");
+    let location = at_client
+        .headers
+        .get("location")
+        .cloned()
+        .expect("Location");
+    let code = location
+        .split_once('?')
+        .map(|(_, q)| q)
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()).into_owned())
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v)
+        .expect("a code for the client");
+    let redeem = |code: String| {
+        move |e: &mut Value| {
+            set_form(
+                e,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", "http://127.0.0.1:3000/callback"),
+                    ("code_verifier", DEV_CODE_VERIFIER),
+                    ("client_id", "tglink-dev-web"),
+                    ("client_secret", DEV_CLIENT_SECRET),
+                ],
+            )
+        }
+    };
+    let issued = s
+        .call("oauth", "post-oauth-token", redeem(code.clone()))
+        .await
+        .expect(200, "oauth authorization_code grant");
+    assert!(issued.json()["id_token"].is_string(), "{}", issued.body);
+    let replayed = s
+        .call("oauth", "post-oauth-token", redeem(code))
+        .await
+        .expect(400, "oauth authorization_code grant, the code again");
+    assert_eq!(replayed.json()["error"], "invalid_grant");
 }
 
 fn code_of(outcome: &Outcome) -> String {

@@ -17,10 +17,15 @@
 //!   `token_type_hint` is accepted and not needed (the two shapes differ). `200` also for an unknown or invalid
 //!   token, as RFC 7009 §2.2 requires.
 //!
-//! `client_id`: there is no client registry yet (issue 15); a public `client_id` form field
+//! - `grant_type=authorization_code` ([`code_grant`]): a client registered in
+//!   `TGLINK_OIDC_CLIENTS` redeems the one-time code of tglink's OpenID Connect authorization
+//!   endpoint (`authorize` function) for an ID token, an access token and a refresh token.
+//!
+//! `client_id` of the initData exchange, refresh and revoke: a public `client_id` form field
 //! (1–64 of `[A-Za-z0-9._:-]`) is recorded on the session and put in its tokens, default
-//! [`DEFAULT_CLIENT_ID`]. Client authentication (`Authorization` header, `client_secret`) is
-//! refused with `401 invalid_client`, since no client has a secret.
+//! [`DEFAULT_CLIENT_ID`]; client authentication (`Authorization` header, `client_secret`) is
+//! refused there with `401 invalid_client`. Only the `authorization_code` grant authenticates
+//! registered clients.
 //!
 //! - The Login Widget's exchange (`subject_token_type=urn:tglink:params:oauth:token-type:
 //!   telegram-login-widget`) is in [`widget`]: the same one write, `amr` `telegram_widget`.
@@ -35,6 +40,8 @@ mod widget;
 
 use std::{collections::BTreeMap, sync::Arc};
 
+mod code_grant;
+
 use async_trait::async_trait;
 use lambda_http::{
     Body, Request, Response,
@@ -45,11 +52,11 @@ use tglink_shared::{
     config::positive_or,
     http::{Problem, body_bytes},
     ids::TelegramUserId,
-    oauth::{AccessTokenClaims, AccessTokenVerifier, TokenConfig, TokenSigner},
+    oauth::{AccessTokenClaims, AccessTokenVerifier, OidcClients, TokenConfig, TokenSigner},
     routes::{Endpoint, Operation, Route, dispatch, routes, switched_off},
     runtime::{Function, Startup, StartupError},
     store::{
-        SignIns, StoreError,
+        Authorizations, SignIns, StoreError,
         signins::{
             Amr, DEFAULT_SESSIONS_MAX, InitDataUse, NewSession, Profile, RefreshKey,
             RefreshOutcome, RefreshToken, SessionId, SignedIn, StartOutcome,
@@ -101,13 +108,20 @@ pub struct OAuth {
     /// `TGLINK_SESSIONS_MAX` (default 20): live sessions per Telegram user; at the cap a new
     /// sign-in ends the oldest.
     pub sessions_max: u32,
+    /// `TGLINK_OIDC_CLIENTS`: the clients of the `authorization_code` grant ([`code_grant`]).
+    /// None registered: the grant is refused.
+    pub clients: OidcClients,
+    /// `TELEGRAM_SESSION_TTL_SEC`: the absolute lifetime of a session an authorization code
+    /// starts (the Mini App's and the widget's configurations carry their own copy).
+    pub session_ttl_secs: u64,
+    pub authorizations: Arc<dyn Authorizations>,
     pub clock: Clock,
 }
 
 #[async_trait]
 impl Function for OAuth {
     fn secrets() -> &'static [&'static str] {
-        &["TELEGRAM_BOT_TOKEN"]
+        &["TELEGRAM_BOT_TOKEN", "TGLINK_OIDC_CLIENTS"]
     }
 
     async fn build(startup: &Startup) -> Result<Self, StartupError> {
@@ -128,6 +142,13 @@ impl Function for OAuth {
             verifier: startup.access_token_verifier().await?,
             tokens: startup.token_config()?,
             sessions_max,
+            clients: OidcClients::from_env(env)?,
+            session_ttl_secs: positive_or(
+                env,
+                "TELEGRAM_SESSION_TTL_SEC",
+                tglink_shared::telegram::miniapp::DEFAULT_SESSION_TTL_SECS,
+            )?,
+            authorizations: store.authorizations(),
             clock: Clock::system(),
         })
     }
@@ -142,7 +163,7 @@ impl Function for OAuth {
 }
 
 pub async fn handle(deps: &OAuth, req: Request) -> Response<Body> {
-    if deps.miniapp.is_none() && deps.widget.is_none() {
+    if deps.miniapp.is_none() && deps.widget.is_none() && deps.clients.is_empty() {
         return switched_off();
     }
     dispatch(&req, async |op| {
@@ -379,6 +400,9 @@ pub struct TokenResponse {
 
 async fn token(deps: &OAuth, req: &Request) -> Result<Response<Body>, OAuthError> {
     let form = Form::parse(req)?;
+    if form.get("grant_type") == Some(code_grant::AUTHORIZATION_CODE) {
+        return code_grant::grant(deps, req, &form).await;
+    }
     let client_id = client_id(req, &form)?;
     match form.required("grant_type")? {
         TOKEN_EXCHANGE => exchange(deps, &form, client_id).await,
@@ -386,7 +410,7 @@ async fn token(deps: &OAuth, req: &Request) -> Result<Response<Body>, OAuthError
         _ => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            "grant_type must be urn:ietf:params:oauth:grant-type:token-exchange or refresh_token",
+            "grant_type must be authorization_code, urn:ietf:params:oauth:grant-type:token-exchange or refresh_token",
         )),
     }
 }

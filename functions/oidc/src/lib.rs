@@ -5,8 +5,10 @@
 //!   `{"kty":"EC","crv":"P-256","x","y","kid","use":"sig","alg":"ES256"}`, `kid` the RFC 7638
 //!   thumbprint.
 //! - `openid-configuration` (RFC 8414 / OpenID Connect Discovery 1.0): the fields that apply
-//!   to the token service today (issuer, JWKS, token and revocation endpoints, grant types,
-//!   client authentication `none`, ES256).
+//!   to the token service and the OpenID provider: issuer, JWKS, the authorization, token and
+//!   revocation endpoints, grant types, `response_types_supported` `["code"]`, subject type
+//!   `public`, ES256 ID tokens, PKCE `S256` only, client authentication (`none`,
+//!   `client_secret_basic`, `client_secret_post`), scopes and claims.
 //!
 //! Both are public and cacheable (`Cache-Control: public, max-age=300`). The keys come from the
 //! store's public halves only (no KMS call, no private key opened), read at most once per
@@ -18,7 +20,7 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::json;
 use tglink_shared::{
     http::Problem,
-    oauth::{KEY_REFRESH_SECS, PublishedKeys, TokenConfig, keys},
+    oauth::{KEY_REFRESH_SECS, PublishedKeys, TokenConfig, clients::SUPPORTED_SCOPES, keys},
     routes::{Endpoint, Operation, Route, dispatch, routes},
     runtime::{Function, Startup, StartupError},
     time::Clock,
@@ -91,6 +93,26 @@ async fn jwks(deps: &Oidc) -> Result<Response<Body>, Problem> {
     Ok(public_json(&keys::jwks(&published)))
 }
 
+/// The claims tglink's ID tokens may carry (OIDC Discovery 1.0 §3).
+pub const CLAIMS_SUPPORTED: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "azp",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "amr",
+    "sid",
+    "at_hash",
+    "app_user_id",
+    "preferred_username",
+    "given_name",
+    "name",
+    "locale",
+];
+
 /// The discovery document.
 pub fn configuration(config: &TokenConfig) -> serde_json::Value {
     json!({
@@ -98,10 +120,21 @@ pub fn configuration(config: &TokenConfig) -> serde_json::Value {
         "jwks_uri": config.url("/.well-known/jwks.json"),
         "token_endpoint": config.url("/oauth/token"),
         "revocation_endpoint": config.url("/oauth/revoke"),
-        "grant_types_supported": [TOKEN_EXCHANGE_GRANT, "refresh_token"],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "authorization_endpoint": config.url("/oauth/authorize"),
+        "grant_types_supported": ["authorization_code", TOKEN_EXCHANGE_GRANT, "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["none"],
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": SUPPORTED_SCOPES,
+        "claims_supported": CLAIMS_SUPPORTED,
+        "authorization_response_iss_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
     })
 }
 
@@ -144,7 +177,21 @@ mod tests {
             doc["revocation_endpoint"],
             "https://auth.example/oauth/revoke"
         );
-        assert_eq!(doc["grant_types_supported"][0], TOKEN_EXCHANGE_GRANT);
+        assert_eq!(
+            doc["grant_types_supported"],
+            json!(["authorization_code", TOKEN_EXCHANGE_GRANT, "refresh_token"])
+        );
         assert_eq!(doc["token_endpoint_auth_methods_supported"][0], "none");
+        assert_eq!(
+            doc["authorization_endpoint"],
+            "https://auth.example/oauth/authorize"
+        );
+        assert_eq!(doc["response_types_supported"], json!(["code"]));
+        assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            json!(["ES256"])
+        );
+        assert_eq!(doc["subject_types_supported"], json!(["public"]));
     }
 }

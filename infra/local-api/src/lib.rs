@@ -50,6 +50,7 @@ impl LocalApi {
             Arc::new(oidc::Oidc::build(startup).await?),
             Arc::new(signing_keys::SigningKeysFunction::build(startup).await?),
             Arc::new(notify::Notify::build(startup).await?),
+            Arc::new(authorize::Authorize::build(startup).await?),
         ];
         let cors = Cors::from_env(startup.env())?;
         Ok(Self { functions, cors })

@@ -4,7 +4,8 @@
 //!
 //! - [`config`]: issuer, audience, access-token lifetime (`TGLINK_ISSUER`,
 //!   `TGLINK_TOKEN_AUDIENCE`, `TGLINK_ACCESS_TOKEN_TTL_SEC`).
-//! - [`claims`]: the claims of an access token.
+//! - [`claims`]: the claims of an access token and of an OpenID Connect ID token.
+//! - [`clients`]: the registered OpenID clients (`TGLINK_OIDC_CLIENTS`).
 //! - [`keys`]: key generation, `kid` (RFC 7638 thumbprint), the public JWK and JWKS, the
 //!   cached published set, rotation.
 //! - [`pkce`]: PKCE `S256` (RFC 7636) and random verifiers, states and nonces.
@@ -16,13 +17,15 @@
 //! Why not KMS `Sign` per token: see docs/design.md ("Access tokens and signing keys").
 
 pub mod claims;
+pub mod clients;
 pub mod config;
 pub mod keys;
 pub mod pkce;
 pub mod signer;
 pub mod verifier;
 
-pub use claims::AccessTokenClaims;
+pub use claims::{AccessTokenClaims, IdTokenClaims, at_hash};
+pub use clients::{OidcClient, OidcClients};
 pub use config::TokenConfig;
 pub use keys::PublishedKeys;
 pub use signer::{SigningError, TokenSigner};
@@ -47,6 +50,9 @@ pub const UNKNOWN_KID_REFETCH_SECS: u64 = 10;
 
 /// The `typ` header of an access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The `typ` header of an ID token (OIDC Core leaves it open; `JWT` is what clients expect).
+pub const ID_TOKEN_TYP: &str = "JWT";
 
 #[cfg(test)]
 mod tests;

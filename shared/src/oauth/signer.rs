@@ -1,4 +1,4 @@
-//! [`TokenSigner`]: signs access tokens in-process with the current signing key.
+//! [`TokenSigner`]: signs access tokens (and OpenID Connect ID tokens) in-process with the current signing key.
 //!
 //! The key is loaded lazily, on the first token of a cold start: one store read (the key set)
 //! and one key unwrap (one KMS `Decrypt` in the cloud), then cached (the instance that
@@ -16,7 +16,10 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tokio::sync::Mutex;
 
-use super::{ACCESS_TOKEN_TYP, AccessTokenClaims, KEY_ACTIVATION_SECS, KEY_REFRESH_SECS, keys};
+use super::{
+    ACCESS_TOKEN_TYP, AccessTokenClaims, ID_TOKEN_TYP, IdTokenClaims, KEY_ACTIVATION_SECS,
+    KEY_REFRESH_SECS, keys,
+};
 use crate::{
     seal::{SealError, Sealer},
     store::{AddOutcome, SigningKeys, StoreError},
@@ -63,7 +66,23 @@ impl TokenSigner {
 
     /// The compact JWS of `claims`: header `{"alg":"ES256","typ":"at+jwt","kid":…}`.
     pub async fn sign(&self, claims: &AccessTokenClaims) -> Result<String, SigningError> {
-        let now = UnixTime(u64::try_from(claims.iat).unwrap_or(0));
+        self.sign_typed(claims, ACCESS_TOKEN_TYP, claims.iat).await
+    }
+
+    /// The compact JWS of an OpenID Connect ID token (OIDC Core §2): header
+    /// `{"alg":"ES256","typ":"JWT","kid":…}`, signed with the same key as access tokens (so
+    /// the one JWKS verifies both; `typ` tells them apart, RFC 8725 §3.11).
+    pub async fn sign_id_token(&self, claims: &IdTokenClaims) -> Result<String, SigningError> {
+        self.sign_typed(claims, ID_TOKEN_TYP, claims.iat).await
+    }
+
+    async fn sign_typed<T: serde::Serialize>(
+        &self,
+        claims: &T,
+        typ: &str,
+        iat: i64,
+    ) -> Result<String, SigningError> {
+        let now = UnixTime(u64::try_from(iat).unwrap_or(0));
         let mut current = self.current.lock().await;
         let fresh = current
             .as_ref()
@@ -73,7 +92,7 @@ impl TokenSigner {
         }
         let current = current.as_ref().expect("loaded above");
         let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.typ = Some(typ.to_owned());
         header.kid = Some(current.kid.clone());
         jsonwebtoken::encode(&header, claims, &current.key)
             .map_err(|_| SigningError::Key("signing failed"))

@@ -6,6 +6,7 @@
 //! condition, because DynamoDB TTL deletes items late. One conformance suite
 //! (`tests/tests/conformance_*.rs`) runs against both; a difference between them is a bug.
 
+pub mod authorizations;
 pub mod blocks;
 pub mod claims;
 pub mod connect_flow;
@@ -23,6 +24,7 @@ pub mod worker_tokens;
 
 use std::sync::Arc;
 
+pub use authorizations::Authorizations;
 pub use blocks::{Block, BlockOutcome, Blocks};
 pub use claims::{
     ClaimKey, ClaimLease, ClaimOnce, ClaimOutcome, ClaimRecord, ClaimStatus, ClaimTimes, Claims,
@@ -92,4 +94,5 @@ port_accessors! {
     signins: SignIns,
     signing_keys: SigningKeys,
     rate_limits: RateLimits,
+    authorizations: Authorizations,
 }

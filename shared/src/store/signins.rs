@@ -202,8 +202,10 @@ impl fmt::Debug for RefreshToken {
     }
 }
 
-/// The Telegram profile proven at sign-in (the access token's profile claims).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The Telegram profile proven at sign-in (the access token's profile claims). Serializable
+/// (absent fields default) for the authorization code that carries it (`authorizations`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Profile {
     pub username: Option<String>,
     pub first_name: Option<String>,

@@ -3,6 +3,7 @@
 //! `tests/tests/conformance/main.rs`). A suite function written here but not listed in the
 //! macro fails `every_suite_function_is_listed`.
 
+pub mod authorizations;
 pub mod blocks;
 pub mod claims;
 pub mod connect_flow;
@@ -96,6 +97,12 @@ macro_rules! conformance_suite {
             signing_keys::a_rotation_retires_the_current_key_and_both_stay_published,
             signing_keys::adding_a_key_is_conditional_on_the_current_one,
             signing_keys::the_private_key_is_stored_sealed_for_its_purpose,
+            authorizations::a_request_is_taken_once_by_another_client,
+            authorizations::an_expired_request_cannot_be_taken,
+            authorizations::sixteen_concurrent_takers_one_winner,
+            authorizations::a_code_is_redeemed_once_and_a_replay_names_the_first_session,
+            authorizations::an_expired_code_is_not_redeemed,
+            authorizations::sixteen_concurrent_redemptions_one_winner,
         );
     };
     (@tests $backend:expr; $($module:ident :: $name:ident),+ $(,)?) => {

@@ -43,6 +43,8 @@ const ITEM_PREFIXES: &[(&str, &str)] = &[
     ("signing keys", "SIGNKEY#"),
     ("notify idempotency claim", "CLAIM#notify#"),
     ("notify token bucket", "RATE#"),
+    ("pending OpenID authorization request", "AUTHREQ#"),
+    ("tglink authorization code", "AUTHCODE#"),
 ];
 
 /// What each function may do to each kind of item: `R` read only (`GetItem`,
@@ -78,7 +80,11 @@ const ACCESS: &[(&str, &[(&str, Access)])] = &[
             ("SIGNKEY#", R),
         ],
     ),
-    ("oauth", &[("TGSIGNIN#", W), ("SIGNKEY#", W)]),
+    (
+        "oauth",
+        &[("TGSIGNIN#", W), ("SIGNKEY#", W), ("AUTHCODE#", W)],
+    ),
+    ("authorize", &[("AUTHREQ#", W), ("AUTHCODE#", W)]),
     ("oidc", &[("SIGNKEY#", R)]),
     ("signing-keys", &[("SIGNKEY#", W)]),
     (

@@ -5,7 +5,8 @@
 //! worker-credentials 1 DynamoDB + ≤ 1 KMS, and 0 KMS on 304; 2FA verify ≤ 2 DynamoDB + 1 KMS;
 //! the signing key 1 DynamoDB + 1 KMS once per cold start and 0 per token; JWKS and discovery 0
 //! when warm; the oauth token exchange and refresh 1 DynamoDB + 0 KMS on a warm function; a
-//! delivered notify ≤ 4 DynamoDB + 0 KMS + exactly 1 Telegram call, 0 Telegram calls when refused. The
+//! delivered notify ≤ 4 DynamoDB + 0 KMS + exactly 1 Telegram call, 0 Telegram calls when refused;
+//! the OpenID provider: authorize 1, Telegram's callback 2, `authorization_code` 2 DynamoDB + 0 KMS. The
 //! other endpoints' costs are
 //! recorded for the benchmark report (`TGLINK_BENCH_OUT`), pinned so a change is noticed.
 //!
@@ -1210,4 +1211,149 @@ async fn notify_costs_four_dynamodb_calls_and_one_telegram_call() {
     );
     assert!(cost.met, "{:?}", cost.tally.names());
     c.write("notify");
+}
+
+/// tglink's OpenID provider: `GET /oauth/authorize` 1 DynamoDB (`PutItem` of the request),
+/// Telegram's callback 2 (`UpdateItem` taking the request, `PutItem` of the code), the
+/// `authorization_code` grant 2 DynamoDB + 0 KMS warm (`UpdateItem` of the code, `UpdateItem`
+/// of the sign-in record). Telegram's own endpoints are no AWS calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_provider_authorize_callback_and_token_calls() {
+    use aws_lc_rs::digest;
+    use tglink_shared::oauth::pkce;
+    use tglink_tests::fake_telegram_oidc::FakeTelegramOidc;
+
+    let fake = FakeTelegramOidc::start();
+    let secret = "aws-calls-client-secret";
+    let redirect = "http://127.0.0.1:9/cb";
+    let clients = json!([{
+        "client_id": "web",
+        "client_secret_sha256": hex::encode(digest::digest(&digest::SHA256, secret.as_bytes())),
+        "redirect_uris": [redirect],
+    }])
+    .to_string();
+    let (app, calls) = spawn_app_counting(
+        Backend::DynamoDb,
+        fake.env().with("TGLINK_OIDC_CLIENTS", clients),
+    )
+    .await;
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location = |resp: &reqwest::Response| {
+        resp.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap()
+            .to_owned()
+    };
+    let mut report = CallsReport::default();
+    // Telegram sends the browser to the issuer's callback; here the issuer is the default
+    // (`http://127.0.0.1:8080`), not this server's address.
+    let issuer = app.env.var("TGLINK_ISSUER").unwrap();
+    let flow = async |case: &str, report: &mut CallsReport, measure: bool| {
+        let verifier = pkce::new_code_verifier();
+        let challenge = pkce::s256_challenge(&verifier);
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("redirect_uri", redirect),
+            ("scope", "openid"),
+            ("state", "s"),
+            ("nonce", "n"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ] {
+            q.append_pair(k, v);
+        }
+        calls.take();
+        let resp = browser
+            .get(format!("{}/oauth/authorize?{}", app.api.base, q.finish()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 302);
+        let at_telegram = location(&resp);
+        let tally = calls.take();
+        if measure {
+            let met = tally.operations("DynamoDB") == ["PutItem"] && tally.total() == 1;
+            report.push(
+                CallsRow::new("authorize", "GET /oauth/authorize", case, 302, &tally)
+                    .budget("1 DynamoDB", met),
+            );
+            assert!(met, "{:?}", tally.names());
+        }
+        let callback = fake.approve(&at_telegram).await;
+        calls.take();
+        let on_app = callback.location.replacen(&issuer, &app.api.base, 1);
+        let resp = browser.get(&on_app).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 302);
+        let at_client = location(&resp);
+        let tally = calls.take();
+        if measure {
+            let met =
+                tally.operations("DynamoDB") == ["UpdateItem", "PutItem"] && tally.total() == 2;
+            report.push(
+                CallsRow::new(
+                    "authorize",
+                    "GET /oauth/callback/telegram",
+                    case,
+                    302,
+                    &tally,
+                )
+                .budget("2 DynamoDB", met),
+            );
+            assert!(met, "{:?}", tally.names());
+        }
+        let code = form_urlencoded::parse(at_client.split_once('?').unwrap().1.as_bytes())
+            .into_owned()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1;
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", &verifier),
+            ("client_id", "web"),
+            ("client_secret", secret),
+        ] {
+            body.append_pair(k, v);
+        }
+        let resp = app
+            .api
+            .send(
+                app.api
+                    .request(Method::POST, "/oauth/token")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body.finish()),
+            )
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        let tally = calls.take();
+        if measure {
+            let met = tally.operations("DynamoDB") == ["UpdateItem", "UpdateItem"]
+                && tally.count("KMS") == 0
+                && tally.total() == 2;
+            report.push(
+                CallsRow::new(
+                    "oauth",
+                    "POST /oauth/token",
+                    &format!("authorization_code, {case}"),
+                    200,
+                    &tally,
+                )
+                .budget("2 DynamoDB + 0 KMS", met),
+            );
+            assert!(met, "{:?}", tally.names());
+        }
+    };
+    // The first token of the deployment creates the signing key: not measured.
+    flow("cold", &mut report, false).await;
+    flow("warm", &mut report, true).await;
+    report.write("authorize");
 }

@@ -19,6 +19,7 @@ mod integrate;
 mod miniapp;
 mod notify;
 mod oauth;
+mod oidc_provider;
 mod registration;
 mod telegram_oidc;
 mod tokens;

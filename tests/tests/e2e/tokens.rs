@@ -139,13 +139,22 @@ async fn discovery_and_jwks_are_public_and_cacheable(backend: Backend) {
     assert_eq!(
         doc.json["grant_types_supported"],
         json!([
+            "authorization_code",
             "urn:ietf:params:oauth:grant-type:token-exchange",
             "refresh_token"
         ])
     );
     assert_eq!(
         doc.json["token_endpoint_auth_methods_supported"],
-        json!(["none"])
+        json!(["none", "client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(
+        doc.json["authorization_endpoint"],
+        format!("{}/oauth/authorize", config.issuer)
+    );
+    assert_eq!(
+        doc.json["code_challenge_methods_supported"],
+        json!(["S256"])
     );
     // No key before the first token.
     let jwks = app.api.get(JWKS, None).await;

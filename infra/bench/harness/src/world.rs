@@ -20,9 +20,14 @@ use tglink_shared::{
 use tglink_tests::{
     app::{TestApp, spawn_app_with},
     fake_telegram::FakeTelegram,
+    fake_telegram_oidc::FakeTelegramOidc,
     fixtures::{Backend, emulator},
     http_client::Api,
 };
+
+/// The public client of the OpenID provider the `authorize` events come from.
+const OIDC_CLIENT: &str = "bench-web";
+const OIDC_REDIRECT: &str = "https://bench.example/callback";
 
 /// The app user every request acts for.
 pub const USER: &str = "bench-user";
@@ -62,6 +67,8 @@ const CONFIG_VARS: &[&str] = &[
 pub struct World {
     pub app: TestApp,
     pub fake: FakeTelegram,
+    /// Telegram's OpenID provider for the world's bot (`authorize` is measured against it).
+    pub oidc: FakeTelegramOidc,
     pub jwt: String,
     pub worker_token: String,
     pub registration_id: String,
@@ -94,7 +101,15 @@ impl World {
             "tglink_dev_bot",
         );
         let seeded = seed(&app.api, &fake, &jwt).await;
+        let bot_id = app
+            .env
+            .var("TELEGRAM_BOT_TOKEN")
+            .and_then(|t| t.split(':').next().map(str::to_owned))
+            .or_else(|| app.env.var("TELEGRAM_BOT_ID"))
+            .expect("a bot");
+        let oidc = FakeTelegramOidc::start_with(&bot_id, "bench-telegram-oidc-client-secret");
         let world = Self {
+            oidc,
             jwt,
             worker_token: seeded.worker_token,
             registration_id: String::new(),
@@ -151,17 +166,36 @@ impl World {
                 env.push(((*name).to_owned(), value));
             }
         }
+        env.push(("TELEGRAM_OIDC_ISSUER".to_owned(), self.oidc.issuer.clone()));
+        if ssm_prefix.is_none() {
+            env.extend(self.oidc_secrets());
+        }
         if let Some(prefix) = ssm_prefix {
             env.push(("TGLINK_SSM_PREFIX".to_owned(), prefix.to_owned()));
         }
         env
     }
 
+    /// The OpenID provider's secrets (not the local API's: only the Lambdas get them): the
+    /// fake's client secret and one registered client, [`OIDC_CLIENT`].
+    fn oidc_secrets(&self) -> Vec<(String, String)> {
+        let clients = json!([{"client_id": OIDC_CLIENT, "redirect_uris": [OIDC_REDIRECT]}]);
+        vec![
+            (
+                "TELEGRAM_OIDC_CLIENT_SECRET".to_owned(),
+                self.oidc.client_secret.clone(),
+            ),
+            ("TGLINK_OIDC_CLIENTS".to_owned(), clients.to_string()),
+        ]
+    }
+
     /// Stores this world's secrets as SecureString parameters under `prefix` on moto.
     pub async fn put_secrets_in_ssm(&self, prefix: &str) {
         let ssm = aws_sdk_ssm::Client::new(&emulator().sdk().await);
+        let oidc = self.oidc_secrets();
         for name in SECRET_VARS {
-            if let Some(value) = self.var(name) {
+            let own = oidc.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            if let Some(value) = own.or_else(|| self.var(name)) {
                 ssm.put_parameter()
                     .name(format!("{prefix}{name}"))
                     .value(value)
@@ -309,6 +343,31 @@ impl World {
                         &json_headers(None),
                         Some(body),
                     ),
+                )
+            }
+            "authorize" => {
+                let mut query = form_urlencoded::Serializer::new(String::new());
+                for (k, v) in [
+                    ("response_type", "code"),
+                    ("client_id", OIDC_CLIENT),
+                    ("redirect_uri", OIDC_REDIRECT),
+                    ("scope", "openid profile"),
+                    ("state", "bench-state"),
+                    ("nonce", "bench-nonce"),
+                    (
+                        "code_challenge",
+                        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                    ),
+                    ("code_challenge_method", "S256"),
+                ] {
+                    query.append_pair(k, v);
+                }
+                let mut event = apigw_event("GET", "/oauth/authorize", &[], None);
+                event["rawQueryString"] = Value::String(query.finish());
+                repeat(
+                    "GET /oauth/authorize (a registered client): the request stored, 302 to Telegram (discovery fetched once per cold start)",
+                    302,
+                    event,
                 )
             }
             "link" => repeat(

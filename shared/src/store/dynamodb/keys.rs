@@ -16,6 +16,8 @@
 //! | TOTP verification state | `TOTP#<user id>` | `TOTP` |
 //! | current signing key (pointer) | `SIGNKEY#set` | `CURRENT` |
 //! | signing key | `SIGNKEY#set` | `KEY#<kid>` |
+//! | pending OpenID authorization request | `AUTHREQ#<hash of tglink's upstream state>` | `AUTHREQ` |
+//! | tglink authorization code | `AUTHCODE#<hash>` | `AUTHCODE` |
 //!
 //! The `pk` prefix is what IAM sees (`dynamodb:LeadingKeys`): each function's role in
 //! `template.yaml` may touch only the prefixes it uses, so a kind of item that one function
@@ -136,6 +138,16 @@ pub(super) fn signing_key(kid: &str) -> Key {
     Key::new(SIGNING_KEYS_PK.to_owned(), format!("KEY#{kid}"))
 }
 
+/// A pending authorization request of tglink's OpenID provider (`authorizations.rs`).
+pub(super) fn auth_request(state: &TokenHash) -> Key {
+    Key::new(format!("AUTHREQ#{}", state.as_str()), "AUTHREQ")
+}
+
+/// A tglink authorization code (`authorizations.rs`).
+pub(super) fn auth_code(code: &TokenHash) -> Key {
+    Key::new(format!("AUTHCODE#{}", code.as_str()), "AUTHCODE")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +188,14 @@ mod tests {
         assert_eq!(
             pair(bucket(&BucketKey::chat(42))),
             ("RATE#chat#42".into(), "RATE".into())
+        );
+        assert_eq!(
+            pair(auth_request(&hash)),
+            (format!("AUTHREQ#{}", hash.as_str()), "AUTHREQ".into())
+        );
+        assert_eq!(
+            pair(auth_code(&hash)),
+            (format!("AUTHCODE#{}", hash.as_str()), "AUTHCODE".into())
         );
     }
 }

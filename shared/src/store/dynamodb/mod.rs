@@ -8,6 +8,7 @@ mod item;
 mod keys;
 mod tx;
 
+mod authorizations;
 mod blocks;
 mod claims;
 mod connect_flow;

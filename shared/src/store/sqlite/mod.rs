@@ -2,6 +2,7 @@
 //! share it; every multi-statement operation runs in an `IMMEDIATE` transaction, every single
 //! conditional write is one statement.
 
+mod authorizations;
 mod blocks;
 mod claims;
 mod connect_flow;
@@ -37,6 +38,7 @@ const SCHEMA: &[&str] = &[
     signins::SCHEMA,
     signing_keys::SCHEMA,
     rate_limits::SCHEMA,
+    authorizations::SCHEMA,
 ];
 
 /// Statements that delete records whose retention has passed (`?1` = now). DynamoDB's TTL does
@@ -50,6 +52,7 @@ const PURGE: &[&str] = &[
     signins::PURGE[0],
     signins::PURGE[1],
     signins::PURGE[2],
+    authorizations::PURGE,
 ];
 
 /// How long a writer waits for another process's lock before the store counts as unavailable.
