@@ -3,8 +3,11 @@
 //! `.venv` (PyJWT), JavaScript by Node (the browser's `fetch`, `URLSearchParams`) — against
 //! the local API, in the order a host would use them: the host backend's app JWT, a connect
 //! link, the Mini App's sign-in, the backend verifying the access token, linking, a refresh
-//! that then carries `app_user_id`, a website's Login Widget sign-in, and the host's own bot
-//! receiving a forwarded update.
+//! that then carries `app_user_id`, a website's Login Widget sign-in, a website's "Log in with
+//! Telegram" through tglink's OpenID provider (Authlib; Telegram's OpenID provider a fake on
+//! loopback), the backend's service lookup and a notification sent once for two requests with
+//! one key (the Bot API a fake on loopback), and the host's own bot receiving a forwarded
+//! update.
 //!
 //! Each snippet runs as written; the test only adds a prelude (the names the guide says the
 //! host has: `TGLINK`, `appJwt`, `APP_JWT_SECRET`, …, from the environment) and an epilogue
@@ -12,6 +15,7 @@
 
 use std::{path::PathBuf, process::Stdio};
 
+use aws_lc_rs::digest;
 use http::Method;
 use serde_json::{Value, json};
 use tglink_shared::{
@@ -21,6 +25,8 @@ use tglink_shared::{
 };
 use tglink_tests::{
     app::spawn_app_with,
+    fake_telegram::FakeTelegram,
+    fake_telegram_oidc::FakeTelegramOidc,
     fixtures::Backend,
     snippets::{self, Snippet},
     workspace_root,
@@ -41,6 +47,9 @@ const RUN: &[&str] = &[
     "miniapp-link",
     "backend-verify",
     "widget-signin",
+    "oidc-login",
+    "service-lookup",
+    "notify",
     "bot-forward",
 ];
 
@@ -113,6 +122,14 @@ async fn run(name: &str, prelude: &str, epilogue: &str, env: &[(&str, &str)]) ->
     serde_json::from_str(last).unwrap_or_else(|e| panic!("snippet {name} printed {stdout}: {e}"))
 }
 
+/// The bot (its id is Telegram OIDC's client id) and the website registered with tglink.
+const BOT_ID: &str = "7000000001";
+const TELEGRAM_OIDC_SECRET: &str = "guide-telegram-oidc-secret";
+const SITE: &str = "guide-site";
+const SITE_SECRET: &str = "guide-site-secret-0123456789abcdef";
+/// The site's callback (never contacted: the test is the browser and stops there).
+const SITE_CALLBACK: &str = "http://127.0.0.1:9/callback";
+
 const JS_PRELUDE: &str = "const TGLINK = process.env.TGLINK;\nconst appJwt = process.env.APP_JWT;";
 
 /// The host's bot (`bot-forward`), serving on a free loopback port; returns it and its port.
@@ -147,10 +164,26 @@ async fn the_integration_guide_runs_end_to_end() {
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port");
+    // Telegram's OpenID provider (a fake on loopback) knows the bot; tglink knows the site.
+    let telegram_oidc = FakeTelegramOidc::start_with(BOT_ID, TELEGRAM_OIDC_SECRET);
+    // The Bot API (a fake on loopback) knows the bot: notifications are sent through it.
+    let bot_api = FakeTelegram::start().await;
+    let bot_token = format!("{BOT_ID}:AAH-guide-bot-token-0123456789abcdef");
+    bot_api.add_bot(&bot_token, "tglink_dev_bot");
+    let site = json!([{
+        "client_id": SITE,
+        "client_secret_sha256": hex::encode(digest::digest(&digest::SHA256, SITE_SECRET.as_bytes())),
+        "redirect_uris": [SITE_CALLBACK],
+    }]);
     let app = spawn_app_with(
         Backend::Sqlite,
         MapEnv::new()
             .with("LISTEN_ADDR", listen.to_string())
+            .with("TELEGRAM_BOT_TOKEN", &bot_token)
+            .with("TELEGRAM_API_BASE", bot_api.base_url())
+            .with("TELEGRAM_OIDC_ISSUER", &telegram_oidc.issuer)
+            .with("TELEGRAM_OIDC_CLIENT_SECRET", TELEGRAM_OIDC_SECRET)
+            .with("TGLINK_OIDC_CLIENTS", site.to_string())
             .with("TGLINK_FORWARD_URL", format!("http://127.0.0.1:{port}/bot"))
             .with("TGLINK_FORWARD_SECRET", forward_secret),
     )
@@ -315,6 +348,108 @@ async fn the_integration_guide_runs_end_to_end() {
         verify(widget_access).await,
         json!({"telegram_user_id": telegram_user.to_string(), "app_user_id": "guide-user"})
     );
+
+    // A website's "Log in with Telegram": Authlib against tglink, the same Telegram user
+    // approving at Telegram; the ID token names the Telegram user and the linked host user.
+    telegram_oidc
+        .set_user(json!({"id": telegram_user, "first_name": "Guide", "username": "guide_user"}))
+        .await;
+    let login = run(
+        "oidc-login",
+        "import os\nTGLINK_ISSUER = os.environ[\"TGLINK_ISSUER\"]\nCLIENT_ID = os.environ[\"CLIENT_ID\"]\nCLIENT_SECRET = os.environ[\"CLIENT_SECRET\"]\nREDIRECT_URI = os.environ[\"REDIRECT_URI\"]",
+        // The test is the browser: it follows the redirects until the site's callback.
+        "import json\nsession = {}\nurl = login(session)\nwhile not url.startswith(REDIRECT_URI):\n    url = requests.get(url, allow_redirects=False, timeout=10).headers[\"Location\"]\nclaims = callback(session, url)\nprint(json.dumps({\"sub\": claims[\"sub\"], \"app_user_id\": claims.get(\"app_user_id\"), \"amr\": claims[\"amr\"], \"access_token\": claims[\"tokens\"][\"access_token\"]}))",
+        &[
+            ("TGLINK_ISSUER", &base),
+            ("CLIENT_ID", SITE),
+            ("CLIENT_SECRET", SITE_SECRET),
+            ("REDIRECT_URI", SITE_CALLBACK),
+        ],
+    )
+    .await;
+    assert_eq!(login["sub"], telegram_user.to_string(), "{login}");
+    assert_eq!(login["app_user_id"], "guide-user", "{login}");
+    assert_eq!(login["amr"], json!(["telegram_oidc"]), "{login}");
+    assert_eq!(
+        verify(login["access_token"].as_str().unwrap().to_owned()).await,
+        json!({"telegram_user_id": telegram_user.to_string(), "app_user_id": "guide-user"})
+    );
+
+    // The user starts the bot (so the Mini App link gets its chat); the backend looks the link
+    // up with the service role and notifies the user, twice with one key: one message.
+    let start = json!({
+        "update_id": 4_242_000,
+        "message": {
+            "message_id": 1, "date": 1_700_000_000, "text": "/start",
+            "entities": [{"offset": 0, "length": 6, "type": "bot_command"}],
+            "from": {"id": telegram_user, "is_bot": false, "first_name": "Guide"},
+            "chat": {"id": telegram_user, "type": "private"}
+        }
+    });
+    let resp = app
+        .api
+        .send(
+            app.api
+                .request(Method::POST, "/api/telegram/webhook")
+                .header(
+                    "X-Telegram-Bot-Api-Secret-Token",
+                    var("TELEGRAM_WEBHOOK_SECRET"),
+                )
+                .json(&start),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let backend = |name: &str, epilogue: &str| {
+        let code = snippet("app-jwt").code;
+        let base = base.clone();
+        let (secret, issuer, audience) = (
+            var("APP_JWT_SECRET"),
+            var("APP_JWT_ISSUER"),
+            var("APP_JWT_AUDIENCE"),
+        );
+        let (name, epilogue) = (name.to_owned(), epilogue.to_owned());
+        async move {
+            run(
+                &name,
+                &format!("import os\nTGLINK = os.environ[\"TGLINK\"]\nAPP_JWT_SECRET = os.environ[\"APP_JWT_SECRET\"]\nAPP_JWT_ISSUER = os.environ[\"APP_JWT_ISSUER\"]\nAPP_JWT_AUDIENCE = os.environ[\"APP_JWT_AUDIENCE\"]\n{code}"),
+                &epilogue,
+                &[
+                    ("TGLINK", &base),
+                    ("APP_JWT_SECRET", &secret),
+                    ("APP_JWT_ISSUER", &issuer),
+                    ("APP_JWT_AUDIENCE", &audience),
+                ],
+            )
+            .await
+        }
+    };
+    let found = backend(
+        "service-lookup",
+        "import json\nprint(json.dumps(telegram_of(\"guide-user\")))",
+    )
+    .await;
+    assert_eq!(found["telegram_user_id"], telegram_user, "{found}");
+    assert_eq!(found["chat_id"], telegram_user, "{found}");
+    assert_eq!(found["reachable"], true, "{found}");
+    let sent = backend(
+        "notify",
+        "import json\nfirst = notify(\"guide-user\", \"Your export is ready.\", \"export-42\")\nagain = notify(\"guide-user\", \"Your export is ready.\", \"export-42\")\nprint(json.dumps({\"status\": [first.status_code, again.status_code], \"first\": first.json(), \"again\": again.json()}))",
+    )
+    .await;
+    assert_eq!(
+        sent["status"],
+        json!([200, 200]),
+        "{sent} {:?}",
+        bot_api.calls()
+    );
+    assert_eq!(
+        sent["first"], sent["again"],
+        "the retry is the first answer"
+    );
+    assert_eq!(sent["first"]["chat_id"], telegram_user);
+    let messages = bot_api.sent();
+    assert_eq!(messages.len(), 1, "one message for one key: {messages:?}");
+    assert_eq!(messages[0]["text"], "Your export is ready.");
 
     // The host's own bot gets what tglink does not handle, and its reply goes back to Telegram.
     let update = json!({
