@@ -101,7 +101,21 @@ def finish(issuer, client_id, redirect_uri, state, nonce, code_verifier, callbac
     if claims.header.get("alg") not in metadata["id_token_signing_alg_values_supported"]:
         print("refused: id_token alg not advertised", file=sys.stderr)
         return 1
-    print(json.dumps({"claims": dict(claims), "header": dict(claims.header), "token": dict(token)}))
+    # OpenID Connect UserInfo with the access token (Authlib's session sends it as a Bearer header).
+    answer = client.get(metadata["userinfo_endpoint"], timeout=10)
+    if answer.status_code != 200:
+        print(f"refused: userinfo {answer.status_code}", file=sys.stderr)
+        return 1
+    userinfo = answer.json()
+    if userinfo.get("sub") != claims["sub"]:
+        print("refused: userinfo sub is not the id_token's", file=sys.stderr)
+        return 1
+    print(json.dumps({
+        "claims": dict(claims),
+        "header": dict(claims.header),
+        "token": dict(token),
+        "userinfo": userinfo,
+    }))
     return 0
 
 

@@ -664,14 +664,33 @@ async fn notify_scenario(s: &mut Session<'_>) {
 /// signing-keys publish and rotate it; then oauth starts cold again and opens the current key
 /// (`Query` + `kms:Decrypt`) for the tokens of the scenarios after this one.
 async fn token_service_scenario(s: &mut Session<'_>) {
-    s.call("oauth", "post-oauth-token", |e| {
-        exchange_form(e, &fresh_init_data())
-    })
-    .await
-    .expect(
-        200,
-        "the deployment's first token (its signing key made on demand)",
-    );
+    let first_token = s
+        .call("oauth", "post-oauth-token", |e| {
+            exchange_form(e, &fresh_init_data())
+        })
+        .await
+        .expect(
+            200,
+            "the deployment's first token (its signing key made on demand)",
+        );
+    let access_token = first_token.json()["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    // oidc userinfo: the event as it is (a placeholder token) is refused; the first token is
+    // answered on both methods.
+    s.call("oidc", "get-oauth-userinfo", |_| {})
+        .await
+        .expect(401, "userinfo, the event as it is");
+    for slug in ["get-oauth-userinfo", "post-oauth-userinfo"] {
+        let info = s
+            .call("oidc", slug, |e| {
+                set_header(e, "authorization", &format!("Bearer {access_token}"))
+            })
+            .await
+            .expect(200, "userinfo");
+        assert!(info.json()["sub"].is_string(), "{}", info.json());
+    }
     // oidc and signing-keys: the discovery document; two rotations (PutItem + UpdateItem each);
     // the JWKS then publishes the new keys first.
     let discovery = s

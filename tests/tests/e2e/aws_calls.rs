@@ -3,7 +3,7 @@
 //! built with (`tglink_tests::aws_calls`). The design's budgets are asserted here (a count, not
 //! a time): connect-link 1; webhook `/start` ≤ 2 and no outbound Telegram call; verify 1;
 //! worker-credentials 1 DynamoDB + ≤ 1 KMS, and 0 KMS on 304; 2FA verify ≤ 2 DynamoDB + 1 KMS;
-//! the signing key 1 DynamoDB + 1 KMS once per cold start and 0 per token; JWKS and discovery 0
+//! the signing key 1 DynamoDB + 1 KMS once per cold start and 0 per token; JWKS, discovery and a warm userinfo 0
 //! when warm; the oauth token exchange and refresh 1 DynamoDB + 0 KMS on a warm function; a
 //! delivered notify ≤ 4 DynamoDB + 0 KMS + exactly 1 Telegram call, 0 Telegram calls when refused;
 //! the OpenID provider: authorize 1, Telegram's callback 2, `authorization_code` 2 DynamoDB + 0 KMS. The
@@ -1058,6 +1058,22 @@ async fn signing_key_loads_once_and_discovery_costs_nothing_warm() {
         |t, _| t.total() == 0,
     );
     assert!(doc.met, "{:?}", doc.tally.names());
+    // UserInfo: the access token is verified against the same cached key set: 0 when warm.
+    let token = sign(signer.clone(), config.clone(), 99).await;
+    let resp = c
+        .send(Method::GET, "/oauth/userinfo", Some(&token), None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["sub"], "4702");
+    let info = c.record_budget(
+        "oidc",
+        "GET /oauth/userinfo",
+        "warm",
+        &resp,
+        "0 AWS calls",
+        |t, _| t.total() == 0,
+    );
+    assert!(info.met, "{:?}", info.tally.names());
     c.write("oidc");
 }
 

@@ -348,6 +348,16 @@ async fn authlib_runs_the_code_flow_across_processes_and_a_restart(backend: Back
     assert_eq!(access_claims.client_id, WEB);
     assert_eq!(access_claims.sid, claims["sid"].as_str().unwrap());
 
+    // UserInfo (Authlib fetched it with the access token): the ID token's `sub` and profile.
+    assert_eq!(
+        done["userinfo"]["sub"], claims["sub"],
+        "{}",
+        done["userinfo"]
+    );
+    assert_eq!(done["userinfo"]["preferred_username"], "ann8801");
+    assert_eq!(done["userinfo"]["given_name"], "Ann");
+    userinfo_refusals(&w.app, &access, &id_token).await;
+
     // The session refreshes like any other.
     let refreshed = refresh(&w.app.api, &refresh_token).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
@@ -376,6 +386,104 @@ async fn authlib_runs_the_code_flow_across_processes_and_a_restart(backend: Back
         WEB_SECRET,
         &w.fake.client_secret,
     ]);
+}
+
+async fn userinfo(api: &Api, method: Method, bearer: Option<&str>) -> ApiResponse {
+    let mut builder = api.request(method.clone(), "/oauth/userinfo");
+    if method == Method::POST {
+        builder = builder
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("");
+    }
+    if let Some(token) = bearer {
+        builder = builder.bearer_auth(token);
+    }
+    api.send(builder).await
+}
+
+fn assert_invalid_token(resp: &ApiResponse, what: &str) {
+    assert_eq!(resp.status, 401, "{what}: {}", resp.text);
+    assert_eq!(resp.json["code"], "access_token_invalid", "{what}");
+    let challenge = resp.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.starts_with(r#"Bearer error="invalid_token""#),
+        "{what}: {challenge}"
+    );
+}
+
+/// `GET`/`POST /oauth/userinfo` (OIDC Core §5.3, RFC 6750): the access token as a header
+/// answers on both methods; no token, garbage, an expired or HS256-forged token, an ID token
+/// or a token in the form body are refused with RFC 6750 §3's challenges.
+async fn userinfo_refusals(app: &TestApp, access: &str, id_token: &str) {
+    for method in [Method::GET, Method::POST] {
+        let ok = userinfo(&app.api, method.clone(), Some(access)).await;
+        assert_eq!(ok.status, 200, "{method}: {}", ok.text);
+        assert_eq!(ok.header("cache-control"), Some("no-store"));
+        assert_eq!(ok.json["sub"], "8801");
+        let none = userinfo(&app.api, method.clone(), None).await;
+        assert_eq!(none.status, 401, "{}", none.text);
+        assert_eq!(none.json["code"], "auth_required");
+        assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+    }
+    // A token in the form body is not read (RFC 6750 §2.2 is not supported).
+    let in_body = app
+        .api
+        .send(
+            app.api
+                .request(Method::POST, "/oauth/userinfo")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form(&[("access_token", access)])),
+        )
+        .await;
+    assert_eq!(in_body.status, 401, "{}", in_body.text);
+    assert_eq!(in_body.json["code"], "auth_required");
+    assert_invalid_token(
+        &userinfo(&app.api, Method::GET, Some("garbage")).await,
+        "garbage",
+    );
+    assert_invalid_token(
+        &userinfo(&app.api, Method::GET, Some(id_token)).await,
+        "an ID token (typ JWT)",
+    );
+
+    // Expired: signed by tglink's own key, `exp` past the leeway.
+    let startup = Startup::new(app.env.clone(), Platform::Local)
+        .await
+        .unwrap();
+    let config = startup.token_config().unwrap();
+    let signer = startup.token_signer().await.unwrap();
+    let mut claims = access_claims(app, access)
+        .await
+        .expect("valid access token");
+    let now = UnixTime::now().secs() as i64;
+    claims.iat = now - 3600;
+    claims.auth_time = now - 3600;
+    claims.exp = now - 600;
+    let expired = signer.sign(&claims).await.unwrap();
+    assert_invalid_token(
+        &userinfo(&app.api, Method::GET, Some(&expired)).await,
+        "expired",
+    );
+
+    // HS256 with the published key's `x` as the secret, under its `kid`.
+    let header = jsonwebtoken::decode_header(access).unwrap();
+    let jwks = app.api.get("/.well-known/jwks.json", None).await;
+    let x = jwks.json["keys"][0]["x"].as_str().unwrap().to_owned();
+    let mut forged_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    forged_header.typ = Some("at+jwt".into());
+    forged_header.kid = header.kid;
+    let mut fresh = access_claims(app, access).await.unwrap();
+    fresh.iss = config.issuer.clone();
+    let forged = jsonwebtoken::encode(
+        &forged_header,
+        &fresh,
+        &jsonwebtoken::EncodingKey::from_secret(x.as_bytes()),
+    )
+    .unwrap();
+    assert_invalid_token(
+        &userinfo(&app.api, Method::POST, Some(&forged)).await,
+        "HS256 forged",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
