@@ -356,7 +356,7 @@ async fn authlib_runs_the_code_flow_across_processes_and_a_restart(backend: Back
     );
     assert_eq!(done["userinfo"]["preferred_username"], "ann8801");
     assert_eq!(done["userinfo"]["given_name"], "Ann");
-    userinfo_refusals(&w.app, &access, &id_token).await;
+    let refused_tokens = userinfo_refusals(&w.app, &access, &id_token).await;
 
     // The session refreshes like any other.
     let refreshed = refresh(&w.app.api, &refresh_token).await;
@@ -383,6 +383,8 @@ async fn authlib_runs_the_code_flow_across_processes_and_a_restart(backend: Back
         &refresh_token,
         &next,
         &id_token,
+        &refused_tokens[0],
+        &refused_tokens[1],
         WEB_SECRET,
         &w.fake.client_secret,
     ]);
@@ -413,8 +415,9 @@ fn assert_invalid_token(resp: &ApiResponse, what: &str) {
 
 /// `GET`/`POST /oauth/userinfo` (OIDC Core §5.3, RFC 6750): the access token as a header
 /// answers on both methods; no token, garbage, an expired or HS256-forged token, an ID token
-/// or a token in the form body are refused with RFC 6750 §3's challenges.
-async fn userinfo_refusals(app: &TestApp, access: &str, id_token: &str) {
+/// or a token in the form body are refused with RFC 6750 §3's challenges. Returns the expired
+/// and the forged token (for the log check).
+async fn userinfo_refusals(app: &TestApp, access: &str, id_token: &str) -> [String; 2] {
     for method in [Method::GET, Method::POST] {
         let ok = userinfo(&app.api, method.clone(), Some(access)).await;
         assert_eq!(ok.status, 200, "{method}: {}", ok.text);
@@ -484,6 +487,7 @@ async fn userinfo_refusals(app: &TestApp, access: &str, id_token: &str) {
         &userinfo(&app.api, Method::POST, Some(&forged)).await,
         "HS256 forged",
     );
+    [expired, forged]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
