@@ -677,20 +677,6 @@ async fn token_service_scenario(s: &mut Session<'_>) {
         .as_str()
         .expect("access_token")
         .to_owned();
-    // oidc userinfo: the event as it is (a placeholder token) is refused; the first token is
-    // answered on both methods.
-    s.call("oidc", "get-oauth-userinfo", |_| {})
-        .await
-        .expect(401, "userinfo, the event as it is");
-    for slug in ["get-oauth-userinfo", "post-oauth-userinfo"] {
-        let info = s
-            .call("oidc", slug, |e| {
-                set_header(e, "authorization", &format!("Bearer {access_token}"))
-            })
-            .await
-            .expect(200, "userinfo");
-        assert!(info.json()["sub"].is_string(), "{}", info.json());
-    }
     // oidc and signing-keys: the discovery document; two rotations (PutItem + UpdateItem each);
     // the JWKS then publishes the new keys first.
     let discovery = s
@@ -727,6 +713,20 @@ async fn token_service_scenario(s: &mut Session<'_>) {
         .collect();
     assert_eq!(kids[0], second.json()["kid"]);
     assert!(kids.contains(&first.json()["kid"]), "{kids:?}");
+    // oidc userinfo: the event as it is (no token) is refused; the first token (its key now
+    // retired, still published) is answered on both methods.
+    s.call("oidc", "get-oauth-userinfo", |_| {})
+        .await
+        .expect(401, "userinfo, the event as it is");
+    for slug in ["get-oauth-userinfo", "post-oauth-userinfo"] {
+        let info = s
+            .call("oidc", slug, |e| {
+                set_header(e, "authorization", &format!("Bearer {access_token}"))
+            })
+            .await
+            .expect(200, "userinfo");
+        assert!(info.json()["sub"].is_string(), "{}", info.json());
+    }
     s.cold_start("oauth").await;
 }
 
