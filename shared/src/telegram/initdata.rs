@@ -787,38 +787,7 @@ impl Validator {
             })?,
         };
         let token = config::optional(env, "TELEGRAM_BOT_TOKEN").map(Zeroizing::new);
-        let token_bot_id = token
-            .as_deref()
-            .map(|t| {
-                t.split_once(':')
-                    .filter(|(_, secret)| !secret.is_empty())
-                    .and_then(|(id, _)| parse_bot_id(id))
-                    .ok_or_else(|| {
-                        ConfigError::new(
-                            "TELEGRAM_BOT_TOKEN",
-                            "is malformed: expected <bot id>:<secret>",
-                        )
-                    })
-            })
-            .transpose()?;
-        let bot_id = match config::optional(env, "TELEGRAM_BOT_ID") {
-            None => token_bot_id,
-            Some(raw) => {
-                let id = parse_bot_id(raw.trim()).ok_or_else(|| {
-                    ConfigError::new(
-                        "TELEGRAM_BOT_ID",
-                        "is malformed: expected a positive integer",
-                    )
-                })?;
-                if token_bot_id.is_some_and(|t| t != id) {
-                    return Err(ConfigError::new(
-                        "TELEGRAM_BOT_ID",
-                        "does not match the bot id of TELEGRAM_BOT_TOKEN",
-                    ));
-                }
-                Some(id)
-            }
-        };
+        let bot_id = configured_bot_id(env, token.as_deref().map(String::as_str))?;
         let scheme = match (token, bot_id) {
             (Some(token), _) => Scheme::Hmac(WebAppSecret::from_bot_token(&token)),
             (None, Some(bot_id)) => Scheme::ThirdParty {
@@ -869,7 +838,46 @@ impl Validator {
     }
 }
 
-fn parse_bot_id(text: &str) -> Option<i64> {
+/// The bot's id as configured: `TELEGRAM_BOT_ID`, else the id prefix of `token` (the
+/// `TELEGRAM_BOT_TOKEN`); both set, they must agree. `None` when neither is set.
+pub(crate) fn configured_bot_id(
+    env: &dyn Env,
+    token: Option<&str>,
+) -> Result<Option<i64>, ConfigError> {
+    let token_bot_id = token
+        .map(|t| {
+            t.split_once(':')
+                .filter(|(_, secret)| !secret.is_empty())
+                .and_then(|(id, _)| parse_bot_id(id))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "TELEGRAM_BOT_TOKEN",
+                        "is malformed: expected <bot id>:<secret>",
+                    )
+                })
+        })
+        .transpose()?;
+    match config::optional(env, "TELEGRAM_BOT_ID") {
+        None => Ok(token_bot_id),
+        Some(raw) => {
+            let id = parse_bot_id(raw.trim()).ok_or_else(|| {
+                ConfigError::new(
+                    "TELEGRAM_BOT_ID",
+                    "is malformed: expected a positive integer",
+                )
+            })?;
+            if token_bot_id.is_some_and(|t| t != id) {
+                return Err(ConfigError::new(
+                    "TELEGRAM_BOT_ID",
+                    "does not match the bot id of TELEGRAM_BOT_TOKEN",
+                ));
+            }
+            Ok(Some(id))
+        }
+    }
+}
+
+pub(crate) fn parse_bot_id(text: &str) -> Option<i64> {
     parse_decimal(text)
         .and_then(|id| i64::try_from(id).ok())
         .filter(|id| *id > 0)

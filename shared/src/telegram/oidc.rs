@@ -114,38 +114,8 @@ impl TelegramOidcConfig {
             return Ok(None);
         };
         let client_secret = SecretString::new(secret.trim());
-        let token_bot_id = config::optional(env, "TELEGRAM_BOT_TOKEN")
-            .map(|token| {
-                token
-                    .split_once(':')
-                    .filter(|(_, s)| !s.is_empty())
-                    .and_then(|(id, _)| parse_bot_id(id))
-                    .ok_or_else(|| {
-                        ConfigError::new(
-                            "TELEGRAM_BOT_TOKEN",
-                            "is malformed: expected <bot id>:<secret>",
-                        )
-                    })
-            })
-            .transpose()?;
-        let bot_id = match config::optional(env, "TELEGRAM_BOT_ID") {
-            None => token_bot_id,
-            Some(raw) => {
-                let id = parse_bot_id(raw.trim()).ok_or_else(|| {
-                    ConfigError::new(
-                        "TELEGRAM_BOT_ID",
-                        "is malformed: expected a positive integer",
-                    )
-                })?;
-                if token_bot_id.is_some_and(|t| t != id) {
-                    return Err(ConfigError::new(
-                        "TELEGRAM_BOT_ID",
-                        "does not match the bot id of TELEGRAM_BOT_TOKEN",
-                    ));
-                }
-                Some(id)
-            }
-        };
+        let token = config::optional(env, "TELEGRAM_BOT_TOKEN").map(zeroize::Zeroizing::new);
+        let bot_id = super::initdata::configured_bot_id(env, token.as_deref().map(String::as_str))?;
         let bot_id = bot_id.ok_or_else(|| {
             ConfigError::new(
                 "TELEGRAM_BOT_ID",
@@ -208,13 +178,6 @@ impl TelegramOidcConfig {
         self.algorithms = algorithms;
         self
     }
-}
-
-fn parse_bot_id(text: &str) -> Option<i64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse::<i64>().ok().filter(|id| *id > 0)
 }
 
 /// What tglink puts in the authorization request it sends the browser to Telegram with.
@@ -740,7 +703,7 @@ impl TelegramOidc {
         }
         let user_id = match &claims.id {
             Some(serde_json::Value::Number(n)) => n.as_i64(),
-            Some(serde_json::Value::String(s)) => parse_bot_id(s),
+            Some(serde_json::Value::String(s)) => super::initdata::parse_bot_id(s),
             _ => None,
         }
         .and_then(|id| TelegramUserId::new(id).ok())
